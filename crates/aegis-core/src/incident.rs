@@ -1,0 +1,228 @@
+//! Findings, evidence, root-cause analyses, fixes and incidents: the analysis report of SPEC §4.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::policy::PolicyDecision;
+use crate::resource::ResourceRef;
+use crate::taxonomy::Category;
+
+/// Where the analysed state came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Mock,
+    Snapshot,
+    Cluster,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mock => "mock",
+            Self::Snapshot => "snapshot",
+            Self::Cluster => "cluster",
+        }
+    }
+}
+
+/// One thing an analyzer saw wrong with one object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// The analyzer that reported it (`Pod`, `Service`, …).
+    pub analyzer: String,
+    /// A short machine-readable reason (`CrashLoopBackOff`, `NoEndpoints`, …).
+    pub reason: String,
+    /// What is wrong, in a sentence.
+    pub message: String,
+    /// The object the finding is about.
+    pub resource: ResourceRef,
+}
+
+/// What kind of fact a piece of evidence is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EvidenceSource {
+    Log,
+    Event,
+    Status,
+    Spec,
+}
+
+/// A fact cited by a root-cause analysis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub source: EvidenceSource,
+    /// Where the fact can be found: `pod/ns/name/container: line 3`, `event/ns/name`, a field path.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// The fact itself, quoted.
+    pub excerpt: String,
+}
+
+impl Evidence {
+    pub fn new(source: EvidenceSource, reference: impl Into<String>, excerpt: impl Into<String>) -> Self {
+        Self {
+            source,
+            reference: reference.into(),
+            excerpt: excerpt.into(),
+        }
+    }
+}
+
+/// A root-cause analysis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rca {
+    pub category: Category,
+    pub summary: String,
+    pub root_cause: String,
+    pub confidence: f64,
+    pub evidence: Vec<Evidence>,
+    pub analysis_steps: Vec<String>,
+    pub decision_rationale: String,
+    /// Which backend produced it: `rules` or `ollama:<model>`.
+    pub backend: String,
+}
+
+/// The kind of patch a fix carries, as `kubectl patch --type` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PatchType {
+    StrategicMerge,
+    Merge,
+    Json,
+}
+
+impl PatchType {
+    /// The name `kubectl patch --type` expects.
+    pub fn kubectl_name(self) -> &'static str {
+        match self {
+            Self::StrategicMerge => "strategic",
+            Self::Merge => "merge",
+            Self::Json => "json",
+        }
+    }
+}
+
+/// How much could go wrong if the fix is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Risk {
+    Low,
+    Medium,
+    High,
+}
+
+/// A proposed fix: a typed patch on one object, with the patch that undoes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fix {
+    pub summary: String,
+    pub target: ResourceRef,
+    pub patch_type: PatchType,
+    pub patch: Value,
+    pub inverse_patch: Value,
+    pub risk: Risk,
+    pub policy: PolicyDecision,
+    pub requires_approval: bool,
+}
+
+/// How a fix will be verified in a shadow environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerificationPlan {
+    /// The checks made at every interval, in words (`container api is ready`).
+    pub checks: Vec<String>,
+    pub interval_seconds: u64,
+    /// Consecutive passing intervals needed for `successful`.
+    pub success_threshold: u32,
+    /// Failing intervals that make the verdict `failed`.
+    pub failure_limit: u32,
+    /// After this long with no decision the verdict is `inconclusive`.
+    pub timeout_seconds: u64,
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Successful,
+    Failed,
+    Inconclusive,
+    Skipped,
+}
+
+/// The result of verifying a fix (or why it was not verified).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerificationResult {
+    pub verdict: Verdict,
+    /// Share of passing checks in the last interval, `null` when nothing was checked.
+    pub health_score: Option<f64>,
+    pub checks: Vec<Value>,
+    /// Why the verdict is what it is, in a sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The verification of an incident's fix: the plan, and its result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verification {
+    pub plan: Option<VerificationPlan>,
+    pub result: VerificationResult,
+}
+
+/// One incident: a failure of one workload, with its diagnosis and fix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: String,
+    /// The most telling object of the incident.
+    pub resource: ResourceRef,
+    /// The workload that owns it (the object itself when nothing owns it).
+    pub workload: ResourceRef,
+    pub findings: Vec<Finding>,
+    pub rca: Rca,
+    pub fix: Option<Fix>,
+    pub verification: Verification,
+}
+
+/// What `aegis analyze` prints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisReport {
+    pub aegis_version: String,
+    pub source: SourceKind,
+    pub incidents: Vec<Incident>,
+}
+
+/// The stable identifier of the incident of one workload and category: `inc-` and eight hex digits.
+pub fn incident_id(workload: &ResourceRef, category: Category) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(workload.kind.as_str());
+    hasher.update([0]);
+    hasher.update(workload.namespace_str());
+    hasher.update([0]);
+    hasher.update(&workload.name);
+    hasher.update([0]);
+    hasher.update(category.id());
+    let digest = hasher.finalize();
+    format!(
+        "inc-{:02x}{:02x}{:02x}{:02x}",
+        digest[0], digest[1], digest[2], digest[3]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::ResourceKind;
+
+    #[test]
+    fn incident_ids_are_stable_and_distinguish_workload_and_category() {
+        let web = ResourceRef::namespaced(ResourceKind::Deployment, "default", "web");
+        let api = ResourceRef::namespaced(ResourceKind::Deployment, "default", "api");
+        let id = incident_id(&web, Category::OomKilled);
+        assert_eq!(id, incident_id(&web, Category::OomKilled));
+        assert_eq!(id.len(), "inc-".len() + 8);
+        assert!(id.starts_with("inc-"));
+        assert_ne!(id, incident_id(&api, Category::OomKilled));
+        assert_ne!(id, incident_id(&web, Category::MissingEnvVar));
+    }
+}

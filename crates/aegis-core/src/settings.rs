@@ -1,0 +1,161 @@
+//! Settings types: every configurable value, with its built-in default (SPEC §12).
+//!
+//! Loading and layering (files, environment, flags) is the CLI's job; these are plain data.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::taxonomy::Category;
+
+/// All settings, one field per configuration section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub llm: LlmSettings,
+    pub kubernetes: KubernetesSettings,
+    pub shadow: ShadowSettings,
+    pub policy: PolicySettings,
+    pub agent: AgentSettings,
+    pub observability: ObservabilitySettings,
+}
+
+/// Which reasoning backend `aegis analyze` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LlmBackendChoice {
+    /// Ollama when reachable, else the rules engine.
+    Auto,
+    /// The embedded rules engine only.
+    Rules,
+    /// Ollama, failing when it cannot be reached.
+    Ollama,
+}
+
+/// The `llm` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmSettings {
+    pub backend: LlmBackendChoice,
+    /// Ollama's URL; when unset, `OLLAMA_HOST`, else `http://127.0.0.1:11434`.
+    pub ollama_url: Option<String>,
+    pub rca_model: String,
+    pub fix_model: String,
+    pub verification_model: String,
+    pub connect_timeout_ms: u64,
+    pub request_timeout_secs: u64,
+}
+
+impl Default for LlmSettings {
+    fn default() -> Self {
+        Self {
+            backend: LlmBackendChoice::Auto,
+            ollama_url: None,
+            rca_model: "smollm2:135m".to_owned(),
+            fix_model: "smollm2:135m".to_owned(),
+            verification_model: "smollm2:135m".to_owned(),
+            connect_timeout_ms: 300,
+            request_timeout_secs: 120,
+        }
+    }
+}
+
+/// The `kubernetes` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KubernetesSettings {
+    /// A kubeconfig file; when unset, `KUBECONFIG`, else `~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
+    /// A kubeconfig context; when unset, the current context.
+    pub context: Option<String>,
+    /// The namespace used for `KIND/NAME` arguments; when unset, the context's, else `default`.
+    pub namespace: Option<String>,
+    pub connect_timeout_secs: u64,
+    pub read_timeout_secs: u64,
+    /// Lines of each failing container's log read for evidence.
+    pub log_tail_lines: i64,
+}
+
+impl Default for KubernetesSettings {
+    fn default() -> Self {
+        Self {
+            kubeconfig: None,
+            context: None,
+            namespace: None,
+            connect_timeout_secs: 5,
+            read_timeout_secs: 30,
+            log_tail_lines: 200,
+        }
+    }
+}
+
+/// The `shadow` section: how fixes are verified.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShadowSettings {
+    pub ttl_minutes: u64,
+    pub max_concurrent: u32,
+    pub interval_seconds: u64,
+    pub success_threshold: u32,
+    pub failure_limit: u32,
+    pub timeout_seconds: u64,
+}
+
+impl Default for ShadowSettings {
+    fn default() -> Self {
+        Self {
+            ttl_minutes: 30,
+            max_concurrent: 3,
+            interval_seconds: 5,
+            success_threshold: 3,
+            failure_limit: 3,
+            timeout_seconds: 300,
+        }
+    }
+}
+
+/// The `policy` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicySettings {
+    /// Categories whose fixes may be applied without approval once a shadow verified them.
+    pub auto_apply_categories: Vec<Category>,
+}
+
+/// The `agent` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentSettings {
+    /// Below this confidence no fix is proposed and the incident is escalated.
+    pub confidence_threshold: f64,
+    /// Pods younger than this are not reported for transient states (Pending, ContainerCreating).
+    pub grace_period_seconds: u64,
+    /// Where incidents are recorded; when unset, the user's state directory.
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        Self {
+            confidence_threshold: 0.7,
+            grace_period_seconds: 120,
+            state_dir: None,
+        }
+    }
+}
+
+/// The `observability` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObservabilitySettings {
+    /// The log filter for stderr (`warn`, `info`, `aegis_cluster=debug`, …).
+    pub log_level: String,
+}
+
+impl Default for ObservabilitySettings {
+    fn default() -> Self {
+        Self {
+            log_level: "warn".to_owned(),
+        }
+    }
+}

@@ -1,0 +1,380 @@
+//! The in-memory view of a cluster that analyzers and reasoning backends read: every object of
+//! the kinds AEGIS understands, container logs, and the moment the view was taken.
+//!
+//! Secrets are held without their values: sources strip `data` and `stringData` to keys with
+//! empty values before a Secret enters the state, so nothing downstream can leak them.
+
+use std::collections::{BTreeMap, HashMap};
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Event, Namespace, Node, PersistentVolumeClaim, Pod, Secret, Service,
+};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::resource::{ResourceKind, ResourceRef};
+
+/// Which log of a container: the running instance, or the one before the last restart.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LogKey {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    pub previous: bool,
+}
+
+/// Everything AEGIS knows about a cluster at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterState {
+    /// The moment the state describes; ages are measured from here.
+    pub now: Option<Timestamp>,
+    pub namespaces: Vec<Namespace>,
+    pub pods: Vec<Pod>,
+    pub deployments: Vec<Deployment>,
+    pub replica_sets: Vec<ReplicaSet>,
+    pub stateful_sets: Vec<StatefulSet>,
+    pub daemon_sets: Vec<DaemonSet>,
+    pub jobs: Vec<Job>,
+    pub cron_jobs: Vec<CronJob>,
+    pub services: Vec<Service>,
+    pub endpoint_slices: Vec<EndpointSlice>,
+    pub nodes: Vec<Node>,
+    pub persistent_volume_claims: Vec<PersistentVolumeClaim>,
+    pub ingresses: Vec<Ingress>,
+    pub horizontal_pod_autoscalers: Vec<HorizontalPodAutoscaler>,
+    pub config_maps: Vec<ConfigMap>,
+    /// Secrets with their values removed (keys kept).
+    pub secrets: Vec<Secret>,
+    pub events: Vec<Event>,
+    pub logs: BTreeMap<LogKey, String>,
+    /// Objects of kinds no analyzer reads, kept so callers can say they were seen.
+    pub other_objects: usize,
+}
+
+impl ClusterState {
+    /// The moment the state describes, or the Unix epoch when nothing carries a time.
+    pub fn now(&self) -> Timestamp {
+        self.now.unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    /// Sets `now` to the newest timestamp found in the state: event times, condition
+    /// transitions, container state times and creation times.
+    pub fn settle_now(&mut self) {
+        let mut newest: Option<Timestamp> = None;
+        let mut see = |time: Option<Timestamp>| {
+            if let Some(time) = time
+                && newest.is_none_or(|n| time > n)
+            {
+                newest = Some(time);
+            }
+        };
+        for event in &self.events {
+            see(event.last_timestamp.as_ref().map(|t| t.0));
+            see(event.first_timestamp.as_ref().map(|t| t.0));
+            see(event.event_time.as_ref().map(|t| t.0));
+        }
+        for pod in &self.pods {
+            see(pod.metadata.creation_timestamp.as_ref().map(|t| t.0));
+            let Some(status) = &pod.status else { continue };
+            see(status.start_time.as_ref().map(|t| t.0));
+            for condition in status.conditions.iter().flatten() {
+                see(condition.last_transition_time.as_ref().map(|t| t.0));
+            }
+            for container in status.container_statuses.iter().flatten() {
+                for state in [&container.state, &container.last_state].into_iter().flatten() {
+                    see(state.running.as_ref().and_then(|r| r.started_at.as_ref()).map(|t| t.0));
+                    see(state.terminated.as_ref().and_then(|t| t.finished_at.as_ref()).map(|t| t.0));
+                }
+            }
+        }
+        for deployment in &self.deployments {
+            for condition in deployment.status.iter().flat_map(|s| s.conditions.iter().flatten()) {
+                see(condition.last_update_time.as_ref().map(|t| t.0));
+            }
+        }
+        for node in &self.nodes {
+            for condition in node.status.iter().flat_map(|s| s.conditions.iter().flatten()) {
+                see(condition.last_heartbeat_time.as_ref().map(|t| t.0));
+            }
+        }
+        if newest.is_some() {
+            self.now = newest;
+        }
+    }
+
+    /// Removes secret values, keeping keys, so the state can never carry them.
+    pub fn redact_secret(secret: &mut Secret) {
+        if let Some(data) = &mut secret.data {
+            for value in data.values_mut() {
+                value.0.clear();
+            }
+        }
+        if let Some(string_data) = secret.string_data.take() {
+            let data = secret.data.get_or_insert_with(BTreeMap::new);
+            for key in string_data.into_keys() {
+                data.insert(key, k8s_openapi::ByteString(Vec::new()));
+            }
+        }
+        if let Some(annotations) = &mut secret.metadata.annotations {
+            annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+        }
+    }
+
+    /// The number of objects held.
+    pub fn object_count(&self) -> usize {
+        self.namespaces.len()
+            + self.pods.len()
+            + self.deployments.len()
+            + self.replica_sets.len()
+            + self.stateful_sets.len()
+            + self.daemon_sets.len()
+            + self.jobs.len()
+            + self.cron_jobs.len()
+            + self.services.len()
+            + self.endpoint_slices.len()
+            + self.nodes.len()
+            + self.persistent_volume_claims.len()
+            + self.ingresses.len()
+            + self.horizontal_pod_autoscalers.len()
+            + self.config_maps.len()
+            + self.secrets.len()
+            + self.events.len()
+            + self.other_objects
+    }
+
+    /// Whether an object of `kind` named `name` exists (in `namespace`, for namespaced kinds).
+    pub fn contains(&self, kind: ResourceKind, namespace: &str, name: &str) -> bool {
+        fn has<'a>(mut metas: impl Iterator<Item = &'a ObjectMeta>, namespace: Option<&str>, name: &str) -> bool {
+            metas.any(|m| m.name.as_deref() == Some(name) && (namespace.is_none() || m.namespace.as_deref() == namespace))
+        }
+        let ns = Some(namespace);
+        match kind {
+            ResourceKind::Pod => has(self.pods.iter().map(|o| &o.metadata), ns, name),
+            ResourceKind::Deployment => has(self.deployments.iter().map(|o| &o.metadata), ns, name),
+            ResourceKind::ReplicaSet => has(self.replica_sets.iter().map(|o| &o.metadata), ns, name),
+            ResourceKind::StatefulSet => has(self.stateful_sets.iter().map(|o| &o.metadata), ns, name),
+            ResourceKind::DaemonSet => has(self.daemon_sets.iter().map(|o| &o.metadata), ns, name),
+            ResourceKind::Job => has(self.jobs.iter().map(|o| &o.metadata), ns, name),
+            ResourceKind::CronJob => has(self.cron_jobs.iter().map(|o| &o.metadata), ns, name),
+            ResourceKind::Service => has(self.services.iter().map(|o| &o.metadata), ns, name),
+            ResourceKind::Node => has(self.nodes.iter().map(|o| &o.metadata), None, name),
+            ResourceKind::PersistentVolumeClaim => {
+                has(self.persistent_volume_claims.iter().map(|o| &o.metadata), ns, name)
+            }
+            ResourceKind::Ingress => has(self.ingresses.iter().map(|o| &o.metadata), ns, name),
+            ResourceKind::HorizontalPodAutoscaler => {
+                has(self.horizontal_pod_autoscalers.iter().map(|o| &o.metadata), ns, name)
+            }
+            ResourceKind::ConfigMap => has(self.config_maps.iter().map(|o| &o.metadata), ns, name),
+            ResourceKind::Secret => has(self.secrets.iter().map(|o| &o.metadata), ns, name),
+            ResourceKind::Namespace => has(self.namespaces.iter().map(|o| &o.metadata), None, name),
+        }
+    }
+
+    /// The log of a container, if the source had it.
+    pub fn log(&self, namespace: &str, pod: &str, container: &str, previous: bool) -> Option<&str> {
+        self.logs
+            .get(&LogKey {
+                namespace: namespace.to_owned(),
+                pod: pod.to_owned(),
+                container: container.to_owned(),
+                previous,
+            })
+            .map(String::as_str)
+    }
+
+    /// Builds the lookup tables analyzers need, once.
+    pub fn index(&self) -> StateIndex<'_> {
+        StateIndex::new(self)
+    }
+}
+
+/// Lookup tables over a [`ClusterState`], built once per analysis.
+#[derive(Debug)]
+pub struct StateIndex<'a> {
+    state: &'a ClusterState,
+    events: HashMap<String, Vec<&'a Event>>,
+    by_uid: HashMap<&'a str, ResourceRef>,
+    pods_by_owner: HashMap<&'a str, Vec<&'a Pod>>,
+    replica_sets_by_owner: HashMap<&'a str, Vec<&'a ReplicaSet>>,
+    jobs_by_owner: HashMap<&'a str, Vec<&'a Job>>,
+    owners: HashMap<&'a str, &'a str>,
+}
+
+impl<'a> StateIndex<'a> {
+    fn new(state: &'a ClusterState) -> Self {
+        let mut events: HashMap<String, Vec<&Event>> = HashMap::new();
+        for event in &state.events {
+            let object = &event.involved_object;
+            let key = event_key(
+                object.kind.as_deref().unwrap_or_default(),
+                object.namespace.as_deref().unwrap_or_default(),
+                object.name.as_deref().unwrap_or_default(),
+            );
+            events.entry(key).or_default().push(event);
+        }
+        for list in events.values_mut() {
+            list.sort_by_key(|e| event_time(e));
+        }
+        let mut index = Self {
+            state,
+            events,
+            by_uid: HashMap::new(),
+            pods_by_owner: HashMap::new(),
+            replica_sets_by_owner: HashMap::new(),
+            jobs_by_owner: HashMap::new(),
+            owners: HashMap::new(),
+        };
+        let metas = state
+            .deployments
+            .iter()
+            .map(|o| (ResourceKind::Deployment, &o.metadata))
+            .chain(state.replica_sets.iter().map(|o| (ResourceKind::ReplicaSet, &o.metadata)))
+            .chain(state.stateful_sets.iter().map(|o| (ResourceKind::StatefulSet, &o.metadata)))
+            .chain(state.daemon_sets.iter().map(|o| (ResourceKind::DaemonSet, &o.metadata)))
+            .chain(state.jobs.iter().map(|o| (ResourceKind::Job, &o.metadata)))
+            .chain(state.cron_jobs.iter().map(|o| (ResourceKind::CronJob, &o.metadata)))
+            .chain(state.pods.iter().map(|o| (ResourceKind::Pod, &o.metadata)));
+        for (kind, meta) in metas {
+            if let Some(uid) = meta.uid.as_deref() {
+                index.by_uid.insert(uid, ref_of(kind, meta));
+                if let Some(owner) = controller_uid(meta) {
+                    index.owners.insert(uid, owner);
+                }
+            }
+        }
+        for pod in &state.pods {
+            if let Some(owner) = controller_uid(&pod.metadata) {
+                index.pods_by_owner.entry(owner).or_default().push(pod);
+            }
+        }
+        for rs in &state.replica_sets {
+            if let Some(owner) = controller_uid(&rs.metadata) {
+                index.replica_sets_by_owner.entry(owner).or_default().push(rs);
+            }
+        }
+        for job in &state.jobs {
+            if let Some(owner) = controller_uid(&job.metadata) {
+                index.jobs_by_owner.entry(owner).or_default().push(job);
+            }
+        }
+        index
+    }
+
+    pub fn state(&self) -> &'a ClusterState {
+        self.state
+    }
+
+    /// Events about one object, oldest first.
+    pub fn events_for(&self, kind: ResourceKind, namespace: &str, name: &str) -> &[&'a Event] {
+        self.events
+            .get(&event_key(kind.as_str(), namespace, name))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The workload that ultimately owns an object: a Pod's ReplicaSet's Deployment, a Job's
+    /// CronJob. An object nothing owns is its own workload.
+    pub fn workload_of(&self, kind: ResourceKind, meta: &ObjectMeta) -> ResourceRef {
+        let mut current = ref_of(kind, meta);
+        let mut uid = meta.uid.as_deref();
+        // Owner chains are short (Pod → ReplicaSet → Deployment); the bound guards against cycles.
+        for _ in 0..8 {
+            let Some(owner_uid) = uid.and_then(|u| self.owners.get(u).copied()) else {
+                break;
+            };
+            let Some(owner) = self.by_uid.get(owner_uid) else {
+                break;
+            };
+            current = owner.clone();
+            uid = Some(owner_uid);
+        }
+        if current.kind == kind && current.name == meta.name.as_deref().unwrap_or_default() {
+            // No owner object in the state; fall back to the owner reference itself so a pod of
+            // a Deployment whose ReplicaSet was not captured still names a workload.
+            if let Some(owner) = meta
+                .owner_references
+                .iter()
+                .flatten()
+                .find(|o| o.controller == Some(true))
+                && let Some(owner_kind) = ResourceKind::from_kind(&owner.kind)
+            {
+                return ResourceRef::new(owner_kind, meta.namespace.as_deref(), &owner.name);
+            }
+        }
+        current
+    }
+
+    /// Pods controlled by the object with this uid.
+    pub fn pods_owned_by(&self, uid: &str) -> &[&'a Pod] {
+        self.pods_by_owner.get(uid).map_or(&[], Vec::as_slice)
+    }
+
+    /// ReplicaSets controlled by the Deployment with this uid.
+    pub fn replica_sets_owned_by(&self, uid: &str) -> &[&'a ReplicaSet] {
+        self.replica_sets_by_owner.get(uid).map_or(&[], Vec::as_slice)
+    }
+
+    /// Jobs controlled by the CronJob with this uid.
+    pub fn jobs_owned_by(&self, uid: &str) -> &[&'a Job] {
+        self.jobs_by_owner.get(uid).map_or(&[], Vec::as_slice)
+    }
+
+    /// Pods of a workload, following ReplicaSets for Deployments and Jobs for CronJobs.
+    pub fn pods_of_workload(&self, kind: ResourceKind, uid: &str) -> Vec<&'a Pod> {
+        match kind {
+            ResourceKind::Deployment => self
+                .replica_sets_owned_by(uid)
+                .iter()
+                .filter_map(|rs| rs.metadata.uid.as_deref())
+                .flat_map(|rs_uid| self.pods_owned_by(rs_uid).iter().copied())
+                .collect(),
+            ResourceKind::CronJob => self
+                .jobs_owned_by(uid)
+                .iter()
+                .filter_map(|job| job.metadata.uid.as_deref())
+                .flat_map(|job_uid| self.pods_owned_by(job_uid).iter().copied())
+                .collect(),
+            _ => self.pods_owned_by(uid).to_vec(),
+        }
+    }
+}
+
+fn event_key(kind: &str, namespace: &str, name: &str) -> String {
+    format!("{kind}\0{namespace}\0{name}")
+}
+
+/// The time an event last happened.
+pub fn event_time(event: &Event) -> Option<Timestamp> {
+    event
+        .last_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .or_else(|| event.event_time.as_ref().map(|t| t.0))
+        .or_else(|| event.first_timestamp.as_ref().map(|t| t.0))
+}
+
+/// A reference to the object described by `meta`.
+pub fn ref_of(kind: ResourceKind, meta: &ObjectMeta) -> ResourceRef {
+    ResourceRef::new(
+        kind,
+        if kind.is_namespaced() {
+            Some(meta.namespace.as_deref().unwrap_or("default"))
+        } else {
+            None
+        },
+        meta.name.as_deref().unwrap_or_default(),
+    )
+}
+
+fn controller_uid(meta: &ObjectMeta) -> Option<&str> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.uid.as_str())
+}
