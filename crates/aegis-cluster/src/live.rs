@@ -1,0 +1,384 @@
+//! The live source: a real cluster through kube-rs, read-only.
+//!
+//! One paginated List per kind, all kinds at once; events come in the same single List and are
+//! indexed once by the analyzers. Logs are fetched only for failing containers, one pod per
+//! owning controller, so a crash-looping Deployment of 500 replicas costs two log requests.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aegis_core::state::LogKey;
+use aegis_core::{ClusterState, SourceKind};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Event, Namespace, Node, PersistentVolumeClaim, Pod, Secret, Service,
+};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Api, ListParams, LogParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config, Resource};
+use serde::de::DeserializeOwned;
+
+use crate::{ClusterRead, Error, LoadWarning, Loaded, Result, Scope};
+
+/// How to reach the cluster.
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    /// A kubeconfig file; when unset, `KUBECONFIG`, `~/.kube/config`, or the in-cluster config.
+    pub kubeconfig: Option<PathBuf>,
+    /// A context of the kubeconfig; when unset, the current one.
+    pub context: Option<String>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    /// Lines of each failing container's log to read.
+    pub log_tail_lines: i64,
+}
+
+/// Objects per page of a List.
+const PAGE_SIZE: u32 = 500;
+/// Failing pods whose logs are read, at most.
+const MAX_LOG_PODS: usize = 100;
+/// Log requests in flight at once.
+const LOG_CONCURRENCY: usize = 8;
+
+/// Reads a live cluster.
+#[derive(Clone)]
+pub struct LiveSource {
+    client: Client,
+    server: String,
+    default_namespace: String,
+    log_tail_lines: i64,
+}
+
+impl std::fmt::Debug for LiveSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveSource").field("server", &self.server).finish_non_exhaustive()
+    }
+}
+
+impl LiveSource {
+    /// Builds a client from the kubeconfig and checks that the API server answers.
+    pub async fn connect(options: &LiveOptions) -> Result<Self> {
+        let kube_options = KubeConfigOptions {
+            context: options.context.clone(),
+            ..KubeConfigOptions::default()
+        };
+        let mut config = match &options.kubeconfig {
+            Some(path) => {
+                let kubeconfig = Kubeconfig::read_from(path)
+                    .map_err(|e| Error::Kubeconfig(format!("{}: {e}", path.display())))?;
+                Config::from_custom_kubeconfig(kubeconfig, &kube_options)
+                    .await
+                    .map_err(|e| Error::Kubeconfig(format!("{}: {e}", path.display())))?
+            }
+            None if options.context.is_some() => Config::from_kubeconfig(&kube_options)
+                .await
+                .map_err(|e| Error::Kubeconfig(e.to_string()))?,
+            None => Config::infer()
+                .await
+                .map_err(|e| Error::Kubeconfig(e.to_string()))?,
+        };
+        config.connect_timeout = Some(options.connect_timeout);
+        config.read_timeout = Some(options.read_timeout);
+        let server = config.cluster_url.to_string();
+        let default_namespace = config.default_namespace.clone();
+        let client = Client::try_from(config).map_err(|e| Error::Kubeconfig(e.to_string()))?;
+        let source = Self {
+            client,
+            server,
+            default_namespace,
+            log_tail_lines: options.log_tail_lines,
+        };
+        let deadline = options.connect_timeout + options.read_timeout;
+        match tokio::time::timeout(deadline, source.client.apiserver_version()).await {
+            Ok(Ok(_)) => Ok(source),
+            Ok(Err(e)) => Err(Error::Unreachable {
+                server: source.server.clone(),
+                reason: error_chain(&e),
+            }),
+            Err(_) => Err(Error::Unreachable {
+                server: source.server.clone(),
+                reason: format!("no answer within {} s", deadline.as_secs()),
+            }),
+        }
+    }
+
+    /// Wraps an existing client (tests use a mock API server).
+    pub fn from_client(client: Client, server: &str, log_tail_lines: i64) -> Self {
+        Self {
+            default_namespace: client.default_namespace().to_owned(),
+            client,
+            server: server.to_owned(),
+            log_tail_lines,
+        }
+    }
+
+    /// The namespace of the kubeconfig context.
+    pub fn default_namespace(&self) -> &str {
+        &self.default_namespace
+    }
+
+    /// The API server's URL.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    async fn list<K>(&self, scope: &Scope) -> Result<(Vec<K>, Option<LoadWarning>)>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        let api: Api<K> = match &scope.namespace {
+            Some(namespace) => Api::namespaced(self.client.clone(), namespace),
+            None => Api::all(self.client.clone()),
+        };
+        self.paginate(&api).await
+    }
+
+    async fn list_cluster<K>(&self) -> Result<(Vec<K>, Option<LoadWarning>)>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+        K: Resource<Scope = k8s_openapi::ClusterResourceScope>,
+    {
+        self.paginate(&Api::<K>::all(self.client.clone())).await
+    }
+
+    async fn paginate<K>(&self, api: &Api<K>) -> Result<(Vec<K>, Option<LoadWarning>)>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    {
+        let kind = K::kind(&()).into_owned();
+        let mut items = Vec::new();
+        let mut params = ListParams::default().limit(PAGE_SIZE);
+        loop {
+            let page = match api.list(&params).await {
+                Ok(page) => page,
+                Err(kube::Error::Api(status)) if matches!(status.code, 403 | 404) => {
+                    let warning = LoadWarning {
+                        location: kind.clone(),
+                        reason: format!("not listed ({}): {}", status.code, status.message),
+                    };
+                    return Ok((items, Some(warning)));
+                }
+                Err(kube::Error::Api(status)) => {
+                    return Err(Error::ListFailed {
+                        kind,
+                        reason: status.message,
+                    });
+                }
+                Err(e) => {
+                    return Err(Error::Unreachable {
+                        server: self.server.clone(),
+                        reason: error_chain(&e),
+                    });
+                }
+            };
+            items.extend(page.items);
+            match page.metadata.continue_.filter(|token| !token.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok((items, None)),
+            }
+        }
+    }
+
+    async fn load_async(&self, scope: &Scope) -> Result<Loaded> {
+        let mut warnings = Vec::new();
+        let (
+            namespaces,
+            nodes,
+            pods,
+            deployments,
+            replica_sets,
+            stateful_sets,
+            daemon_sets,
+            jobs,
+            cron_jobs,
+            services,
+            endpoint_slices,
+            pvcs,
+            ingresses,
+            hpas,
+            config_maps,
+            secrets,
+            events,
+        ) = futures::try_join!(
+            self.list_cluster::<Namespace>(),
+            self.list_cluster::<Node>(),
+            self.list::<Pod>(scope),
+            self.list::<Deployment>(scope),
+            self.list::<ReplicaSet>(scope),
+            self.list::<StatefulSet>(scope),
+            self.list::<DaemonSet>(scope),
+            self.list::<Job>(scope),
+            self.list::<CronJob>(scope),
+            self.list::<Service>(scope),
+            self.list::<EndpointSlice>(scope),
+            self.list::<PersistentVolumeClaim>(scope),
+            self.list::<Ingress>(scope),
+            self.list::<HorizontalPodAutoscaler>(scope),
+            self.list::<ConfigMap>(scope),
+            self.list::<Secret>(scope),
+            self.list::<Event>(scope),
+        )?;
+        let mut state = ClusterState::default();
+        macro_rules! take {
+            ($field:ident, $value:expr) => {{
+                let (items, warning) = $value;
+                state.$field = items;
+                warnings.extend(warning);
+            }};
+        }
+        take!(namespaces, namespaces);
+        take!(nodes, nodes);
+        take!(pods, pods);
+        take!(deployments, deployments);
+        take!(replica_sets, replica_sets);
+        take!(stateful_sets, stateful_sets);
+        take!(daemon_sets, daemon_sets);
+        take!(jobs, jobs);
+        take!(cron_jobs, cron_jobs);
+        take!(services, services);
+        take!(endpoint_slices, endpoint_slices);
+        take!(persistent_volume_claims, pvcs);
+        take!(ingresses, ingresses);
+        take!(horizontal_pod_autoscalers, hpas);
+        take!(config_maps, config_maps);
+        take!(secrets, secrets);
+        take!(events, events);
+        for secret in &mut state.secrets {
+            ClusterState::redact_secret(secret);
+        }
+        if let Some(namespace) = &scope.namespace {
+            state
+                .namespaces
+                .retain(|n| n.metadata.name.as_deref() == Some(namespace));
+        }
+        self.fetch_failing_logs(&mut state).await;
+        state.now = Some(k8s_openapi::jiff::Timestamp::now());
+        Ok(Loaded { state, warnings })
+    }
+
+    /// Reads current and previous logs of failing containers, one pod per owner.
+    async fn fetch_failing_logs(&self, state: &mut ClusterState) {
+        let mut seen_owners = HashSet::new();
+        let mut requests = Vec::new();
+        for pod in &state.pods {
+            let Some(status) = &pod.status else { continue };
+            let owner = pod
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .find(|o| o.controller == Some(true))
+                .map_or_else(|| pod.metadata.uid.clone().unwrap_or_default(), |o| o.uid.clone());
+            let failing: Vec<_> = status
+                .container_statuses
+                .iter()
+                .flatten()
+                .filter(|c| container_is_failing(c))
+                .collect();
+            if failing.is_empty() || !seen_owners.insert(owner) {
+                continue;
+            }
+            if seen_owners.len() > MAX_LOG_PODS {
+                break;
+            }
+            let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            for container in failing {
+                let running_or_terminated = container
+                    .state
+                    .as_ref()
+                    .is_some_and(|s| s.running.is_some() || s.terminated.is_some());
+                let key = |previous| LogKey {
+                    namespace: namespace.clone(),
+                    pod: name.clone(),
+                    container: container.name.clone(),
+                    previous,
+                };
+                if running_or_terminated || container.restart_count > 0 {
+                    requests.push(key(false));
+                }
+                if container.restart_count > 0 {
+                    requests.push(key(true));
+                }
+            }
+        }
+        let tail_lines = self.log_tail_lines;
+        let fetched: Vec<(LogKey, Option<String>)> = futures::stream::iter(requests)
+            .map(|key| {
+                let api: Api<Pod> = Api::namespaced(self.client.clone(), &key.namespace);
+                async move {
+                    let params = LogParams {
+                        container: Some(key.container.clone()),
+                        previous: key.previous,
+                        tail_lines: Some(tail_lines),
+                        ..LogParams::default()
+                    };
+                    let log = match api.logs(&key.pod, &params).await {
+                        Ok(log) => Some(log),
+                        Err(e) => {
+                            tracing::debug!(pod = %key.pod, container = %key.container, error = %e, "log not read");
+                            None
+                        }
+                    };
+                    (key, log)
+                }
+            })
+            .buffer_unordered(LOG_CONCURRENCY)
+            .collect()
+            .await;
+        for (key, log) in fetched {
+            if let Some(log) = log {
+                state.logs.insert(key, log);
+            }
+        }
+    }
+}
+
+/// Whether a container shows signs that its log explains something.
+fn container_is_failing(container: &k8s_openapi::api::core::v1::ContainerStatus) -> bool {
+    let waiting_badly = container
+        .state
+        .as_ref()
+        .and_then(|s| s.waiting.as_ref())
+        .and_then(|w| w.reason.as_deref())
+        .is_some_and(|r| matches!(r, "CrashLoopBackOff" | "RunContainerError" | "Error"));
+    let terminated_badly = container
+        .state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .is_some_and(|t| t.exit_code != 0);
+    let running_unready = container.state.as_ref().is_some_and(|s| s.running.is_some()) && !container.ready;
+    container.restart_count > 0 || waiting_badly || terminated_badly || running_unready
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+impl ClusterRead for LiveSource {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Cluster
+    }
+
+    fn load<'a>(&'a self, scope: &'a Scope) -> BoxFuture<'a, Result<Loaded>> {
+        self.load_async(scope).boxed()
+    }
+}

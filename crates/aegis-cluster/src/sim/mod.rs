@@ -1,0 +1,651 @@
+//! The simulated source behind `--mock`: the built-in demo world (SPEC §7).
+//!
+//! Manifests are applied in order, like `kubectl apply`; a second version of a Deployment is a
+//! rollout with a new revision. Controllers (Deployment → ReplicaSet → Pod, StatefulSet, DaemonSet,
+//! Job, Service → EndpointSlice) then run once, and every pod is simulated by [`pod::simulate`]
+//! against the [`world::World`] model. The result is a [`ClusterState`] like any other source's.
+
+pub mod pod;
+pub mod world;
+
+use std::collections::BTreeMap;
+
+use aegis_core::state::LogKey;
+use aegis_core::{ClusterState, SourceKind};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use self::pod::{Namespace, PodOutcome, Scheduler, SimEvent, stable_hash};
+use self::world::World;
+use crate::{ClusterRead, Error, Loaded, ObjectSink, Result, Scope};
+
+/// The demo world's model.
+pub const DEMO_WORLD: &str = include_str!("../../../../examples/mock-world.yaml");
+
+/// The demo incidents, applied in this order.
+pub const DEMO_MANIFESTS: [(&str, &str); 10] = [
+    ("01-namespaces.yaml", include_str!("../../../../examples/incidents/01-namespaces.yaml")),
+    ("api-gateway.yaml", include_str!("../../../../examples/incidents/api-gateway.yaml")),
+    ("crashloop-missing-env.yaml", include_str!("../../../../examples/incidents/crashloop-missing-env.yaml")),
+    ("demo-nginx.yaml", include_str!("../../../../examples/incidents/demo-nginx.yaml")),
+    ("imagepull-bad-tag.yaml", include_str!("../../../../examples/incidents/imagepull-bad-tag.yaml")),
+    ("liveness-failure.yaml", include_str!("../../../../examples/incidents/liveness-failure.yaml")),
+    ("oomkill-memory-leak.yaml", include_str!("../../../../examples/incidents/oomkill-memory-leak.yaml")),
+    ("pending-no-resources.yaml", include_str!("../../../../examples/incidents/pending-no-resources.yaml")),
+    ("readiness-failure.yaml", include_str!("../../../../examples/incidents/readiness-failure.yaml")),
+    ("service-wrong-selector.yaml", include_str!("../../../../examples/incidents/service-wrong-selector.yaml")),
+];
+
+/// A simulated cluster: a world model and the manifests applied to it.
+#[derive(Debug, Clone)]
+pub struct MockSource {
+    world: World,
+    /// Applied objects in order; later versions of the same object follow earlier ones.
+    manifests: Vec<Value>,
+}
+
+impl MockSource {
+    /// The built-in demo world.
+    pub fn demo() -> Result<Self> {
+        Self::new(DEMO_WORLD, &DEMO_MANIFESTS)
+    }
+
+    /// A world from its model and named manifest files.
+    pub fn new(world: &str, manifests: &[(&str, &str)]) -> Result<Self> {
+        let world = World::parse(world).map_err(Error::World)?;
+        let mut objects = Vec::new();
+        for (name, text) in manifests {
+            for document in serde_yaml::Deserializer::from_str(text) {
+                let value = Value::deserialize(document).map_err(|e| Error::World(format!("{name}: {e}")))?;
+                if value.is_object() {
+                    objects.push(value);
+                }
+            }
+        }
+        Ok(Self { world, manifests: objects })
+    }
+
+    /// Adds (or updates, as a rollout) one object.
+    pub fn apply(&mut self, object: Value) {
+        self.manifests.push(object);
+    }
+
+    /// Runs the controllers and the pod simulation, and returns what a client would read.
+    pub fn observe(&self, scope: &Scope) -> Result<Loaded> {
+        let mut simulation = Simulation::new(&self.world)?;
+        simulation.run(&self.manifests)?;
+        let mut sink = ObjectSink::new(scope.clone());
+        for object in simulation.objects {
+            sink.add(object).map_err(Error::World)?;
+        }
+        let mut state: ClusterState = sink.state;
+        for (key, text) in simulation.logs {
+            if scope.includes(Some(&key.namespace)) {
+                state.logs.insert(key, text);
+            }
+        }
+        state.now = Some(simulation.now);
+        Ok(Loaded { state, warnings: Vec::new() })
+    }
+}
+
+impl ClusterRead for MockSource {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Mock
+    }
+
+    fn load<'a>(&'a self, scope: &'a Scope) -> BoxFuture<'a, Result<Loaded>> {
+        async move { self.observe(scope) }.boxed()
+    }
+}
+
+/// One run of the simulated controllers.
+struct Simulation<'w> {
+    world: &'w World,
+    now: Timestamp,
+    created: Timestamp,
+    scheduler: Scheduler,
+    objects: Vec<Value>,
+    logs: Vec<(LogKey, String)>,
+    config_maps: Vec<ConfigMap>,
+    secrets: Vec<Secret>,
+    claims: Vec<PersistentVolumeClaim>,
+    /// Pods by namespace, for Services.
+    pods: Vec<Value>,
+}
+
+/// The alphabet Kubernetes uses for generated name suffixes.
+const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+fn suffix(seed: &str, length: usize) -> String {
+    let mut hash = stable_hash(seed);
+    (0..length)
+        .map(|_| {
+            let c = NAME_ALPHABET[(hash % NAME_ALPHABET.len() as u64) as usize] as char;
+            hash /= NAME_ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}
+
+fn uid(kind: &str, namespace: &str, name: &str) -> String {
+    let a = stable_hash(&format!("{kind}/{namespace}/{name}"));
+    let b = stable_hash(&format!("{name}/{namespace}/{kind}"));
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        (b >> 48) & 0xfff,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+fn str_at<'a>(value: &'a Value, pointer: &str) -> &'a str {
+    value.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+}
+
+impl<'w> Simulation<'w> {
+    fn new(world: &'w World) -> Result<Self> {
+        let now: Timestamp = world.clock.parse().map_err(|e| Error::World(format!("clock: {e}")))?;
+        let created = now
+            .checked_sub(SignedDuration::from_secs(world.workload_age_seconds as i64))
+            .map_err(|e| Error::World(format!("workloadAgeSeconds: {e}")))?;
+        Ok(Self {
+            world,
+            now,
+            created,
+            scheduler: Scheduler::new(world),
+            objects: Vec::new(),
+            logs: Vec::new(),
+            config_maps: Vec::new(),
+            secrets: Vec::new(),
+            claims: Vec::new(),
+            pods: Vec::new(),
+        })
+    }
+
+    fn run(&mut self, manifests: &[Value]) -> Result<()> {
+        // Apply: the last version of each object wins; Deployments keep their earlier templates.
+        let mut latest: Vec<(String, Value)> = Vec::new();
+        let mut history: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for object in manifests {
+            let kind = str_at(object, "/kind");
+            let namespace = match str_at(object, "/metadata/namespace") {
+                "" if kind != "Namespace" => "default",
+                ns => ns,
+            };
+            let key = format!("{kind}/{namespace}/{}", str_at(object, "/metadata/name"));
+            let mut object = object.clone();
+            if kind != "Namespace" {
+                object["metadata"]["namespace"] = json!(namespace);
+            }
+            if kind == "Deployment" {
+                history.entry(key.clone()).or_default().push(object["spec"]["template"].clone());
+            }
+            match latest.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, existing)) => *existing = object,
+                None => latest.push((key, object)),
+            }
+        }
+        self.add_nodes();
+        let mut namespaces = vec!["default".to_owned(), "kube-system".to_owned()];
+        for (_, object) in &latest {
+            if str_at(object, "/kind") == "Namespace" {
+                namespaces.retain(|n| n != str_at(object, "/metadata/name"));
+            }
+        }
+        for name in namespaces {
+            self.objects.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}, "status": {"phase": "Active"}}));
+        }
+        // Configuration and storage first: pods refer to them.
+        for (_, object) in &latest {
+            match str_at(object, "/kind") {
+                "ConfigMap" => self.config_maps.push(parse(object)?),
+                "Secret" => {
+                    let mut secret: Secret = parse(object)?;
+                    ClusterState::redact_secret(&mut secret);
+                    self.secrets.push(secret);
+                }
+                "PersistentVolumeClaim" => {
+                    let claim = self.provision(object);
+                    self.claims.push(parse(&claim)?);
+                }
+                _ => {}
+            }
+        }
+        for (key, object) in &latest {
+            let mut object = self.stamp(object);
+            match str_at(&object, "/kind") {
+                "Deployment" => {
+                    let revisions = history.get(key).cloned().unwrap_or_default();
+                    self.deployment(&mut object, &revisions)?;
+                }
+                "StatefulSet" => self.stateful_set(&mut object)?,
+                "DaemonSet" => self.daemon_set(&mut object)?,
+                "Job" => self.job(&mut object)?,
+                "Pod" => {
+                    let mut pod = object.clone();
+                    self.run_pod(&mut pod)?;
+                    continue;
+                }
+                "PersistentVolumeClaim" => object = self.provision(&object),
+                _ => {}
+            }
+            self.objects.push(object);
+        }
+        let services: Vec<Value> = self
+            .objects
+            .iter()
+            .filter(|o| str_at(o, "/kind") == "Service")
+            .cloned()
+            .collect();
+        for service in services {
+            self.endpoints(&service);
+        }
+        Ok(())
+    }
+
+    /// Adds metadata the API server would set: uid, creation time.
+    fn stamp(&self, object: &Value) -> Value {
+        let mut object = object.clone();
+        let kind = str_at(&object, "/kind").to_owned();
+        let namespace = str_at(&object, "/metadata/namespace").to_owned();
+        let name = str_at(&object, "/metadata/name").to_owned();
+        object["metadata"]["uid"] = json!(uid(&kind, &namespace, &name));
+        object["metadata"]["creationTimestamp"] = json!(self.created.to_string());
+        object
+    }
+
+    fn add_nodes(&mut self) {
+        for node in &self.world.nodes {
+            let ready = node.ready.unwrap_or(true);
+            let mut labels = node.labels.clone();
+            labels.insert("kubernetes.io/hostname".to_owned(), node.name.clone());
+            labels.insert("kubernetes.io/os".to_owned(), "linux".to_owned());
+            let capacity = json!({"cpu": node.cpu, "memory": node.memory, "pods": node.pods.to_string()});
+            self.objects.push(json!({
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {"name": node.name, "labels": labels, "uid": uid("Node", "", &node.name), "creationTimestamp": self.created.to_string()},
+                "spec": {},
+                "status": {
+                    "capacity": capacity,
+                    "allocatable": capacity,
+                    "conditions": [{
+                        "type": "Ready",
+                        "status": if ready { "True" } else { "Unknown" },
+                        "reason": if ready { "KubeletReady" } else { "NodeStatusUnknown" },
+                        "message": if ready { "kubelet is posting ready status" } else { "Kubelet stopped posting node status." },
+                        "lastHeartbeatTime": self.now.to_string(),
+                        "lastTransitionTime": self.created.to_string(),
+                    }],
+                    "nodeInfo": {"kubeletVersion": "v1.34.1", "containerRuntimeVersion": "containerd://2.1.4", "osImage": "simulated", "architecture": "amd64", "operatingSystem": "linux", "kernelVersion": "6.8.0", "kubeProxyVersion": "", "machineID": "", "systemUUID": "", "bootID": ""},
+                },
+            }));
+        }
+    }
+
+    /// Binds a claim when its storage class exists in the world, else leaves it Pending.
+    fn provision(&mut self, claim: &Value) -> Value {
+        let mut claim = self.stamp(claim);
+        let class = claim
+            .pointer("/spec/storageClassName")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| self.world.storage_classes.first().cloned());
+        let bound = class.as_ref().is_some_and(|c| self.world.storage_classes.contains(c));
+        if bound {
+            claim["status"] = json!({"phase": "Bound", "capacity": claim.pointer("/spec/resources/requests").cloned().unwrap_or(json!({}))});
+        } else {
+            claim["status"] = json!({"phase": "Pending"});
+            let message = match &class {
+                Some(class) => format!("storageclass.storage.k8s.io \"{class}\" not found"),
+                None => "no persistent volumes available for this claim and no storage class is set".to_owned(),
+            };
+            let event = SimEvent {
+                warning: true,
+                reason: "ProvisioningFailed".to_owned(),
+                message,
+                count: 1 + (self.world.workload_age_seconds / 15) as u32,
+                first: self.created,
+                last: self.now,
+                component: "persistentvolume-controller",
+            };
+            let event = self.event_object(&claim, &event);
+            if !self.objects.iter().any(|o| o["metadata"]["name"] == event["metadata"]["name"]) {
+                self.objects.push(event);
+            }
+        }
+        claim
+    }
+
+    fn deployment(&mut self, deployment: &mut Value, revisions: &[Value]) -> Result<()> {
+        let replicas = deployment.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1);
+        let name = str_at(deployment, "/metadata/name").to_owned();
+        let namespace = str_at(deployment, "/metadata/namespace").to_owned();
+        let deployment_uid = str_at(deployment, "/metadata/uid").to_owned();
+        let surge = replicas.div_ceil(4).max(1);
+        let unavailable = replicas / 4;
+        let current_revision = revisions.len();
+        let mut new_ready = 0;
+        let mut new_total = 0;
+        let mut total_ready = 0;
+        let mut total = 0;
+        // Newest revision first: its readiness decides how far the rollout got.
+        for (index, template) in revisions.iter().enumerate().rev() {
+            let revision = index + 1;
+            let is_new = revision == current_revision;
+            if !is_new && revision + 1 != current_revision {
+                continue;
+            }
+            let hash = suffix(&template.to_string(), 10);
+            let rs_name = format!("{name}-{hash}");
+            let rs_uid = uid("ReplicaSet", &namespace, &rs_name);
+            let mut pods = Vec::new();
+            let wanted = if is_new { replicas } else { replicas.saturating_sub(unavailable) };
+            let mut count = 0;
+            while count < wanted {
+                let pod_name = format!("{rs_name}-{}", suffix(&format!("{rs_name}/{count}"), 5));
+                let mut labels = template.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
+                labels["pod-template-hash"] = json!(hash);
+                let mut pod = json!({
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {
+                        "name": pod_name,
+                        "namespace": namespace,
+                        "labels": labels,
+                        "uid": uid("Pod", &namespace, &pod_name),
+                        "creationTimestamp": self.created.to_string(),
+                        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs_name, "uid": rs_uid, "controller": true, "blockOwnerDeletion": true}],
+                    },
+                    "spec": template.get("spec").cloned().unwrap_or(json!({})),
+                });
+                let outcome = self.run_pod(&mut pod)?;
+                count += 1;
+                pods.push(outcome.ready);
+                // A new revision whose first pod fails is stuck at the surge.
+                if is_new && !outcome.ready && revisions.len() > 1 && count >= surge {
+                    break;
+                }
+            }
+            // The old revision scales down only once the new one is ready.
+            if !is_new && new_ready == new_total && new_total > 0 {
+                pods.clear();
+            }
+            let ready = pods.iter().filter(|r| **r).count() as u64;
+            let created_pods = pods.len() as u64;
+            if is_new {
+                new_ready = ready;
+                new_total = created_pods;
+            }
+            total_ready += ready;
+            total += created_pods;
+            let mut rs_labels = template.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
+            rs_labels["pod-template-hash"] = json!(hash);
+            self.objects.push(json!({
+                "apiVersion": "apps/v1",
+                "kind": "ReplicaSet",
+                "metadata": {
+                    "name": rs_name,
+                    "namespace": namespace,
+                    "uid": rs_uid,
+                    "labels": rs_labels,
+                    "creationTimestamp": self.created.to_string(),
+                    "annotations": {"deployment.kubernetes.io/revision": revision.to_string(), "deployment.kubernetes.io/desired-replicas": replicas.to_string()},
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": deployment_uid, "controller": true, "blockOwnerDeletion": true}],
+                },
+                "spec": {"replicas": created_pods, "selector": deployment.pointer("/spec/selector").cloned().unwrap_or(json!({})), "template": template},
+                "status": {"replicas": created_pods, "readyReplicas": ready, "availableReplicas": ready},
+            }));
+        }
+        let deadline = deployment.pointer("/spec/progressDeadlineSeconds").and_then(Value::as_u64).unwrap_or(600);
+        let complete = new_ready == replicas;
+        let progressing = if complete {
+            json!({"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable", "message": format!("ReplicaSet has successfully progressed."), "lastUpdateTime": self.created.to_string(), "lastTransitionTime": self.created.to_string()})
+        } else if self.world.workload_age_seconds > deadline {
+            let rs_name = format!("{name}-{}", suffix(&revisions.last().cloned().unwrap_or_default().to_string(), 10));
+            let at = self.created.checked_add(SignedDuration::from_secs(deadline as i64)).unwrap_or(self.created).to_string();
+            json!({"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": format!("ReplicaSet \"{rs_name}\" has timed out progressing."), "lastUpdateTime": at, "lastTransitionTime": at})
+        } else {
+            json!({"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated", "message": "ReplicaSet is progressing.", "lastUpdateTime": self.created.to_string(), "lastTransitionTime": self.created.to_string()})
+        };
+        let available = total_ready + unavailable >= replicas;
+        deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!(current_revision.to_string());
+        deployment["metadata"]["generation"] = json!(current_revision);
+        deployment["status"] = json!({
+            "observedGeneration": current_revision,
+            "replicas": total,
+            "updatedReplicas": new_total,
+            "readyReplicas": total_ready,
+            "availableReplicas": total_ready,
+            "unavailableReplicas": replicas.saturating_sub(total_ready),
+            "conditions": [
+                {"type": "Available", "status": if available { "True" } else { "False" }, "reason": if available { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" }, "message": if available { "Deployment has minimum availability." } else { "Deployment does not have minimum availability." }, "lastUpdateTime": self.created.to_string(), "lastTransitionTime": self.created.to_string()},
+                progressing,
+            ],
+        });
+        Ok(())
+    }
+
+    fn stateful_set(&mut self, set: &mut Value) -> Result<()> {
+        let replicas = set.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1);
+        let name = str_at(set, "/metadata/name").to_owned();
+        let namespace = str_at(set, "/metadata/namespace").to_owned();
+        let set_uid = str_at(set, "/metadata/uid").to_owned();
+        let template = set.pointer("/spec/template").cloned().unwrap_or(json!({}));
+        let mut ready = 0;
+        let mut created = 0;
+        for ordinal in 0..replicas {
+            let pod_name = format!("{name}-{ordinal}");
+            let mut pod = self.owned_pod(&template, &pod_name, &namespace, "StatefulSet", &name, &set_uid);
+            let outcome = self.run_pod(&mut pod)?;
+            created += 1;
+            if !outcome.ready {
+                break;
+            }
+            ready += 1;
+        }
+        set["status"] = json!({"replicas": created, "readyReplicas": ready, "availableReplicas": ready, "currentReplicas": created, "updatedReplicas": created});
+        Ok(())
+    }
+
+    fn daemon_set(&mut self, set: &mut Value) -> Result<()> {
+        let name = str_at(set, "/metadata/name").to_owned();
+        let namespace = str_at(set, "/metadata/namespace").to_owned();
+        let set_uid = str_at(set, "/metadata/uid").to_owned();
+        let template = set.pointer("/spec/template").cloned().unwrap_or(json!({}));
+        let mut ready = 0;
+        let nodes = self.world.nodes.len();
+        for node in 0..nodes {
+            let pod_name = format!("{name}-{}", suffix(&format!("{name}/{node}"), 5));
+            let mut pod = self.owned_pod(&template, &pod_name, &namespace, "DaemonSet", &name, &set_uid);
+            ready += u64::from(self.run_pod(&mut pod)?.ready);
+        }
+        set["status"] = json!({"desiredNumberScheduled": nodes, "currentNumberScheduled": nodes, "numberReady": ready, "numberAvailable": ready, "numberMisscheduled": 0});
+        Ok(())
+    }
+
+    fn job(&mut self, job: &mut Value) -> Result<()> {
+        let name = str_at(job, "/metadata/name").to_owned();
+        let namespace = str_at(job, "/metadata/namespace").to_owned();
+        let job_uid = str_at(job, "/metadata/uid").to_owned();
+        let template = job.pointer("/spec/template").cloned().unwrap_or(json!({}));
+        let backoff_limit = job.pointer("/spec/backoffLimit").and_then(Value::as_u64).unwrap_or(6);
+        let pod_name = format!("{name}-{}", suffix(&name, 5));
+        let mut pod = self.owned_pod(&template, &pod_name, &namespace, "Job", &name, &job_uid);
+        let outcome = self.run_pod(&mut pod)?;
+        let at = self.now.to_string();
+        job["status"] = if outcome.crashed {
+            json!({"failed": backoff_limit + 1, "startTime": self.created.to_string(), "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit", "lastTransitionTime": at, "lastProbeTime": at}]})
+        } else if outcome.ready {
+            json!({"succeeded": 1, "startTime": self.created.to_string(), "completionTime": at, "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": at, "lastProbeTime": at}]})
+        } else {
+            json!({"active": 1, "startTime": self.created.to_string()})
+        };
+        Ok(())
+    }
+
+    fn owned_pod(&self, template: &Value, pod_name: &str, namespace: &str, kind: &str, owner: &str, owner_uid: &str) -> Value {
+        let api_version = if kind == "Job" { "batch/v1" } else { "apps/v1" };
+        json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": pod_name,
+                "namespace": namespace,
+                "labels": template.pointer("/metadata/labels").cloned().unwrap_or(json!({})),
+                "uid": uid("Pod", namespace, pod_name),
+                "creationTimestamp": self.created.to_string(),
+                "ownerReferences": [{"apiVersion": api_version, "kind": kind, "name": owner, "uid": owner_uid, "controller": true, "blockOwnerDeletion": true}],
+            },
+            "spec": template.get("spec").cloned().unwrap_or(json!({})),
+        })
+    }
+
+    /// Simulates a pod and records it with its events and logs.
+    fn run_pod(&mut self, pod: &mut Value) -> Result<PodOutcome> {
+        if pod.pointer("/metadata/uid").is_none() {
+            *pod = self.stamp(pod);
+        }
+        let typed: Pod = parse(pod)?;
+        let namespace_name = typed.metadata.namespace.clone().unwrap_or_default();
+        let in_namespace = |ns: &Option<String>| ns.as_deref() == Some(namespace_name.as_str());
+        let config_maps: Vec<ConfigMap> = self.config_maps.iter().filter(|c| in_namespace(&c.metadata.namespace)).cloned().collect();
+        let secrets: Vec<Secret> = self.secrets.iter().filter(|s| in_namespace(&s.metadata.namespace)).cloned().collect();
+        let claims: Vec<PersistentVolumeClaim> = self.claims.iter().filter(|c| in_namespace(&c.metadata.namespace)).cloned().collect();
+        let namespace = Namespace { config_maps: &config_maps, secrets: &secrets, claims: &claims };
+        let outcome = pod::simulate(self.world, &mut self.scheduler, namespace, &typed, self.created, self.now);
+        if let Some(node) = &outcome.node {
+            pod["spec"]["nodeName"] = json!(node);
+        }
+        let mut status = outcome.status.clone();
+        let is_job_pod = str_at(pod, "/metadata/ownerReferences/0/kind") == "Job";
+        if is_job_pod && outcome.ready {
+            status["phase"] = json!("Succeeded");
+        }
+        pod["status"] = status;
+        for event in &outcome.events {
+            let event = self.event_object(pod, event);
+            self.objects.push(event);
+        }
+        for log in &outcome.logs {
+            self.logs.push((
+                LogKey {
+                    namespace: namespace_name.clone(),
+                    pod: typed.metadata.name.clone().unwrap_or_default(),
+                    container: log.container.clone(),
+                    previous: log.previous,
+                },
+                log.text.clone(),
+            ));
+        }
+        self.pods.push(pod.clone());
+        self.objects.push(pod.clone());
+        Ok(outcome)
+    }
+
+    fn event_object(&self, object: &Value, event: &SimEvent) -> Value {
+        let name = str_at(object, "/metadata/name");
+        let namespace = str_at(object, "/metadata/namespace");
+        let kind = str_at(object, "/kind");
+        let event_name = format!("{name}.{:016x}", stable_hash(&format!("{kind}/{namespace}/{name}/{}/{}", event.reason, event.message)));
+        json!({
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": event_name, "namespace": namespace, "creationTimestamp": event.first.to_string()},
+            "involvedObject": {"apiVersion": str_at(object, "/apiVersion"), "kind": kind, "name": name, "namespace": namespace, "uid": str_at(object, "/metadata/uid")},
+            "reason": event.reason,
+            "message": event.message,
+            "type": if event.warning { "Warning" } else { "Normal" },
+            "count": event.count,
+            "firstTimestamp": event.first.to_string(),
+            "lastTimestamp": event.last.to_string(),
+            "source": {"component": event.component},
+            "reportingComponent": event.component,
+        })
+    }
+
+    /// Builds the EndpointSlice of a Service from the pods its selector matches.
+    fn endpoints(&mut self, service: &Value) {
+        let Some(selector) = service.pointer("/spec/selector").and_then(Value::as_object).filter(|s| !s.is_empty()) else {
+            return;
+        };
+        let name = str_at(service, "/metadata/name");
+        let namespace = str_at(service, "/metadata/namespace");
+        let mut endpoints = Vec::new();
+        let mut ports = Vec::new();
+        for pod in &self.pods {
+            if str_at(pod, "/metadata/namespace") != namespace {
+                continue;
+            }
+            let labels = pod.pointer("/metadata/labels").and_then(Value::as_object);
+            if !selector.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v)) {
+                continue;
+            }
+            let Some(ip) = pod.pointer("/status/podIP").and_then(Value::as_str) else { continue };
+            let ready = pod
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+            endpoints.push(json!({
+                "addresses": [ip],
+                "conditions": {"ready": ready, "serving": ready, "terminating": false},
+                "nodeName": str_at(pod, "/spec/nodeName"),
+                "targetRef": {"kind": "Pod", "name": str_at(pod, "/metadata/name"), "namespace": namespace, "uid": str_at(pod, "/metadata/uid")},
+            }));
+            if ports.is_empty() {
+                for port in service.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
+                    let target = port.get("targetPort").cloned().unwrap_or_else(|| port["port"].clone());
+                    let number = match &target {
+                        Value::String(port_name) => pod
+                            .pointer("/spec/containers")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                            .flat_map(|c| c["ports"].as_array().cloned().unwrap_or_default())
+                            .find(|p| p["name"].as_str() == Some(port_name))
+                            .map(|p| p["containerPort"].clone()),
+                        other => Some(other.clone()),
+                    };
+                    if let Some(number) = number {
+                        ports.push(json!({"name": port.get("name").cloned().unwrap_or(json!("")), "port": number, "protocol": "TCP"}));
+                    }
+                }
+            }
+        }
+        let slice_name = format!("{name}-{}", suffix(&format!("{namespace}/{name}"), 5));
+        self.objects.push(json!({
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": slice_name,
+                "namespace": namespace,
+                "labels": {"kubernetes.io/service-name": name, "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"},
+                "uid": uid("EndpointSlice", namespace, &slice_name),
+                "creationTimestamp": self.created.to_string(),
+            },
+            "addressType": "IPv4",
+            "endpoints": if endpoints.is_empty() { Value::Null } else { Value::Array(endpoints) },
+            "ports": if ports.is_empty() { Value::Null } else { Value::Array(ports) },
+        }));
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T> {
+    serde_json::from_value(value.clone()).map_err(|e| {
+        Error::World(format!(
+            "{} {}: {e}",
+            str_at(value, "/kind"),
+            str_at(value, "/metadata/name")
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests;
