@@ -1,1 +1,108 @@
-//! placeholder
+//! Analyzers: what is wrong with pods, workloads, services, nodes, claims, jobs and ingresses,
+//! with the evidence behind each finding and the workload that owns the broken object.
+//!
+//! Analyzers read a [`ClusterState`] and never change a cluster. They avoid the classic false
+//! positives: node conditions other than `Ready` (Node Problem Detector's), pods that completed,
+//! and transient states of pods younger than the grace period.
+
+mod evidence;
+mod pod;
+mod workload;
+mod network;
+
+use aegis_core::state::StateIndex;
+use aegis_core::{ClusterState, Evidence, Finding, ResourceKind, ResourceRef};
+
+pub use evidence::{event_evidence, log_evidence};
+
+/// Settings of the analyzers.
+#[derive(Debug, Clone)]
+pub struct AnalyzerConfig {
+    /// Pods younger than this are not reported for transient states.
+    pub grace_period_seconds: u64,
+    /// Log lines kept as evidence per container log.
+    pub log_lines: usize,
+}
+
+impl Default for AnalyzerConfig {
+    fn default() -> Self {
+        Self {
+            grace_period_seconds: 120,
+            log_lines: 12,
+        }
+    }
+}
+
+/// One finding with the workload it belongs to and the evidence gathered for it.
+#[derive(Debug, Clone)]
+pub struct Detection {
+    pub finding: Finding,
+    /// The workload that owns the object (the object itself when nothing does).
+    pub workload: ResourceRef,
+    pub evidence: Vec<Evidence>,
+}
+
+/// The analyzers AEGIS runs, by the kind they look at.
+pub const ANALYZERS: [ResourceKind; 9] = [
+    ResourceKind::Pod,
+    ResourceKind::Deployment,
+    ResourceKind::ReplicaSet,
+    ResourceKind::StatefulSet,
+    ResourceKind::Service,
+    ResourceKind::Node,
+    ResourceKind::PersistentVolumeClaim,
+    ResourceKind::Job,
+    ResourceKind::Ingress,
+];
+
+/// Runs every analyzer (or those of `filter`, when given) over the state.
+pub fn analyze(state: &ClusterState, config: &AnalyzerConfig, filter: Option<&[ResourceKind]>) -> Vec<Detection> {
+    let index = state.index();
+    let wanted = |kind: ResourceKind| filter.is_none_or(|f| f.contains(&kind));
+    let mut detections = Vec::new();
+    if wanted(ResourceKind::Pod) {
+        pod::analyze(&index, config, &mut detections);
+    }
+    if wanted(ResourceKind::Deployment) {
+        workload::deployments(&index, &mut detections);
+    }
+    if wanted(ResourceKind::ReplicaSet) {
+        workload::replica_sets(&index, &mut detections);
+    }
+    if wanted(ResourceKind::StatefulSet) {
+        workload::stateful_sets(&index, &mut detections);
+    }
+    if wanted(ResourceKind::Job) {
+        workload::jobs(&index, &mut detections);
+    }
+    if wanted(ResourceKind::PersistentVolumeClaim) {
+        workload::claims(&index, config, &mut detections);
+    }
+    if wanted(ResourceKind::Node) {
+        workload::nodes(&index, &mut detections);
+    }
+    if wanted(ResourceKind::Service) {
+        network::services(&index, &mut detections);
+    }
+    if wanted(ResourceKind::Ingress) {
+        network::ingresses(&index, &mut detections);
+    }
+    detections
+}
+
+fn detection(index: &StateIndex<'_>, analyzer: ResourceKind, reason: &str, message: String, resource: ResourceRef, workload: ResourceRef, evidence: Vec<Evidence>) -> Detection {
+    let _ = index;
+    Detection {
+        finding: Finding {
+            analyzer: analyzer.as_str().to_owned(),
+            reason: reason.to_owned(),
+            message,
+            resource,
+        },
+        workload,
+        evidence,
+    }
+}
+
+#[cfg(test)]
+mod tests;

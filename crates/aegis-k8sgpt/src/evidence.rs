@@ -1,0 +1,51 @@
+//! Evidence gathering shared by the analyzers: events and log lines, quoted with their source.
+
+use aegis_core::state::StateIndex;
+use aegis_core::{ClusterState, Evidence, EvidenceSource, ResourceKind};
+
+/// Warning events about an object (and `Killing`, which explains probe restarts), newest last.
+pub fn event_evidence(index: &StateIndex<'_>, kind: ResourceKind, namespace: &str, name: &str) -> Vec<Evidence> {
+    index
+        .events_for(kind, namespace, name)
+        .iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning") || e.reason.as_deref() == Some("Killing"))
+        .map(|e| {
+            let count = e.count.unwrap_or(1);
+            let times = if count > 1 { format!(" (x{count})") } else { String::new() };
+            Evidence::new(
+                EvidenceSource::Event,
+                format!("event/{namespace}/{}", e.metadata.name.as_deref().unwrap_or_default()),
+                format!(
+                    "{} {}{times}: {}",
+                    e.type_.as_deref().unwrap_or("Normal"),
+                    e.reason.as_deref().unwrap_or_default(),
+                    e.message.as_deref().unwrap_or_default()
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The last `lines` non-empty lines of a container's log, each as evidence with its line number.
+pub fn log_evidence(state: &ClusterState, namespace: &str, pod: &str, container: &str, previous: bool, lines: usize) -> Vec<Evidence> {
+    let Some(log) = state.log(namespace, pod, container, previous) else {
+        return Vec::new();
+    };
+    let all: Vec<(usize, &str)> = log
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .collect();
+    let start = all.len().saturating_sub(lines);
+    let which = if previous { "previous" } else { "current" };
+    all[start..]
+        .iter()
+        .map(|(number, line)| {
+            Evidence::new(
+                EvidenceSource::Log,
+                format!("log/{namespace}/{pod}/{container}/{which}:{}", number + 1),
+                (*line).to_owned(),
+            )
+        })
+        .collect()
+}

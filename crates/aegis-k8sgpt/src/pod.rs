@@ -1,0 +1,201 @@
+//! The Pod analyzer: scheduling failures, containers that cannot start, crash, are killed for
+//! memory or by probes, and containers that run but never become ready.
+
+use aegis_core::state::{StateIndex, ref_of};
+use aegis_core::{Evidence, EvidenceSource, ResourceKind};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+
+use crate::evidence::{event_evidence, log_evidence};
+use crate::{AnalyzerConfig, Detection, detection};
+
+/// Waiting reasons that mean a container cannot start (as opposed to starting up).
+const FAILED_WAITING: [&str; 8] = [
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+    "ErrImageNeverPull",
+];
+
+pub fn analyze(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Vec<Detection>) {
+    let state = index.state();
+    let now = state.now();
+    for pod in &state.pods {
+        let Some(status) = &pod.status else { continue };
+        let phase = status.phase.as_deref().unwrap_or_default();
+        if phase == "Succeeded" {
+            continue;
+        }
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        let age = pod
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or(u64::MAX, |t| now.duration_since(t.0).as_secs().max(0) as u64);
+        let settled = age >= config.grace_period_seconds;
+        let resource = ref_of(ResourceKind::Pod, &pod.metadata);
+        let workload = index.workload_of(ResourceKind::Pod, &pod.metadata);
+        let events = event_evidence(index, ResourceKind::Pod, namespace, name);
+        let has_event = |needle: &str| events.iter().any(|e| e.excerpt.contains(needle));
+        let report = |out: &mut Vec<Detection>, reason: &str, message: String, mut evidence: Vec<Evidence>| {
+            evidence.extend(events.iter().cloned());
+            out.push(detection(index, ResourceKind::Pod, reason, message, resource.clone(), workload.clone(), evidence));
+        };
+
+        if phase == "Failed" {
+            let reason = status.reason.clone().unwrap_or_else(|| "Failed".to_owned());
+            let owned_by_job = pod.metadata.owner_references.iter().flatten().any(|o| o.kind == "Job");
+            if !owned_by_job {
+                let message = format!("pod {name} failed: {}", status.message.clone().unwrap_or_else(|| reason.clone()));
+                report(out, &reason, message, vec![status_evidence(namespace, name, "status.reason", &reason)]);
+            }
+            continue;
+        }
+
+        let unschedulable = status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "PodScheduled" && c.status == "False");
+        if let Some(condition) = unschedulable {
+            if settled || has_event("FailedScheduling") {
+                let message = condition.message.clone().unwrap_or_default();
+                report(
+                    out,
+                    "Unschedulable",
+                    format!("pod {name} cannot be scheduled: {message}"),
+                    vec![status_evidence(namespace, name, "status.conditions[PodScheduled].message", &message)],
+                );
+            }
+            continue;
+        }
+
+        let containers = status
+            .init_container_statuses
+            .iter()
+            .flatten()
+            .chain(status.container_statuses.iter().flatten());
+        let mut reported = false;
+        for container in containers {
+            if let Some(detected) = container_problem(pod, container, settled, &has_event) {
+                let (reason, message, mut evidence) = detected;
+                evidence.extend(log_evidence(state, namespace, name, &container.name, true, config.log_lines));
+                evidence.extend(log_evidence(state, namespace, name, &container.name, false, config.log_lines));
+                report(out, &reason, message, evidence);
+                reported = true;
+            }
+        }
+        if !reported && settled && has_event("FailedMount") {
+            report(out, "FailedMount", format!("pod {name} is waiting for a volume to mount"), Vec::new());
+        }
+    }
+}
+
+type Problem = (String, String, Vec<Evidence>);
+
+fn container_problem(pod: &Pod, container: &ContainerStatus, settled: bool, has_event: &dyn Fn(&str) -> bool) -> Option<Problem> {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
+    let name = &container.name;
+    let field = |path: &str| format!("status.containerStatuses[{name}].{path}");
+    let state = container.state.as_ref();
+    let last_terminated = container.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+
+    if let Some(waiting) = state.and_then(|s| s.waiting.as_ref()) {
+        let reason = waiting.reason.clone().unwrap_or_default();
+        if FAILED_WAITING.contains(&reason.as_str()) {
+            let detail = waiting.message.clone().unwrap_or_default();
+            let mut evidence = vec![status_evidence(namespace, pod_name, &field("state.waiting.reason"), &reason)];
+            if !detail.is_empty() {
+                evidence.push(status_evidence(namespace, pod_name, &field("state.waiting.message"), &detail));
+            }
+            if let Some(terminated) = last_terminated {
+                evidence.push(terminated_evidence(namespace, pod_name, name, terminated));
+            }
+            let restarts = container.restart_count;
+            let message = match reason.as_str() {
+                "CrashLoopBackOff" => format!("container {name} is crash-looping ({restarts} restarts)"),
+                "ImagePullBackOff" | "ErrImagePull" => format!("container {name} cannot pull image {}", container.image),
+                "InvalidImageName" => format!("container {name} has an invalid image name {}", container.image),
+                "CreateContainerConfigError" => format!("container {name} cannot be created: {detail}"),
+                _ => format!("container {name} cannot start: {reason} {detail}").trim_end().to_owned(),
+            };
+            return Some((reason, message, evidence));
+        }
+        if reason == "ContainerCreating" && settled && has_event("FailedMount") {
+            return Some((
+                "FailedMount".to_owned(),
+                format!("container {name} is waiting for a volume to mount"),
+                vec![status_evidence(namespace, pod_name, &field("state.waiting.reason"), &reason)],
+            ));
+        }
+    }
+    if let Some(terminated) = last_terminated
+        && terminated.reason.as_deref() == Some("OOMKilled")
+    {
+        return Some((
+            "OOMKilled".to_owned(),
+            format!("container {name} was killed for running out of memory ({} restarts)", container.restart_count),
+            vec![terminated_evidence(namespace, pod_name, name, terminated)],
+        ));
+    }
+    if container.restart_count > 0 && (has_event("Liveness probe failed") || has_event("Startup probe failed")) {
+        let mut evidence = vec![status_evidence(namespace, pod_name, &field("restartCount"), &container.restart_count.to_string())];
+        if let Some(terminated) = last_terminated {
+            evidence.push(terminated_evidence(namespace, pod_name, name, terminated));
+        }
+        return Some((
+            "Unhealthy".to_owned(),
+            format!("container {name} is restarted by failing probes ({} restarts)", container.restart_count),
+            evidence,
+        ));
+    }
+    if let Some(terminated) = state.and_then(|s| s.terminated.as_ref())
+        && terminated.exit_code != 0
+    {
+        return Some((
+            "Terminated".to_owned(),
+            format!("container {name} exited with code {}", terminated.exit_code),
+            vec![terminated_evidence(namespace, pod_name, name, terminated)],
+        ));
+    }
+    let running = state.is_some_and(|s| s.running.is_some());
+    if running && !container.ready && settled {
+        return Some((
+            "NotReady".to_owned(),
+            format!("container {name} is running but not ready"),
+            vec![status_evidence(namespace, pod_name, &field("ready"), "false")],
+        ));
+    }
+    if container.restart_count >= 3
+        && let Some(terminated) = last_terminated
+        && terminated.exit_code != 0
+    {
+        return Some((
+            "Restarting".to_owned(),
+            format!("container {name} keeps restarting ({} restarts, last exit code {})", container.restart_count, terminated.exit_code),
+            vec![terminated_evidence(namespace, pod_name, name, terminated)],
+        ));
+    }
+    None
+}
+
+pub(crate) fn status_evidence(namespace: &str, pod: &str, field: &str, value: &str) -> Evidence {
+    Evidence::new(EvidenceSource::Status, format!("pod/{namespace}/{pod}: {field}"), value.to_owned())
+}
+
+fn terminated_evidence(namespace: &str, pod: &str, container: &str, terminated: &k8s_openapi::api::core::v1::ContainerStateTerminated) -> Evidence {
+    Evidence::new(
+        EvidenceSource::Status,
+        format!("pod/{namespace}/{pod}: status.containerStatuses[{container}].lastState.terminated"),
+        format!(
+            "reason={} exitCode={}",
+            terminated.reason.as_deref().unwrap_or("Unknown"),
+            terminated.exit_code
+        ),
+    )
+}

@@ -1,0 +1,106 @@
+//! Table tests of the analyzers, on the simulated demo world and on hand-made states.
+
+use aegis_cluster::Scope;
+use aegis_cluster::sim::MockSource;
+use aegis_core::ClusterState;
+use serde_json::json;
+
+use super::*;
+
+fn demo() -> ClusterState {
+    MockSource::demo().expect("demo").observe(&Scope::all()).expect("simulates").state
+}
+
+fn reasons(detections: &[Detection], workload: &str) -> Vec<String> {
+    let mut reasons: Vec<String> = detections
+        .iter()
+        .filter(|d| d.workload.name == workload)
+        .map(|d| format!("{}:{}", d.finding.analyzer, d.finding.reason))
+        .collect();
+    reasons.sort();
+    reasons.dedup();
+    reasons
+}
+
+#[test]
+fn the_demo_world_yields_the_expected_findings_per_workload() {
+    let detections = analyze(&demo(), &AnalyzerConfig::default(), None);
+    let cases: [(&str, &[&str]); 10] = [
+        ("orders-api", &["Deployment:ProgressDeadlineExceeded", "Pod:CrashLoopBackOff"]),
+        ("report-worker", &["Deployment:ProgressDeadlineExceeded", "Pod:CrashLoopBackOff"]),
+        ("payments-web", &["Deployment:ProgressDeadlineExceeded", "Pod:ImagePullBackOff"]),
+        ("inventory", &["Deployment:ProgressDeadlineExceeded", "Pod:CrashLoopBackOff"]),
+        ("catalog", &["Deployment:ProgressDeadlineExceeded", "Pod:NotReady", "Service:NoReadyEndpoints"]),
+        ("ml-trainer", &["Deployment:ProgressDeadlineExceeded", "Pod:Unschedulable"]),
+        ("storefront", &["Service:NoEndpoints"]),
+        ("demo-nginx", &["Pod:ImagePullBackOff", "Service:NoReadyEndpoints"]),
+        ("api-gateway", &["Deployment:ProgressDeadlineExceeded", "Pod:CreateContainerConfigError"]),
+        ("redis", &[]),
+    ];
+    for (workload, expected) in cases {
+        assert_eq!(reasons(&detections, workload), expected, "{workload}");
+    }
+}
+
+#[test]
+fn pods_are_owned_by_their_deployment_through_the_replica_set() {
+    let detections = analyze(&demo(), &AnalyzerConfig::default(), Some(&[ResourceKind::Pod]));
+    let orders = detections.iter().find(|d| d.finding.resource.name.starts_with("orders-api-")).expect("found");
+    assert_eq!(orders.workload, ResourceRef::namespaced(ResourceKind::Deployment, "demo", "orders-api"));
+    assert!(orders.evidence.iter().any(|e| e.excerpt.contains("DATABASE_URL is not set")));
+    assert!(detections.iter().all(|d| d.finding.analyzer == "Pod"));
+}
+
+fn state_of(objects: serde_json::Value) -> ClusterState {
+    let mut sink = aegis_cluster::ObjectSink::new(Scope::all());
+    sink.add(objects).expect("valid objects");
+    let mut state = sink.state;
+    state.settle_now();
+    state
+}
+
+#[test]
+fn known_false_positives_are_not_reported() {
+    let state = state_of(json!({"apiVersion": "v1", "kind": "List", "items": [
+        // A node with a Node Problem Detector condition but Ready.
+        {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}, "status": {"conditions": [
+            {"type": "KernelDeadlock", "status": "True", "lastHeartbeatTime": "2026-01-01T00:10:00Z"},
+            {"type": "Ready", "status": "True", "lastHeartbeatTime": "2026-01-01T00:10:00Z"}]}},
+        // A completed Job pod.
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "done", "namespace": "a", "creationTimestamp": "2026-01-01T00:00:00Z",
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "j", "uid": "u", "controller": true}]},
+         "status": {"phase": "Succeeded", "containerStatuses": [{"name": "c", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]}},
+        // A pod seconds old, still pending and not yet scheduled-or-failed.
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "young", "namespace": "a", "creationTimestamp": "2026-01-01T00:09:55Z"},
+         "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "lastTransitionTime": "2026-01-01T00:09:56Z"}]}},
+        // A young pod still running its readiness checks.
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "starting", "namespace": "a", "creationTimestamp": "2026-01-01T00:09:50Z"},
+         "status": {"phase": "Running", "containerStatuses": [{"name": "c", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"running": {"startedAt": "2026-01-01T00:09:52Z"}}}]}}
+    ]}));
+    assert!(analyze(&state, &AnalyzerConfig::default(), None).is_empty());
+}
+
+#[test]
+fn a_node_that_is_not_ready_is_reported() {
+    let state = state_of(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}, "status": {"conditions": [
+        {"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown", "message": "Kubelet stopped posting node status.", "lastHeartbeatTime": "2026-01-01T00:10:00Z"}]}}));
+    let detections = analyze(&state, &AnalyzerConfig::default(), None);
+    assert_eq!(detections.len(), 1);
+    assert_eq!(detections[0].finding.reason, "NotReady");
+    assert_eq!(detections[0].workload.kind, ResourceKind::Node);
+}
+
+#[test]
+fn ingresses_pointing_at_missing_services_and_secrets_are_reported() {
+    let state = state_of(json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web", "namespace": "a"}, "spec": {
+            "tls": [{"hosts": ["x"], "secretName": "web-tls"}],
+            "rules": [{"host": "x", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web-svc", "port": {"number": 80}}}}]}}]}}
+    ]}));
+    let detections = analyze(&state, &AnalyzerConfig::default(), None);
+    let mut found: Vec<_> = detections.iter().map(|d| d.finding.reason.as_str()).collect();
+    found.sort_unstable();
+    assert_eq!(found, ["BackendServiceMissing", "TLSSecretMissing"]);
+}

@@ -1,0 +1,203 @@
+//! Analyzers of workloads and infrastructure: Deployments, ReplicaSets, StatefulSets, Jobs,
+//! PersistentVolumeClaims and Nodes.
+
+use aegis_core::state::{StateIndex, ref_of};
+use aegis_core::{Evidence, EvidenceSource, ResourceKind, ResourceRef};
+
+use crate::evidence::event_evidence;
+use crate::{AnalyzerConfig, Detection, detection};
+
+fn status(resource: &ResourceRef, field: &str, value: impl Into<String>) -> Evidence {
+    Evidence::new(
+        EvidenceSource::Status,
+        format!("{}/{}/{}: {field}", resource.kind.as_str().to_ascii_lowercase(), resource.namespace_str(), resource.name),
+        value,
+    )
+}
+
+pub fn deployments(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
+    for deployment in &index.state().deployments {
+        let resource = ref_of(ResourceKind::Deployment, &deployment.metadata);
+        let Some(deployment_status) = &deployment.status else { continue };
+        let desired = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let available = deployment_status.available_replicas.unwrap_or(0);
+        let stuck = deployment_status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded"));
+        let mut evidence = vec![status(&resource, "status.availableReplicas", format!("{available} of {desired}"))];
+        if let Some(condition) = stuck {
+            let message = condition.message.clone().unwrap_or_default();
+            evidence.push(status(&resource, "status.conditions[Progressing]", format!("ProgressDeadlineExceeded: {message}")));
+            evidence.extend(event_evidence(index, ResourceKind::Deployment, resource.namespace_str(), &resource.name));
+            out.push(detection(
+                index,
+                ResourceKind::Deployment,
+                "ProgressDeadlineExceeded",
+                format!("rollout of deployment {} is stuck: {message}", resource.name),
+                resource.clone(),
+                resource,
+                evidence,
+            ));
+        } else if desired > 0 && available < desired {
+            out.push(detection(
+                index,
+                ResourceKind::Deployment,
+                "UnavailableReplicas",
+                format!("deployment {} has {available} of {desired} replicas available", resource.name),
+                resource.clone(),
+                resource,
+                evidence,
+            ));
+        }
+    }
+}
+
+pub fn replica_sets(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
+    for replica_set in &index.state().replica_sets {
+        let Some(failure) = replica_set
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "ReplicaFailure" && c.status == "True"))
+        else {
+            continue;
+        };
+        let resource = ref_of(ResourceKind::ReplicaSet, &replica_set.metadata);
+        let workload = index.workload_of(ResourceKind::ReplicaSet, &replica_set.metadata);
+        let message = failure.message.clone().unwrap_or_default();
+        let mut evidence = vec![status(&resource, "status.conditions[ReplicaFailure]", format!("{}: {message}", failure.reason.as_deref().unwrap_or_default()))];
+        evidence.extend(event_evidence(index, ResourceKind::ReplicaSet, resource.namespace_str(), &resource.name));
+        out.push(detection(
+            index,
+            ResourceKind::ReplicaSet,
+            failure.reason.as_deref().unwrap_or("ReplicaFailure"),
+            format!("replica set {} cannot create pods: {message}", resource.name),
+            resource,
+            workload,
+            evidence,
+        ));
+    }
+}
+
+pub fn stateful_sets(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
+    let state = index.state();
+    for set in &state.stateful_sets {
+        let resource = ref_of(ResourceKind::StatefulSet, &set.metadata);
+        let spec = set.spec.as_ref();
+        if let Some(service) = spec.and_then(|s| s.service_name.as_deref())
+            && !service.is_empty()
+            && !state.contains(ResourceKind::Service, resource.namespace_str(), service)
+        {
+            out.push(detection(
+                index,
+                ResourceKind::StatefulSet,
+                "ServiceMissing",
+                format!("stateful set {} names governing service {service}, which does not exist", resource.name),
+                resource.clone(),
+                resource.clone(),
+                vec![Evidence::new(EvidenceSource::Spec, format!("statefulset/{}/{}: spec.serviceName", resource.namespace_str(), resource.name), service)],
+            ));
+        }
+        let desired = spec.and_then(|s| s.replicas).unwrap_or(1);
+        let ready = set.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+        if desired > 0 && ready < desired {
+            out.push(detection(
+                index,
+                ResourceKind::StatefulSet,
+                "UnavailableReplicas",
+                format!("stateful set {} has {ready} of {desired} replicas ready", resource.name),
+                resource.clone(),
+                resource.clone(),
+                vec![status(&resource, "status.readyReplicas", format!("{ready} of {desired}"))],
+            ));
+        }
+    }
+}
+
+pub fn jobs(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
+    for job in &index.state().jobs {
+        let Some(failed) = job
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Failed" && c.status == "True"))
+        else {
+            continue;
+        };
+        let resource = ref_of(ResourceKind::Job, &job.metadata);
+        let workload = index.workload_of(ResourceKind::Job, &job.metadata);
+        let reason = failed.reason.clone().unwrap_or_else(|| "Failed".to_owned());
+        let message = failed.message.clone().unwrap_or_default();
+        let mut evidence = vec![status(&resource, "status.conditions[Failed]", format!("{reason}: {message}"))];
+        evidence.extend(event_evidence(index, ResourceKind::Job, resource.namespace_str(), &resource.name));
+        out.push(detection(index, ResourceKind::Job, &reason, format!("job {} failed: {message}", resource.name), resource, workload, evidence));
+    }
+}
+
+pub fn claims(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Vec<Detection>) {
+    let now = index.state().now();
+    for claim in &index.state().persistent_volume_claims {
+        let phase = claim.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or_default();
+        if phase == "Bound" {
+            continue;
+        }
+        let resource = ref_of(ResourceKind::PersistentVolumeClaim, &claim.metadata);
+        let events = event_evidence(index, ResourceKind::PersistentVolumeClaim, resource.namespace_str(), &resource.name);
+        let age = claim
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or(u64::MAX, |t| now.duration_since(t.0).as_secs().max(0) as u64);
+        if age < config.grace_period_seconds && events.is_empty() {
+            continue;
+        }
+        let mut evidence = vec![status(&resource, "status.phase", phase)];
+        evidence.extend(events);
+        out.push(detection(
+            index,
+            ResourceKind::PersistentVolumeClaim,
+            if phase == "Lost" { "Lost" } else { "Pending" },
+            format!("persistent volume claim {} is {phase}", resource.name),
+            resource.clone(),
+            resource,
+            evidence,
+        ));
+    }
+}
+
+pub fn nodes(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
+    for node in &index.state().nodes {
+        // Only the kubelet's Ready condition counts: Node Problem Detector conditions
+        // (KernelDeadlock, FrequentKubeletRestart, …) are informational.
+        let Some(ready) = node
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+        else {
+            continue;
+        };
+        if ready.status == "True" {
+            continue;
+        }
+        let resource = ref_of(ResourceKind::Node, &node.metadata);
+        let message = ready.message.clone().unwrap_or_default();
+        let mut evidence = vec![Evidence::new(
+            EvidenceSource::Status,
+            format!("node/{}: status.conditions[Ready]", resource.name),
+            format!("{} {}: {message}", ready.status, ready.reason.as_deref().unwrap_or_default()),
+        )];
+        evidence.extend(event_evidence(index, ResourceKind::Node, "", &resource.name));
+        out.push(detection(
+            index,
+            ResourceKind::Node,
+            "NotReady",
+            format!("node {} is not ready: {message}", resource.name),
+            resource.clone(),
+            resource,
+            evidence,
+        ));
+    }
+}
