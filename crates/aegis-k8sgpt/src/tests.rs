@@ -34,7 +34,7 @@ fn the_demo_world_yields_the_expected_findings_per_workload() {
         ("ml-trainer", &["Deployment:ProgressDeadlineExceeded", "Pod:Unschedulable"]),
         ("storefront", &["Service:NoEndpoints"]),
         ("demo-nginx", &["Pod:ImagePullBackOff", "Service:NoReadyEndpoints"]),
-        ("api-gateway", &["Deployment:ProgressDeadlineExceeded", "Pod:CreateContainerConfigError"]),
+        ("api-gateway", &["Deployment:ProgressDeadlineExceeded", "Pod:CreateContainerConfigError", "Service:NoReadyEndpoints"]),
         ("redis", &[]),
     ];
     for (workload, expected) in cases {
