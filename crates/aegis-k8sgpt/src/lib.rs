@@ -39,6 +39,8 @@ pub struct Detection {
     pub finding: Finding,
     /// The workload that owns the object (the object itself when nothing does).
     pub workload: ResourceRef,
+    /// The container the finding is about, for pod findings that concern one.
+    pub container: Option<String>,
     pub evidence: Vec<Evidence>,
 }
 
@@ -90,8 +92,7 @@ pub fn analyze(state: &ClusterState, config: &AnalyzerConfig, filter: Option<&[R
     detections
 }
 
-fn detection(index: &StateIndex<'_>, analyzer: ResourceKind, reason: &str, message: String, resource: ResourceRef, workload: ResourceRef, evidence: Vec<Evidence>) -> Detection {
-    let _ = index;
+fn detection(_index: &StateIndex<'_>, analyzer: ResourceKind, reason: &str, message: String, resource: ResourceRef, workload: ResourceRef, evidence: Vec<Evidence>) -> Detection {
     Detection {
         finding: Finding {
             analyzer: analyzer.as_str().to_owned(),
@@ -100,6 +101,7 @@ fn detection(index: &StateIndex<'_>, analyzer: ResourceKind, reason: &str, messa
             resource,
         },
         workload,
+        container: None,
         evidence,
     }
 }

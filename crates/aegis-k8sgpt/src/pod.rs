@@ -41,9 +41,11 @@ pub fn analyze(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Vec<De
         let workload = index.workload_of(ResourceKind::Pod, &pod.metadata);
         let events = event_evidence(index, ResourceKind::Pod, namespace, name);
         let has_event = |needle: &str| events.iter().any(|e| e.excerpt.contains(needle));
-        let report = |out: &mut Vec<Detection>, reason: &str, message: String, mut evidence: Vec<Evidence>| {
+        let report = |out: &mut Vec<Detection>, container: Option<&str>, reason: &str, message: String, mut evidence: Vec<Evidence>| {
             evidence.extend(events.iter().cloned());
-            out.push(detection(index, ResourceKind::Pod, reason, message, resource.clone(), workload.clone(), evidence));
+            let mut found = detection(index, ResourceKind::Pod, reason, message, resource.clone(), workload.clone(), evidence);
+            found.container = container.map(str::to_owned);
+            out.push(found);
         };
 
         if phase == "Failed" {
@@ -51,7 +53,7 @@ pub fn analyze(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Vec<De
             let owned_by_job = pod.metadata.owner_references.iter().flatten().any(|o| o.kind == "Job");
             if !owned_by_job {
                 let message = format!("pod {name} failed: {}", status.message.clone().unwrap_or_else(|| reason.clone()));
-                report(out, &reason, message, vec![status_evidence(namespace, name, "status.reason", &reason)]);
+                report(out, None, &reason, message, vec![status_evidence(namespace, name, "status.reason", &reason)]);
             }
             continue;
         }
@@ -66,6 +68,7 @@ pub fn analyze(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Vec<De
                 let message = condition.message.clone().unwrap_or_default();
                 report(
                     out,
+                    None,
                     "Unschedulable",
                     format!("pod {name} cannot be scheduled: {message}"),
                     vec![status_evidence(namespace, name, "status.conditions[PodScheduled].message", &message)],
@@ -85,12 +88,12 @@ pub fn analyze(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Vec<De
                 let (reason, message, mut evidence) = detected;
                 evidence.extend(log_evidence(state, namespace, name, &container.name, true, config.log_lines));
                 evidence.extend(log_evidence(state, namespace, name, &container.name, false, config.log_lines));
-                report(out, &reason, message, evidence);
+                report(out, Some(&container.name), &reason, message, evidence);
                 reported = true;
             }
         }
         if !reported && settled && has_event("FailedMount") {
-            report(out, "FailedMount", format!("pod {name} is waiting for a volume to mount"), Vec::new());
+            report(out, None, "FailedMount", format!("pod {name} is waiting for a volume to mount"), Vec::new());
         }
     }
 }

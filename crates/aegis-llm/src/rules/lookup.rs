@@ -1,0 +1,234 @@
+//! Lookups the rules need, built once per analysis so that large clusters cost one pass.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aegis_core::state::ref_of;
+use aegis_core::{ClusterState, ResourceKind, ResourceRef, quantity};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Indexes over one [`ClusterState`].
+#[derive(Debug)]
+pub struct Lookup<'a> {
+    state: &'a ClusterState,
+    pods: HashMap<(&'a str, &'a str), &'a Pod>,
+    objects: HashMap<(ResourceKind, &'a str, &'a str), usize>,
+}
+
+fn key<'a>(meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (&'a str, &'a str) {
+    (meta.namespace.as_deref().unwrap_or("default"), meta.name.as_deref().unwrap_or_default())
+}
+
+impl<'a> Lookup<'a> {
+    pub fn new(state: &'a ClusterState) -> Self {
+        let pods = state.pods.iter().map(|p| (key(&p.metadata), p)).collect();
+        let mut objects = HashMap::new();
+        macro_rules! add {
+            ($kind:expr, $list:expr) => {
+                for (position, object) in $list.iter().enumerate() {
+                    let (namespace, name) = key(&object.metadata);
+                    objects.insert(($kind, namespace, name), position);
+                }
+            };
+        }
+        add!(ResourceKind::Deployment, state.deployments);
+        add!(ResourceKind::ReplicaSet, state.replica_sets);
+        add!(ResourceKind::StatefulSet, state.stateful_sets);
+        add!(ResourceKind::DaemonSet, state.daemon_sets);
+        add!(ResourceKind::Job, state.jobs);
+        add!(ResourceKind::CronJob, state.cron_jobs);
+        add!(ResourceKind::Service, state.services);
+        add!(ResourceKind::Ingress, state.ingresses);
+        Self { state, pods, objects }
+    }
+
+    /// A pod by namespace and name.
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<&'a Pod> {
+        self.pods.get(&(namespace, name)).copied()
+    }
+
+    /// An object as JSON (with `apiVersion` and `kind`), the form patches apply to.
+    pub fn object(&self, reference: &ResourceRef) -> Option<Value> {
+        fn to_json<T: Serialize>(object: &T) -> Option<Value> {
+            serde_json::to_value(object).ok()
+        }
+        let namespace = reference.namespace_str();
+        if reference.kind == ResourceKind::Pod {
+            return self.pod(namespace, &reference.name).and_then(to_json);
+        }
+        let position = *self.objects.get(&(reference.kind, namespace, reference.name.as_str()))?;
+        let state = self.state;
+        match reference.kind {
+            ResourceKind::Deployment => to_json(&state.deployments[position]),
+            ResourceKind::ReplicaSet => to_json(&state.replica_sets[position]),
+            ResourceKind::StatefulSet => to_json(&state.stateful_sets[position]),
+            ResourceKind::DaemonSet => to_json(&state.daemon_sets[position]),
+            ResourceKind::Job => to_json(&state.jobs[position]),
+            ResourceKind::CronJob => to_json(&state.cron_jobs[position]),
+            ResourceKind::Service => to_json(&state.services[position]),
+            ResourceKind::Ingress => to_json(&state.ingresses[position]),
+            _ => None,
+        }
+    }
+
+    /// ConfigMaps of a namespace with their keys.
+    pub fn config_map_keys(&self, namespace: &str) -> Vec<(String, Vec<String>)> {
+        self.state
+            .config_maps
+            .iter()
+            .filter(|c| c.metadata.namespace.as_deref() == Some(namespace))
+            .map(|c| {
+                let keys = c.data.iter().flat_map(|d| d.keys()).chain(c.binary_data.iter().flat_map(|d| d.keys())).cloned().collect();
+                (c.metadata.name.clone().unwrap_or_default(), keys)
+            })
+            .collect()
+    }
+
+    /// Secrets of a namespace with their keys (the state holds no values).
+    pub fn secret_keys(&self, namespace: &str) -> Vec<(String, Vec<String>)> {
+        self.state
+            .secrets
+            .iter()
+            .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
+            .map(|s| (s.metadata.name.clone().unwrap_or_default(), s.data.iter().flat_map(|d| d.keys()).cloned().collect()))
+            .collect()
+    }
+
+    /// Registry-credential Secrets of a namespace.
+    pub fn pull_secrets(&self, namespace: &str) -> Vec<String> {
+        self.state
+            .secrets
+            .iter()
+            .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
+            .filter(|s| matches!(s.type_.as_deref(), Some("kubernetes.io/dockerconfigjson" | "kubernetes.io/dockercfg")))
+            .filter_map(|s| s.metadata.name.clone())
+            .collect()
+    }
+
+    /// Images of containers that run and are ready, with the pod running each.
+    pub fn ready_images(&self) -> Vec<(String, String)> {
+        let mut images = Vec::new();
+        for pod in &self.state.pods {
+            for status in pod.status.iter().flat_map(|s| s.container_statuses.iter().flatten()) {
+                if !status.ready {
+                    continue;
+                }
+                let spec_image = pod
+                    .spec
+                    .iter()
+                    .flat_map(|s| s.containers.iter())
+                    .find(|c| c.name == status.name)
+                    .and_then(|c| c.image.clone());
+                if let Some(image) = spec_image {
+                    let (namespace, name) = key(&pod.metadata);
+                    images.push((image, format!("{namespace}/{name}")));
+                }
+            }
+        }
+        images.sort();
+        images.dedup_by(|a, b| a.0 == b.0);
+        images
+    }
+
+    fn ready_nodes(&self) -> impl Iterator<Item = &'a k8s_openapi::api::core::v1::Node> {
+        self.state.nodes.iter().filter(|n| {
+            n.status
+                .iter()
+                .flat_map(|s| s.conditions.iter().flatten())
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+                && !n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false)
+        })
+    }
+
+    fn allocatable(node: &k8s_openapi::api::core::v1::Node, resource: &str) -> Option<String> {
+        node.status.as_ref()?.allocatable.as_ref()?.get(resource).map(|q| q.0.clone())
+    }
+
+    /// The memory of the largest schedulable node.
+    pub fn largest_node_memory(&self) -> Option<u64> {
+        self.ready_nodes()
+            .filter_map(|n| Self::allocatable(n, "memory").and_then(|q| quantity::bytes(&q)))
+            .max()
+    }
+
+    /// The schedulable node with the most free memory: name, free CPU (millicores), free memory
+    /// (bytes), allocatable CPU and memory.
+    pub fn roomiest_node(&self) -> Option<(String, u64, u64, u64, u64)> {
+        let mut used: HashMap<&str, (u64, u64)> = HashMap::new();
+        for pod in &self.state.pods {
+            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or_default();
+            let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) else { continue };
+            if matches!(phase, "Succeeded" | "Failed") {
+                continue;
+            }
+            let entry = used.entry(node).or_default();
+            for container in pod.spec.iter().flat_map(|s| s.containers.iter()) {
+                let requests = container.resources.as_ref().and_then(|r| r.requests.as_ref());
+                entry.0 += requests.and_then(|r| r.get("cpu")).and_then(|q| quantity::cpu_millis(&q.0)).unwrap_or_default();
+                entry.1 += requests.and_then(|r| r.get("memory")).and_then(|q| quantity::bytes(&q.0)).unwrap_or_default();
+            }
+        }
+        self.ready_nodes()
+            .filter_map(|node| {
+                let name = node.metadata.name.clone()?;
+                let cpu = Self::allocatable(node, "cpu").and_then(|q| quantity::cpu_millis(&q))?;
+                let memory = Self::allocatable(node, "memory").and_then(|q| quantity::bytes(&q))?;
+                let (used_cpu, used_memory) = used.get(name.as_str()).copied().unwrap_or_default();
+                Some((name, cpu.saturating_sub(used_cpu), memory.saturating_sub(used_memory), cpu, memory))
+            })
+            .max_by_key(|n| (n.2, n.1, std::cmp::Reverse(n.0.clone())))
+    }
+
+    /// Workloads of a namespace (and bare pods) with the labels their pods carry.
+    pub fn pod_template_labels(&self, namespace: &str) -> Vec<(ResourceRef, BTreeMap<String, String>)> {
+        let state = self.state;
+        let in_namespace = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| meta.namespace.as_deref() == Some(namespace);
+        let mut out = Vec::new();
+        for d in state.deployments.iter().filter(|d| in_namespace(&d.metadata)) {
+            let labels = d.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).and_then(|m| m.labels.clone()).unwrap_or_default();
+            out.push((ref_of(ResourceKind::Deployment, &d.metadata), labels));
+        }
+        for s in state.stateful_sets.iter().filter(|s| in_namespace(&s.metadata)) {
+            let labels = s.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).and_then(|m| m.labels.clone()).unwrap_or_default();
+            out.push((ref_of(ResourceKind::StatefulSet, &s.metadata), labels));
+        }
+        for d in state.daemon_sets.iter().filter(|d| in_namespace(&d.metadata)) {
+            let labels = d.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).and_then(|m| m.labels.clone()).unwrap_or_default();
+            out.push((ref_of(ResourceKind::DaemonSet, &d.metadata), labels));
+        }
+        for pod in state.pods.iter().filter(|p| in_namespace(&p.metadata)) {
+            if pod.metadata.owner_references.as_ref().is_none_or(Vec::is_empty) {
+                out.push((ref_of(ResourceKind::Pod, &pod.metadata), pod.metadata.labels.clone().unwrap_or_default()));
+            }
+        }
+        out
+    }
+
+    /// Ports declared by the containers of the pods a selector matches.
+    pub fn declared_ports(&self, namespace: &str, selector: &Map<String, Value>) -> Vec<Value> {
+        let Some(pod) = self.state.pods.iter().find(|p| {
+            p.metadata.namespace.as_deref() == Some(namespace)
+                && !selector.is_empty()
+                && selector.iter().all(|(k, v)| p.metadata.labels.as_ref().and_then(|l| l.get(k)).map(String::as_str) == v.as_str())
+        }) else {
+            return Vec::new();
+        };
+        pod.spec
+            .iter()
+            .flat_map(|s| s.containers.iter())
+            .flat_map(|c| c.ports.iter().flatten())
+            .filter_map(|p| serde_json::to_value(p).ok())
+            .collect()
+    }
+
+    /// Names of the Services of a namespace.
+    pub fn service_names(&self, namespace: &str) -> Vec<String> {
+        self.state
+            .services
+            .iter()
+            .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
+            .filter_map(|s| s.metadata.name.clone())
+            .collect()
+    }
+}
