@@ -1,1 +1,154 @@
-//! placeholder
+//! The AEGIS pipeline, composed from the other crates:
+//! detect (analyzers) → gather evidence → diagnose (rules) → propose fix → check policy.
+//!
+//! Shadow verification, approval and production changes join this pipeline in later stages;
+//! until then every incident's verification result says it was not run.
+
+mod selector;
+
+use std::collections::BTreeMap;
+
+use aegis_core::incident::incident_id;
+use aegis_core::settings::Settings;
+use aegis_core::{
+    AnalysisReport, ClusterState, Incident, ResourceKind, ResourceRef, SourceKind, VERSION, Verdict,
+    Verification, VerificationResult,
+};
+use aegis_k8sgpt::{AnalyzerConfig, Detection};
+use aegis_llm::rules::Lookup;
+use aegis_llm::{RulesConfig, RulesEngine};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+pub use selector::{LabelSelector, SelectorError};
+
+/// Why an analysis could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{kind} \"{name}\" not found{}", namespace.as_ref().map(|n| format!(" in namespace \"{n}\"")).unwrap_or_default())]
+    NotFound {
+        kind: ResourceKind,
+        namespace: Option<String>,
+        name: String,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What to analyze.
+#[derive(Debug, Clone, Default)]
+pub struct AnalyzeRequest {
+    /// One object and what belongs to it; everything when `None`.
+    pub target: Option<ResourceRef>,
+    /// Only these analyzers.
+    pub filter: Option<Vec<ResourceKind>>,
+    /// Only objects whose labels match.
+    pub selector: Option<LabelSelector>,
+}
+
+/// The pipeline with its settings.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    analyzers: AnalyzerConfig,
+    rules: RulesEngine,
+}
+
+impl Agent {
+    pub fn new(settings: &Settings) -> Self {
+        Self {
+            analyzers: AnalyzerConfig {
+                grace_period_seconds: settings.agent.grace_period_seconds,
+                ..AnalyzerConfig::default()
+            },
+            rules: RulesEngine::new(RulesConfig {
+                confidence_threshold: settings.agent.confidence_threshold,
+                shadow: settings.shadow.clone(),
+            }),
+        }
+    }
+
+    /// Analyzes a state: one incident per (workload, category).
+    pub fn analyze(&self, state: &ClusterState, source: SourceKind, request: &AnalyzeRequest) -> Result<AnalysisReport> {
+        if let Some(target) = &request.target
+            && !state.contains(target.kind, target.namespace_str(), &target.name)
+        {
+            return Err(Error::NotFound {
+                kind: target.kind,
+                namespace: target.namespace.clone(),
+                name: target.name.clone(),
+            });
+        }
+        let detections = aegis_k8sgpt::analyze(state, &self.analyzers, request.filter.as_deref());
+        tracing::debug!(detections = detections.len(), "analyzers done");
+        let index = state.index();
+        let lookup = Lookup::new(state);
+        let mut by_workload: BTreeMap<&ResourceRef, Vec<&Detection>> = BTreeMap::new();
+        for detection in &detections {
+            if let Some(selector) = &request.selector
+                && !selector.matches(labels_of(&lookup, state, &detection.finding.resource))
+            {
+                continue;
+            }
+            by_workload.entry(&detection.workload).or_default().push(detection);
+        }
+        let mut incidents = Vec::new();
+        for (workload, detections) in by_workload {
+            for diagnosis in self.rules.diagnose(&lookup, &index, workload, &detections) {
+                let incident = Incident {
+                    id: incident_id(workload, diagnosis.category),
+                    resource: diagnosis.resource,
+                    workload: workload.clone(),
+                    findings: diagnosis.findings,
+                    rca: diagnosis.rca,
+                    verification: Verification {
+                        result: VerificationResult {
+                            verdict: Verdict::Skipped,
+                            health_score: None,
+                            checks: Vec::new(),
+                            reason: Some(if diagnosis.fix.is_some() {
+                                "analysis only: the fix has not been run in a shadow environment".to_owned()
+                            } else {
+                                "no fix to verify".to_owned()
+                            }),
+                        },
+                        plan: diagnosis.plan,
+                    },
+                    fix: diagnosis.fix,
+                };
+                if request.target.as_ref().is_none_or(|t| concerns(&incident, t)) {
+                    incidents.push(incident);
+                }
+            }
+        }
+        Ok(AnalysisReport {
+            aegis_version: VERSION.to_owned(),
+            source,
+            incidents,
+        })
+    }
+}
+
+/// Whether an incident is about `target`: its workload, or one of its findings' objects.
+fn concerns(incident: &Incident, target: &ResourceRef) -> bool {
+    &incident.workload == target || &incident.resource == target || incident.findings.iter().any(|f| &f.resource == target)
+}
+
+fn labels_of<'a>(lookup: &Lookup<'a>, state: &'a ClusterState, resource: &ResourceRef) -> Option<&'a BTreeMap<String, String>> {
+    let namespace = resource.namespace_str();
+    let matches = |meta: &&ObjectMeta| meta.name.as_deref() == Some(resource.name.as_str()) && (!resource.kind.is_namespaced() || meta.namespace.as_deref() == Some(namespace));
+    let meta = match resource.kind {
+        ResourceKind::Pod => lookup.pod(namespace, &resource.name).map(|p| &p.metadata),
+        ResourceKind::Deployment => state.deployments.iter().map(|o| &o.metadata).find(matches),
+        ResourceKind::ReplicaSet => state.replica_sets.iter().map(|o| &o.metadata).find(matches),
+        ResourceKind::StatefulSet => state.stateful_sets.iter().map(|o| &o.metadata).find(matches),
+        ResourceKind::Job => state.jobs.iter().map(|o| &o.metadata).find(matches),
+        ResourceKind::Service => state.services.iter().map(|o| &o.metadata).find(matches),
+        ResourceKind::Node => state.nodes.iter().map(|o| &o.metadata).find(matches),
+        ResourceKind::PersistentVolumeClaim => state.persistent_volume_claims.iter().map(|o| &o.metadata).find(matches),
+        ResourceKind::Ingress => state.ingresses.iter().map(|o| &o.metadata).find(matches),
+        _ => None,
+    };
+    meta.and_then(|m| m.labels.as_ref())
+}
+
+#[cfg(test)]
+mod tests;
