@@ -19,6 +19,7 @@ use aegis_llm::rules::Lookup;
 use aegis_llm::{RulesConfig, RulesEngine};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+pub use aegis_k8sgpt::ANALYZERS;
 pub use selector::{LabelSelector, SelectorError};
 
 /// Why an analysis could not be done.

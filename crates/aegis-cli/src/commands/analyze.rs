@@ -1,0 +1,150 @@
+//! `aegis analyze`: read the cluster (or snapshot, or mock world), find incidents, print them,
+//! and record them in the incident store.
+
+use std::time::Duration;
+
+use aegis_agent::{Agent, AnalyzeRequest, LabelSelector};
+use aegis_cluster::live::{LiveOptions, LiveSource};
+use aegis_cluster::sim::MockSource;
+use aegis_cluster::snapshot::SnapshotSource;
+use aegis_cluster::{ClusterRead, Scope};
+use aegis_core::{ResourceKind, ResourceRef};
+
+use super::{print, warn};
+use crate::args::{AnalyzeArgs, GlobalArgs, OutputFormat};
+use crate::config::{Resolved, default_state_dir};
+use crate::error::{CliError, CliResult};
+use crate::render::{self, Style};
+use crate::store::Store;
+
+/// The source chosen by the flags, with the namespace it defaults to.
+pub struct Source {
+    pub reader: Box<dyn ClusterRead>,
+    pub default_namespace: String,
+}
+
+/// Opens the source the flags name: the mock world, a snapshot, or the live cluster.
+pub async fn open_source(global: &GlobalArgs, resolved: &Resolved) -> CliResult<Source> {
+    let kubernetes = &resolved.settings.kubernetes;
+    if global.mock {
+        let source = MockSource::demo().map_err(CliError::failure)?;
+        return Ok(Source { reader: Box::new(source), default_namespace: "default".to_owned() });
+    }
+    if !global.snapshot.is_empty() {
+        return Ok(Source {
+            reader: Box::new(SnapshotSource::new(global.snapshot.clone())),
+            default_namespace: "default".to_owned(),
+        });
+    }
+    let options = LiveOptions {
+        kubeconfig: kubernetes.kubeconfig.clone(),
+        context: kubernetes.context.clone(),
+        connect_timeout: Duration::from_secs(kubernetes.connect_timeout_secs),
+        read_timeout: Duration::from_secs(kubernetes.read_timeout_secs),
+        log_tail_lines: kubernetes.log_tail_lines,
+    };
+    let source = LiveSource::connect(&options).await.map_err(|e| {
+        let hint = match e {
+            aegis_cluster::Error::Kubeconfig(_) => "point --kubeconfig or KUBECONFIG at a valid kubeconfig, or try the demo with --mock",
+            _ => "check that the cluster is up and `kubectl cluster-info` works with the same context, or use --snapshot DIR / --mock",
+        };
+        CliError::failure(e).hint(hint)
+    })?;
+    let default_namespace = source.default_namespace().to_owned();
+    Ok(Source { reader: Box::new(source), default_namespace })
+}
+
+fn parse_filter(filter: &[String]) -> CliResult<Option<Vec<ResourceKind>>> {
+    if filter.is_empty() {
+        return Ok(None);
+    }
+    let mut kinds = Vec::new();
+    for name in filter {
+        let kind = ResourceKind::from_alias(name)
+            .filter(|k| aegis_k8sgpt_analyzers().contains(k))
+            .ok_or_else(|| {
+                CliError::usage(format!("--filter: `{name}` is not an analyzer"))
+                    .hint(format!("analyzers: {}", aegis_k8sgpt_analyzers().iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")))
+            })?;
+        kinds.push(kind);
+    }
+    Ok(Some(kinds))
+}
+
+fn aegis_k8sgpt_analyzers() -> &'static [ResourceKind] {
+    &aegis_agent::ANALYZERS
+}
+
+pub async fn run(global: &GlobalArgs, args: &AnalyzeArgs, resolved: &Resolved, style: Style) -> CliResult<()> {
+    let filter = parse_filter(&args.filter)?;
+    let selector = args
+        .selector
+        .as_deref()
+        .map(str::parse::<LabelSelector>)
+        .transpose()
+        .map_err(|e| CliError::usage(e).hint("selectors look like app=web,tier!=db or 'env in (prod,staging)'"))?;
+    let source = open_source(global, resolved).await?;
+    let namespace = resolved
+        .settings
+        .kubernetes
+        .namespace
+        .clone()
+        .unwrap_or_else(|| source.default_namespace.clone());
+    let target = args.target.as_ref().map(|t| {
+        ResourceRef::new(t.kind, t.kind.is_namespaced().then_some(namespace.as_str()), &t.name)
+    });
+    let scope = match &target {
+        Some(target) if target.kind.is_namespaced() => Scope::namespace(&namespace),
+        Some(_) => Scope::all(),
+        None if resolved.settings.kubernetes.namespace.is_some() => Scope::namespace(&namespace),
+        None => Scope::all(),
+    };
+    let loaded = source.reader.load(&scope).await.map_err(|e| {
+        let hint = match e {
+            aegis_cluster::Error::SnapshotUnreadable { .. } | aegis_cluster::Error::SnapshotEmpty { .. } => {
+                Some("a snapshot is a directory (or file) of `kubectl get … -A -o yaml` output, with logs under logs/<namespace>/<pod>/<container>.log")
+            }
+            aegis_cluster::Error::Unreachable { .. } => Some("check that the cluster is up, or use --snapshot DIR / --mock"),
+            _ => None,
+        };
+        let error = CliError::failure(e);
+        match hint {
+            Some(hint) => error.hint(hint),
+            None => error,
+        }
+    })?;
+    for warning in &loaded.warnings {
+        warn(warning);
+    }
+    tracing::info!(objects = loaded.state.object_count(), logs = loaded.state.logs.len(), "state loaded");
+    let request = AnalyzeRequest { target, filter, selector };
+    let report = Agent::new(&resolved.settings)
+        .analyze(&loaded.state, source.reader.kind(), &request)
+        .map_err(|e| {
+            let hint = if global.mock {
+                "`aegis analyze --all --mock` lists what the demo world holds"
+            } else {
+                "check the name and the namespace (-n NS)"
+            };
+            CliError::failure(e).hint(hint)
+        })?;
+    let text = match global.output {
+        OutputFormat::Table => render::report(&report, style),
+        format => render::data(&report, format)?,
+    };
+    print(&text)?;
+    record(resolved, &report);
+    Ok(())
+}
+
+/// Records the incidents; a store that cannot be written is a loud warning, not a lost analysis.
+fn record(resolved: &Resolved, report: &aegis_core::AnalysisReport) {
+    let Some(state_dir) = resolved.settings.agent.state_dir.clone().or_else(default_state_dir) else {
+        warn("no state directory is known (set agent.state_dir); incidents were not recorded");
+        return;
+    };
+    if let Err(error) = Store::new(&state_dir).record(&report.incidents, report.source) {
+        warn(format!("incidents were not recorded: {}", error.message));
+        eprintln!("hint: set agent.state_dir (or AEGIS_AGENT__STATE_DIR) to a writable directory");
+    }
+}

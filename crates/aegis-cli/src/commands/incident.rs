@@ -1,0 +1,49 @@
+//! `aegis incident list|show`: incidents recorded by earlier analyses.
+
+use serde_json::json;
+
+use super::{print, warn};
+use crate::args::{IncidentCommand, OutputFormat};
+use crate::config::{Resolved, default_state_dir};
+use crate::error::{CliError, CliResult};
+use crate::render::{self, Style};
+use crate::store::Store;
+
+pub fn run(command: &IncidentCommand, output: OutputFormat, resolved: &Resolved, style: Style) -> CliResult<()> {
+    let state_dir = resolved
+        .settings
+        .agent
+        .state_dir
+        .clone()
+        .or_else(default_state_dir)
+        .ok_or_else(|| CliError::failure("no state directory is known").hint("set agent.state_dir or AEGIS_AGENT__STATE_DIR"))?;
+    let store = Store::new(&state_dir);
+    match command {
+        IncidentCommand::List => {
+            let (incidents, problems) = store.list()?;
+            for problem in problems {
+                warn(format!("skipped {problem}"));
+            }
+            let text = match output {
+                OutputFormat::Table => render::incident_list(&incidents, style),
+                format => render::data(&json!({"incidents": incidents}), format)?,
+            };
+            print(&text)
+        }
+        IncidentCommand::Show { id } => {
+            let stored = store.find(id)?;
+            let text = match output {
+                OutputFormat::Table => format!(
+                    "first seen {} · last seen {} · seen {} times · source {}\n{}\n",
+                    stored.first_seen,
+                    stored.last_seen,
+                    stored.times_seen,
+                    stored.source.as_str(),
+                    render::detail(&stored.incident, style)
+                ),
+                format => render::data(&stored, format)?,
+            };
+            print(&text)
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Rendering for people (tables and panels, colour on terminals only) and for programs
+//! (`-o json|yaml`, the same document).
+
+use aegis_core::{AnalysisReport, Fix, Incident, ResourceRef};
+use comfy_table::presets::{UTF8_BORDERS_ONLY, UTF8_FULL_CONDENSED};
+use comfy_table::{Cell, Color, ContentArrangement, Table};
+use serde::Serialize;
+
+use crate::args::OutputFormat;
+use crate::error::{CliError, CliResult};
+use crate::store::StoredIncident;
+
+/// Whether to colour, and how wide to lay out.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+    pub width: u16,
+}
+
+impl Style {
+    /// Colour only on a terminal, without `--no-color` or `NO_COLOR`.
+    pub fn detect(no_color: bool) -> Self {
+        use std::io::IsTerminal;
+        let terminal = std::io::stdout().is_terminal();
+        let color = terminal && !no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let width = if terminal {
+            comfy_table::Table::new().width().unwrap_or(100).clamp(60, 160)
+        } else {
+            100
+        };
+        Self { color, width }
+    }
+
+    fn cell(self, text: impl ToString, color: Color) -> Cell {
+        let cell = Cell::new(text.to_string());
+        if self.color { cell.fg(color) } else { cell }
+    }
+
+    fn table(self) -> Table {
+        let mut table = Table::new();
+        table.set_content_arrangement(ContentArrangement::Dynamic).set_width(self.width);
+        if !self.color {
+            table.force_no_tty();
+        }
+        table
+    }
+}
+
+/// Serializes a document for `-o json|yaml`.
+pub fn data<T: Serialize>(value: &T, format: OutputFormat) -> CliResult<String> {
+    match format {
+        OutputFormat::Yaml => serde_yaml::to_string(value).map_err(CliError::failure),
+        _ => serde_json::to_string_pretty(value).map(|s| s + "\n").map_err(CliError::failure),
+    }
+}
+
+fn workload_text(reference: &ResourceRef) -> String {
+    reference.to_string()
+}
+
+fn fix_text(fix: Option<&Fix>) -> String {
+    match fix {
+        Some(fix) if fix.policy.allowed => format!("{:?} risk", fix.risk).to_lowercase(),
+        Some(_) => "denied by policy".to_owned(),
+        None => "escalated".to_owned(),
+    }
+}
+
+/// The human form of an analysis.
+pub fn report(report: &AnalysisReport, style: Style) -> String {
+    let count = report.incidents.len();
+    let mut out = format!(
+        "AEGIS analysis · source {} · {count} incident{}\n",
+        report.source.as_str(),
+        if count == 1 { "" } else { "s" }
+    );
+    if count == 0 {
+        out.push_str("No problems found.\n");
+        return out;
+    }
+    let mut table = style.table();
+    table.load_style(UTF8_FULL_CONDENSED.with_rounded_corners()).set_header(["ID", "CATEGORY", "WORKLOAD", "CONFIDENCE", "FIX"]);
+    for incident in &report.incidents {
+        let fix_color = match &incident.fix {
+            Some(f) if f.policy.allowed => Color::Green,
+            Some(_) => Color::Red,
+            None => Color::Yellow,
+        };
+        table.add_row(vec![
+            style.cell(&incident.id, Color::Cyan),
+            style.cell(incident.rca.category, Color::Magenta),
+            Cell::new(workload_text(&incident.workload)),
+            Cell::new(format!("{:.2}", incident.rca.confidence)),
+            style.cell(fix_text(incident.fix.as_ref()), fix_color),
+        ]);
+    }
+    out.push_str(&table.to_string());
+    out.push('\n');
+    for incident in &report.incidents {
+        out.push('\n');
+        out.push_str(&detail(incident, style));
+        out.push('\n');
+    }
+    out
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+/// The `kubectl patch` command that applies a patch.
+pub fn kubectl_patch(target: &ResourceRef, patch_type: aegis_core::PatchType, patch: &serde_json::Value) -> String {
+    let namespace = target.namespace.as_ref().map(|n| format!(" -n {n}")).unwrap_or_default();
+    format!(
+        "kubectl patch {} {}{namespace} --type {} -p {}",
+        target.kind.as_str().to_ascii_lowercase(),
+        target.name,
+        patch_type.kubectl_name(),
+        shell_quote(&patch.to_string())
+    )
+}
+
+/// One incident as a panel.
+pub fn detail(incident: &Incident, style: Style) -> String {
+    let rca = &incident.rca;
+    let mut table = style.table();
+    table.load_style(UTF8_BORDERS_ONLY.with_rounded_corners());
+    table.set_header(vec![
+        style.cell(&incident.id, Color::Cyan),
+        style.cell(format!("{} · {}", rca.category, workload_text(&incident.workload)), Color::Magenta),
+    ]);
+    table.add_row(vec![Cell::new("Summary"), Cell::new(&rca.summary)]);
+    table.add_row(vec![Cell::new("Root cause"), Cell::new(&rca.root_cause)]);
+    table.add_row(vec![Cell::new("Confidence"), Cell::new(format!("{:.2} ({})", rca.confidence, rca.backend))]);
+    let findings: Vec<String> = incident
+        .findings
+        .iter()
+        .map(|f| format!("{}: {}", f.resource, f.message))
+        .collect();
+    table.add_row(vec![Cell::new("Findings"), Cell::new(findings.join("\n"))]);
+    let evidence: Vec<String> = rca
+        .evidence
+        .iter()
+        .map(|e| format!("[{}] {}\n  {}", format!("{:?}", e.source).to_lowercase(), e.reference, e.excerpt))
+        .collect();
+    table.add_row(vec![Cell::new("Evidence"), Cell::new(evidence.join("\n"))]);
+    let steps: Vec<String> = rca.analysis_steps.iter().enumerate().map(|(i, s)| format!("{}. {s}", i + 1)).collect();
+    table.add_row(vec![Cell::new("Analysis"), Cell::new(steps.join("\n"))]);
+    table.add_row(vec![Cell::new("Decision"), Cell::new(&rca.decision_rationale)]);
+    match &incident.fix {
+        Some(fix) => {
+            let policy = if fix.policy.allowed {
+                "policy allowed".to_owned()
+            } else {
+                let rules: Vec<String> = fix.policy.violations.iter().map(|v| format!("{} at {}", v.rule, v.path)).collect();
+                format!("policy DENIED: {}", rules.join(", "))
+            };
+            let approval = if fix.requires_approval { " · needs approval" } else { "" };
+            let text = format!(
+                "{}\n{:?} risk · {policy}{approval}\napply: {}\nundo:  {}",
+                fix.summary,
+                fix.risk,
+                kubectl_patch(&fix.target, fix.patch_type, &fix.patch),
+                kubectl_patch(&fix.target, fix.patch_type, &fix.inverse_patch)
+            );
+            let color = if fix.policy.allowed { Color::Green } else { Color::Red };
+            table.add_row(vec![Cell::new("Fix"), style.cell(text, color)]);
+        }
+        None => {
+            table.add_row(vec![Cell::new("Fix"), style.cell("none: escalated to a human (see Decision)", Color::Yellow)]);
+        }
+    }
+    let result = &incident.verification.result;
+    let mut verify = format!("{:?}", result.verdict).to_lowercase();
+    if let Some(reason) = &result.reason {
+        verify.push_str(": ");
+        verify.push_str(reason);
+    }
+    if let Some(plan) = &incident.verification.plan {
+        verify.push_str(&format!(
+            "\nplan: every {} s, {} passes in a row succeed, {} failures fail, {} s timeout",
+            plan.interval_seconds, plan.success_threshold, plan.failure_limit, plan.timeout_seconds
+        ));
+        for check in &plan.checks {
+            verify.push_str("\n- ");
+            verify.push_str(check);
+        }
+    }
+    table.add_row(vec![Cell::new("Verification"), Cell::new(verify)]);
+    table.to_string()
+}
+
+/// The human form of `aegis incident list`.
+pub fn incident_list(incidents: &[StoredIncident], style: Style) -> String {
+    if incidents.is_empty() {
+        return "No incidents recorded yet; `aegis analyze` records what it finds.\n".to_owned();
+    }
+    let mut table = style.table();
+    table.load_style(UTF8_FULL_CONDENSED.with_rounded_corners()).set_header(["ID", "CATEGORY", "WORKLOAD", "FIX", "SOURCE", "LAST SEEN", "SEEN"]);
+    for stored in incidents {
+        let incident = &stored.incident;
+        table.add_row(vec![
+            style.cell(&incident.id, Color::Cyan),
+            style.cell(incident.rca.category, Color::Magenta),
+            Cell::new(workload_text(&incident.workload)),
+            Cell::new(fix_text(incident.fix.as_ref())),
+            Cell::new(stored.source.as_str()),
+            Cell::new(&stored.last_seen),
+            Cell::new(stored.times_seen),
+        ]);
+    }
+    table.to_string() + "\n"
+}
+
+/// The human form of `aegis config show`.
+pub fn config_entries(entries: &[crate::config::Entry], style: Style) -> String {
+    let mut table = style.table();
+    table.load_style(UTF8_FULL_CONDENSED.with_rounded_corners()).set_header(["KEY", "VALUE", "SOURCE"]);
+    for entry in entries {
+        let value = match &entry.value {
+            serde_json::Value::Null => "(unset)".to_owned(),
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let color = if entry.source == "built-in default" { Color::DarkGrey } else { Color::Green };
+        table.add_row(vec![Cell::new(&entry.key), Cell::new(value), style.cell(&entry.source, color)]);
+    }
+    table.to_string() + "\n"
+}
