@@ -66,6 +66,9 @@ pub enum Command {
     /// Incidents recorded by earlier analyses.
     #[command(subcommand)]
     Incident(IncidentCommand),
+    /// Save what a source holds as a snapshot directory (`kubectl get … -o yaml` Lists and logs/).
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Show or create the configuration.
     Config(ConfigArgs),
     /// Print the version.
@@ -101,6 +104,19 @@ pub enum IncidentCommand {
     Show {
         /// The incident id (inc-…), or a unique prefix of it.
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Write every object of the source (one namespace with -n) and failing containers' logs to DIR.
+    Capture {
+        /// The directory to create; it must not exist or be empty.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Every namespace (the default unless -n is given).
+        #[arg(short = 'A', long, conflicts_with = "namespace")]
+        all_namespaces: bool,
     },
 }
 

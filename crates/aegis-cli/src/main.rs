@@ -89,6 +89,13 @@ fn run(cli: &Cli) -> CliResult<()> {
                 .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))?;
             runtime.block_on(commands::analyze::run(&cli.global, args, &resolved, style))
         }
+        Command::Snapshot(command) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))?;
+            runtime.block_on(commands::snapshot::run(&cli.global, command, &resolved))
+        }
         Command::Incident(command) => commands::incident::run(command, cli.global.output, &resolved, style),
         Command::Config(args) => commands::config::run(args.action.as_ref(), cli.global.output, &resolved, style),
         Command::Version | Command::Completions { .. } => Ok(()),
