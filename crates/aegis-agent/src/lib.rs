@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use aegis_core::incident::incident_id;
 use aegis_core::settings::Settings;
 use aegis_core::{
-    AnalysisReport, ClusterState, Incident, ResourceKind, ResourceRef, SourceKind, VERSION, Verdict,
-    Verification, VerificationResult,
+    AnalysisReport, ClusterState, Incident, ResourceKind, ResourceRef, SourceKind, VERSION,
+    Verdict, Verification, VerificationResult,
 };
 use aegis_k8sgpt::{AnalyzerConfig, Detection};
 use aegis_llm::rules::Lookup;
@@ -68,7 +68,12 @@ impl Agent {
     }
 
     /// Analyzes a state: one incident per (workload, category).
-    pub fn analyze(&self, state: &ClusterState, source: SourceKind, request: &AnalyzeRequest) -> Result<AnalysisReport> {
+    pub fn analyze(
+        &self,
+        state: &ClusterState,
+        source: SourceKind,
+        request: &AnalyzeRequest,
+    ) -> Result<AnalysisReport> {
         if let Some(target) = &request.target
             && !state.contains(target.kind, target.namespace_str(), &target.name)
         {
@@ -89,7 +94,10 @@ impl Agent {
             {
                 continue;
             }
-            by_workload.entry(&detection.workload).or_default().push(detection);
+            by_workload
+                .entry(&detection.workload)
+                .or_default()
+                .push(detection);
         }
         let mut incidents = Vec::new();
         for (workload, detections) in by_workload {
@@ -106,7 +114,8 @@ impl Agent {
                             health_score: None,
                             checks: Vec::new(),
                             reason: Some(if diagnosis.fix.is_some() {
-                                "analysis only: the fix has not been run in a shadow environment".to_owned()
+                                "analysis only: the fix has not been run in a shadow environment"
+                                    .to_owned()
                             } else {
                                 "no fix to verify".to_owned()
                             }),
@@ -115,7 +124,11 @@ impl Agent {
                     },
                     fix: diagnosis.fix,
                 };
-                if request.target.as_ref().is_none_or(|t| concerns(&incident, t)) {
+                if request
+                    .target
+                    .as_ref()
+                    .is_none_or(|t| concerns(&incident, t))
+                {
                     incidents.push(incident);
                 }
             }
@@ -130,21 +143,38 @@ impl Agent {
 
 /// Whether an incident is about `target`: its workload, or one of its findings' objects.
 fn concerns(incident: &Incident, target: &ResourceRef) -> bool {
-    &incident.workload == target || &incident.resource == target || incident.findings.iter().any(|f| &f.resource == target)
+    &incident.workload == target
+        || &incident.resource == target
+        || incident.findings.iter().any(|f| &f.resource == target)
 }
 
-fn labels_of<'a>(lookup: &Lookup<'a>, state: &'a ClusterState, resource: &ResourceRef) -> Option<&'a BTreeMap<String, String>> {
+fn labels_of<'a>(
+    lookup: &Lookup<'a>,
+    state: &'a ClusterState,
+    resource: &ResourceRef,
+) -> Option<&'a BTreeMap<String, String>> {
     let namespace = resource.namespace_str();
-    let matches = |meta: &&ObjectMeta| meta.name.as_deref() == Some(resource.name.as_str()) && (!resource.kind.is_namespaced() || meta.namespace.as_deref() == Some(namespace));
+    let matches = |meta: &&ObjectMeta| {
+        meta.name.as_deref() == Some(resource.name.as_str())
+            && (!resource.kind.is_namespaced() || meta.namespace.as_deref() == Some(namespace))
+    };
     let meta = match resource.kind {
         ResourceKind::Pod => lookup.pod(namespace, &resource.name).map(|p| &p.metadata),
         ResourceKind::Deployment => state.deployments.iter().map(|o| &o.metadata).find(matches),
         ResourceKind::ReplicaSet => state.replica_sets.iter().map(|o| &o.metadata).find(matches),
-        ResourceKind::StatefulSet => state.stateful_sets.iter().map(|o| &o.metadata).find(matches),
+        ResourceKind::StatefulSet => state
+            .stateful_sets
+            .iter()
+            .map(|o| &o.metadata)
+            .find(matches),
         ResourceKind::Job => state.jobs.iter().map(|o| &o.metadata).find(matches),
         ResourceKind::Service => state.services.iter().map(|o| &o.metadata).find(matches),
         ResourceKind::Node => state.nodes.iter().map(|o| &o.metadata).find(matches),
-        ResourceKind::PersistentVolumeClaim => state.persistent_volume_claims.iter().map(|o| &o.metadata).find(matches),
+        ResourceKind::PersistentVolumeClaim => state
+            .persistent_volume_claims
+            .iter()
+            .map(|o| &o.metadata)
+            .find(matches),
         ResourceKind::Ingress => state.ingresses.iter().map(|o| &o.metadata).find(matches),
         _ => None,
     };

@@ -47,14 +47,20 @@ fn split_top_level(text: &str) -> Vec<&str> {
 }
 
 fn valid_key(key: &str) -> bool {
-    !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+    !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
 }
 
 impl std::str::FromStr for LabelSelector {
     type Err = SelectorError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let error = |reason: &str| SelectorError { selector: text.to_owned(), reason: reason.to_owned() };
+        let error = |reason: &str| SelectorError {
+            selector: text.to_owned(),
+            reason: reason.to_owned(),
+        };
         let mut requirements = Vec::new();
         for part in split_top_level(text) {
             let part = part.trim();
@@ -65,9 +71,14 @@ impl std::str::FromStr for LabelSelector {
                 Requirement::DoesNotExist(key.trim().to_owned())
             } else if let Some((key, value)) = part.split_once("!=") {
                 Requirement::NotEquals(key.trim().to_owned(), value.trim().to_owned())
-            } else if let Some((key, value)) = part.split_once("==").or_else(|| part.split_once('=')) {
+            } else if let Some((key, value)) =
+                part.split_once("==").or_else(|| part.split_once('='))
+            {
                 Requirement::Equals(key.trim().to_owned(), value.trim().to_owned())
-            } else if let Some((key, rest)) = part.split_once(" notin ").or_else(|| part.split_once(" in ")) {
+            } else if let Some((key, rest)) = part
+                .split_once(" notin ")
+                .or_else(|| part.split_once(" in "))
+            {
                 let negated = part.contains(" notin ");
                 let values = rest
                     .trim()
@@ -84,7 +95,12 @@ impl std::str::FromStr for LabelSelector {
                 Requirement::Exists(part.to_owned())
             };
             let key = match &requirement {
-                Requirement::Equals(k, _) | Requirement::NotEquals(k, _) | Requirement::In(k, _) | Requirement::NotIn(k, _) | Requirement::Exists(k) | Requirement::DoesNotExist(k) => k,
+                Requirement::Equals(k, _)
+                | Requirement::NotEquals(k, _)
+                | Requirement::In(k, _)
+                | Requirement::NotIn(k, _)
+                | Requirement::Exists(k)
+                | Requirement::DoesNotExist(k) => k,
             };
             if !valid_key(key) {
                 return Err(error(&format!("`{key}` is not a label key")));
@@ -116,7 +132,10 @@ mod tests {
 
     #[test]
     fn selectors_match_like_kubectl() {
-        let labels: BTreeMap<String, String> = [("app", "web"), ("env", "prod")].into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        let labels: BTreeMap<String, String> = [("app", "web"), ("env", "prod")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
         let cases = [
             ("app=web", true),
             ("app==web,env=prod", true),

@@ -7,7 +7,11 @@ use aegis_core::{Category, ClusterState};
 use super::*;
 
 fn demo() -> ClusterState {
-    MockSource::demo().expect("demo").observe(&Scope::all()).expect("simulates").state
+    MockSource::demo()
+        .expect("demo")
+        .observe(&Scope::all())
+        .expect("simulates")
+        .state
 }
 
 fn agent() -> Agent {
@@ -17,34 +21,73 @@ fn agent() -> Agent {
 #[test]
 fn one_incident_per_workload_and_category_with_stable_ids() {
     let state = demo();
-    let report = agent().analyze(&state, SourceKind::Mock, &AnalyzeRequest::default()).expect("analyzes");
-    let mut keys: Vec<(String, Category)> = report.incidents.iter().map(|i| (i.workload.name.clone(), i.rca.category)).collect();
+    let report = agent()
+        .analyze(&state, SourceKind::Mock, &AnalyzeRequest::default())
+        .expect("analyzes");
+    let mut keys: Vec<(String, Category)> = report
+        .incidents
+        .iter()
+        .map(|i| (i.workload.name.clone(), i.rca.category))
+        .collect();
     let total = keys.len();
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), total, "no duplicate (workload, category)");
     assert_eq!(total, 9);
-    let again = agent().analyze(&state, SourceKind::Mock, &AnalyzeRequest::default()).expect("analyzes");
+    let again = agent()
+        .analyze(&state, SourceKind::Mock, &AnalyzeRequest::default())
+        .expect("analyzes");
     let ids = |r: &AnalysisReport| r.incidents.iter().map(|i| i.id.clone()).collect::<Vec<_>>();
     assert_eq!(ids(&report), ids(&again));
-    let orders = report.incidents.iter().find(|i| i.workload.name == "orders-api").expect("orders");
-    let pods = orders.findings.iter().filter(|f| f.resource.kind == ResourceKind::Pod).count();
-    assert_eq!(pods, 2, "both crash-looping replicas are findings of one incident");
+    let orders = report
+        .incidents
+        .iter()
+        .find(|i| i.workload.name == "orders-api")
+        .expect("orders");
+    let pods = orders
+        .findings
+        .iter()
+        .filter(|f| f.resource.kind == ResourceKind::Pod)
+        .count();
+    assert_eq!(
+        pods, 2,
+        "both crash-looping replicas are findings of one incident"
+    );
 }
 
 #[test]
 fn a_target_selects_the_incidents_that_concern_it() {
     let state = demo();
     let cases = [
-        (ResourceRef::namespaced(ResourceKind::Pod, "default", "demo-nginx"), vec![Category::ImageNotFound]),
-        (ResourceRef::namespaced(ResourceKind::Deployment, "production", "api-gateway"), vec![Category::MissingConfigRef]),
-        (ResourceRef::namespaced(ResourceKind::Service, "demo", "storefront"), vec![Category::ServiceSelectorMismatch]),
-        (ResourceRef::namespaced(ResourceKind::Service, "demo", "catalog"), vec![Category::ReadinessProbeFailure]),
-        (ResourceRef::namespaced(ResourceKind::StatefulSet, "production", "redis"), vec![]),
+        (
+            ResourceRef::namespaced(ResourceKind::Pod, "default", "demo-nginx"),
+            vec![Category::ImageNotFound],
+        ),
+        (
+            ResourceRef::namespaced(ResourceKind::Deployment, "production", "api-gateway"),
+            vec![Category::MissingConfigRef],
+        ),
+        (
+            ResourceRef::namespaced(ResourceKind::Service, "demo", "storefront"),
+            vec![Category::ServiceSelectorMismatch],
+        ),
+        (
+            ResourceRef::namespaced(ResourceKind::Service, "demo", "catalog"),
+            vec![Category::ReadinessProbeFailure],
+        ),
+        (
+            ResourceRef::namespaced(ResourceKind::StatefulSet, "production", "redis"),
+            vec![],
+        ),
     ];
     for (target, expected) in cases {
-        let request = AnalyzeRequest { target: Some(target.clone()), ..AnalyzeRequest::default() };
-        let report = agent().analyze(&state, SourceKind::Mock, &request).expect("analyzes");
+        let request = AnalyzeRequest {
+            target: Some(target.clone()),
+            ..AnalyzeRequest::default()
+        };
+        let report = agent()
+            .analyze(&state, SourceKind::Mock, &request)
+            .expect("analyzes");
         let categories: Vec<Category> = report.incidents.iter().map(|i| i.rca.category).collect();
         assert_eq!(categories, expected, "{target}");
     }
@@ -53,22 +96,51 @@ fn a_target_selects_the_incidents_that_concern_it() {
 #[test]
 fn an_unknown_target_is_not_found() {
     let request = AnalyzeRequest {
-        target: Some(ResourceRef::namespaced(ResourceKind::Pod, "default", "nope")),
+        target: Some(ResourceRef::namespaced(
+            ResourceKind::Pod,
+            "default",
+            "nope",
+        )),
         ..AnalyzeRequest::default()
     };
-    let error = agent().analyze(&demo(), SourceKind::Mock, &request).expect_err("not found");
-    assert_eq!(error.to_string(), "Pod \"nope\" not found in namespace \"default\"");
+    let error = agent()
+        .analyze(&demo(), SourceKind::Mock, &request)
+        .expect_err("not found");
+    assert_eq!(
+        error.to_string(),
+        "Pod \"nope\" not found in namespace \"default\""
+    );
 }
 
 #[test]
 fn label_selectors_and_analyzer_filters_narrow_the_analysis() {
     let state = demo();
-    let request = AnalyzeRequest { selector: Some("app=catalog".parse().expect("selector")), ..AnalyzeRequest::default() };
-    let report = agent().analyze(&state, SourceKind::Mock, &request).expect("analyzes");
+    let request = AnalyzeRequest {
+        selector: Some("app=catalog".parse().expect("selector")),
+        ..AnalyzeRequest::default()
+    };
+    let report = agent()
+        .analyze(&state, SourceKind::Mock, &request)
+        .expect("analyzes");
     assert_eq!(report.incidents.len(), 1);
     assert_eq!(report.incidents[0].workload.name, "catalog");
-    let request = AnalyzeRequest { filter: Some(vec![ResourceKind::Service]), ..AnalyzeRequest::default() };
-    let report = agent().analyze(&state, SourceKind::Mock, &request).expect("analyzes");
-    assert!(report.incidents.iter().all(|i| i.findings.iter().all(|f| f.analyzer == "Service")));
-    assert!(report.incidents.iter().any(|i| i.rca.category == Category::ServiceSelectorMismatch));
+    let request = AnalyzeRequest {
+        filter: Some(vec![ResourceKind::Service]),
+        ..AnalyzeRequest::default()
+    };
+    let report = agent()
+        .analyze(&state, SourceKind::Mock, &request)
+        .expect("analyzes");
+    assert!(
+        report
+            .incidents
+            .iter()
+            .all(|i| i.findings.iter().all(|f| f.analyzer == "Service"))
+    );
+    assert!(
+        report
+            .incidents
+            .iter()
+            .any(|i| i.rca.category == Category::ServiceSelectorMismatch)
+    );
 }

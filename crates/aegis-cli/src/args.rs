@@ -8,7 +8,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// AEGIS: an SRE agent for Kubernetes that finds the root cause of an incident, proposes a
 /// typed, reversible fix, and checks it against policy before anything is changed.
 #[derive(Debug, Parser)]
-#[command(name = "aegis", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "aegis",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -83,7 +88,11 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
     /// The resource to analyse: pod/x, deploy/x, svc/x, sts/x, job/x, node/x, pvc/x, ingress/x, …
-    #[arg(value_name = "KIND/NAME", required_unless_present = "all", conflicts_with = "all")]
+    #[arg(
+        value_name = "KIND/NAME",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
     pub target: Option<TargetSpec>,
     /// Analyse every resource (of one namespace with -n).
     #[arg(long)]

@@ -41,7 +41,11 @@ pub fn user_file() -> Option<PathBuf> {
 
 /// The user's state directory, where incidents are recorded.
 pub fn default_state_dir() -> Option<PathBuf> {
-    directories::BaseDirs::new().map(|dirs| dirs.state_dir().unwrap_or_else(|| dirs.data_local_dir()).join("aegis"))
+    directories::BaseDirs::new().map(|dirs| {
+        dirs.state_dir()
+            .unwrap_or_else(|| dirs.data_local_dir())
+            .join("aegis")
+    })
 }
 
 /// A provider with a name people can read in `aegis config show`.
@@ -64,7 +68,10 @@ impl Provider for Named {
 fn flag_values(global: &GlobalArgs) -> Value {
     let mut kubernetes = serde_json::Map::new();
     if let Some(path) = &global.kubeconfig {
-        kubernetes.insert("kubeconfig".to_owned(), Value::String(path.display().to_string()));
+        kubernetes.insert(
+            "kubeconfig".to_owned(),
+            Value::String(path.display().to_string()),
+        );
     }
     if let Some(context) = &global.context {
         kubernetes.insert("context".to_owned(), Value::String(context.clone()));
@@ -82,7 +89,10 @@ fn flag_values(global: &GlobalArgs) -> Value {
 /// Resolves the settings from every layer.
 pub fn resolve(global: &GlobalArgs) -> CliResult<Resolved> {
     let defaults = serde_json::to_value(Settings::default()).map_err(CliError::failure)?;
-    let mut figment = Figment::new().merge(Named { name: "built-in default", data: Serialized::defaults(defaults) });
+    let mut figment = Figment::new().merge(Named {
+        name: "built-in default",
+        data: Serialized::defaults(defaults),
+    });
     let mut files = Vec::new();
     let mut candidates = vec![(PathBuf::from(SYSTEM_FILE), "system")];
     if let Some(user) = user_file() {
@@ -94,22 +104,37 @@ pub fn resolve(global: &GlobalArgs) -> CliResult<Resolved> {
         if exists {
             figment = figment.merge(Toml::file_exact(&path));
         }
-        files.push(ConfigFile { path, layer, exists });
+        files.push(ConfigFile {
+            path,
+            layer,
+            exists,
+        });
     }
     if let Some(path) = &global.config {
         if !path.is_file() {
-            return Err(CliError::failure(format!("configuration file {} does not exist", path.display()))
-                .hint("create it with `aegis config init FILE`, or drop --config"));
+            return Err(CliError::failure(format!(
+                "configuration file {} does not exist",
+                path.display()
+            ))
+            .hint("create it with `aegis config init FILE`, or drop --config"));
         }
         figment = figment.merge(Toml::file_exact(path));
-        files.push(ConfigFile { path: path.clone(), layer: "--config", exists: true });
+        files.push(ConfigFile {
+            path: path.clone(),
+            layer: "--config",
+            exists: true,
+        });
     }
     figment = figment
         .merge(Env::prefixed("AEGIS_").split("__"))
-        .merge(Named { name: "command-line flag", data: Serialized::defaults(flag_values(global)) });
+        .merge(Named {
+            name: "command-line flag",
+            data: Serialized::defaults(flag_values(global)),
+        });
     let settings: Settings = figment.extract().map_err(|e| {
-        CliError::failure(format!("invalid configuration: {}", describe(&e)))
-            .hint("`aegis config path` lists the files read; `aegis config init` writes a valid one")
+        CliError::failure(format!("invalid configuration: {}", describe(&e))).hint(
+            "`aegis config path` lists the files read; `aegis config init` writes a valid one",
+        )
     })?;
     if !(0.0..=1.0).contains(&settings.agent.confidence_threshold) {
         return Err(CliError::failure(format!(
@@ -117,7 +142,11 @@ pub fn resolve(global: &GlobalArgs) -> CliResult<Resolved> {
             settings.agent.confidence_threshold
         )));
     }
-    Ok(Resolved { settings, figment, files })
+    Ok(Resolved {
+        settings,
+        figment,
+        files,
+    })
 }
 
 fn describe(error: &figment::Error) -> String {
@@ -129,7 +158,11 @@ fn describe(error: &figment::Error) -> String {
                 Some(source) => format!(" (from {} {source})", m.name),
                 None => format!(" (from {})", m.name),
             });
-            let path = if e.path.is_empty() { String::new() } else { format!("{}: ", e.path.join(".")) };
+            let path = if e.path.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", e.path.join("."))
+            };
             format!("{path}{}{}", e.kind, source.unwrap_or_default())
         })
         .collect::<Vec<_>>()
@@ -168,7 +201,11 @@ fn flatten(value: &Value, prefix: String, out: &mut Vec<(String, Value)>) {
     match value {
         Value::Object(map) => {
             for (key, child) in map {
-                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
                 flatten(child, path, out);
             }
         }
@@ -190,10 +227,15 @@ pub fn template() -> CliResult<String> {
 /// Writes the template to `path`, refusing to overwrite unless `force`.
 pub fn write_template(path: &Path, force: bool) -> CliResult<()> {
     if path.exists() && !force {
-        return Err(CliError::failure(format!("{} already exists", path.display())).hint("pass --force to overwrite it"));
+        return Err(
+            CliError::failure(format!("{} already exists", path.display()))
+                .hint("pass --force to overwrite it"),
+        );
     }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| CliError::failure(format!("cannot create {}: {e}", parent.display())))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| CliError::failure(format!("cannot create {}: {e}", parent.display())))?;
     }
-    std::fs::write(path, template()?).map_err(|e| CliError::failure(format!("cannot write {}: {e}", path.display())))
+    std::fs::write(path, template()?)
+        .map_err(|e| CliError::failure(format!("cannot write {}: {e}", path.display())))
 }

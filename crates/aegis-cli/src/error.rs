@@ -18,12 +18,20 @@ pub struct CliError {
 impl CliError {
     /// The command could not do its job.
     pub fn failure(message: impl fmt::Display) -> Self {
-        Self { message: message.to_string(), hint: None, code: EXIT_FAILURE }
+        Self {
+            message: message.to_string(),
+            hint: None,
+            code: EXIT_FAILURE,
+        }
     }
 
     /// The command line was wrong.
     pub fn usage(message: impl fmt::Display) -> Self {
-        Self { message: message.to_string(), hint: None, code: EXIT_USAGE }
+        Self {
+            message: message.to_string(),
+            hint: None,
+            code: EXIT_USAGE,
+        }
     }
 
     #[must_use]

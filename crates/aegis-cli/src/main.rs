@@ -51,7 +51,8 @@ fn init_logging(cli: &Cli, configured: &str) {
             _ => "trace".to_owned(),
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(&level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter = tracing_subscriber::EnvFilter::try_new(&level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -64,7 +65,11 @@ fn run(cli: &Cli) -> CliResult<()> {
     match &cli.command {
         Command::Version => {
             let text = match cli.global.output {
-                OutputFormat::Table => format!("aegis {VERSION} (Kubernetes API 1.34, {}-{})\n", std::env::consts::OS, std::env::consts::ARCH),
+                OutputFormat::Table => format!(
+                    "aegis {VERSION} (Kubernetes API 1.34, {}-{})\n",
+                    std::env::consts::OS,
+                    std::env::consts::ARCH
+                ),
                 format => render::data(
                     &json!({"aegis_version": VERSION, "kubernetes_api": "1.34", "os": std::env::consts::OS, "arch": std::env::consts::ARCH}),
                     format,
@@ -96,8 +101,12 @@ fn run(cli: &Cli) -> CliResult<()> {
                 .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))?;
             runtime.block_on(commands::snapshot::run(&cli.global, command, &resolved))
         }
-        Command::Incident(command) => commands::incident::run(command, cli.global.output, &resolved, style),
-        Command::Config(args) => commands::config::run(args.action.as_ref(), cli.global.output, &resolved, style),
+        Command::Incident(command) => {
+            commands::incident::run(command, cli.global.output, &resolved, style)
+        }
+        Command::Config(args) => {
+            commands::config::run(args.action.as_ref(), cli.global.output, &resolved, style)
+        }
         Command::Version | Command::Completions { .. } => Ok(()),
     }
 }

@@ -22,23 +22,29 @@ impl Style {
     pub fn detect(no_color: bool) -> Self {
         use std::io::IsTerminal;
         let terminal = std::io::stdout().is_terminal();
-        let color = terminal && !no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let color =
+            terminal && !no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         let width = if terminal {
-            comfy_table::Table::new().width().unwrap_or(100).clamp(60, 160)
+            comfy_table::Table::new()
+                .width()
+                .unwrap_or(100)
+                .clamp(60, 160)
         } else {
             100
         };
         Self { color, width }
     }
 
-    fn cell(self, text: impl ToString, color: Color) -> Cell {
-        let cell = Cell::new(text.to_string());
+    fn cell(self, text: impl std::fmt::Display, color: Color) -> Cell {
+        let cell = Cell::new(text);
         if self.color { cell.fg(color) } else { cell }
     }
 
     fn table(self) -> Table {
         let mut table = Table::new();
-        table.set_content_arrangement(ContentArrangement::Dynamic).set_width(self.width);
+        table
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_width(self.width);
         if !self.color {
             table.force_no_tty();
         }
@@ -50,7 +56,9 @@ impl Style {
 pub fn data<T: Serialize>(value: &T, format: OutputFormat) -> CliResult<String> {
     match format {
         OutputFormat::Yaml => serde_yaml::to_string(value).map_err(CliError::failure),
-        _ => serde_json::to_string_pretty(value).map(|s| s + "\n").map_err(CliError::failure),
+        _ => serde_json::to_string_pretty(value)
+            .map(|s| s + "\n")
+            .map_err(CliError::failure),
     }
 }
 
@@ -79,7 +87,9 @@ pub fn report(report: &AnalysisReport, style: Style) -> String {
         return out;
     }
     let mut table = style.table();
-    table.load_style(UTF8_FULL_CONDENSED.with_rounded_corners()).set_header(["ID", "CATEGORY", "WORKLOAD", "CONFIDENCE", "FIX"]);
+    table
+        .load_style(UTF8_FULL_CONDENSED.with_rounded_corners())
+        .set_header(["ID", "CATEGORY", "WORKLOAD", "CONFIDENCE", "FIX"]);
     for incident in &report.incidents {
         let fix_color = match &incident.fix {
             Some(f) if f.policy.allowed => Color::Green,
@@ -109,8 +119,16 @@ fn shell_quote(text: &str) -> String {
 }
 
 /// The `kubectl patch` command that applies a patch.
-pub fn kubectl_patch(target: &ResourceRef, patch_type: aegis_core::PatchType, patch: &serde_json::Value) -> String {
-    let namespace = target.namespace.as_ref().map(|n| format!(" -n {n}")).unwrap_or_default();
+pub fn kubectl_patch(
+    target: &ResourceRef,
+    patch_type: aegis_core::PatchType,
+    patch: &serde_json::Value,
+) -> String {
+    let namespace = target
+        .namespace
+        .as_ref()
+        .map(|n| format!(" -n {n}"))
+        .unwrap_or_default();
     format!(
         "kubectl patch {} {}{namespace} --type {} -p {}",
         target.kind.as_str().to_ascii_lowercase(),
@@ -127,11 +145,17 @@ pub fn detail(incident: &Incident, style: Style) -> String {
     table.load_style(UTF8_BORDERS_ONLY.with_rounded_corners());
     table.set_header(vec![
         style.cell(&incident.id, Color::Cyan),
-        style.cell(format!("{} · {}", rca.category, workload_text(&incident.workload)), Color::Magenta),
+        style.cell(
+            format!("{} · {}", rca.category, workload_text(&incident.workload)),
+            Color::Magenta,
+        ),
     ]);
     table.add_row(vec![Cell::new("Summary"), Cell::new(&rca.summary)]);
     table.add_row(vec![Cell::new("Root cause"), Cell::new(&rca.root_cause)]);
-    table.add_row(vec![Cell::new("Confidence"), Cell::new(format!("{:.2} ({})", rca.confidence, rca.backend))]);
+    table.add_row(vec![
+        Cell::new("Confidence"),
+        Cell::new(format!("{:.2} ({})", rca.confidence, rca.backend)),
+    ]);
     let findings: Vec<String> = incident
         .findings
         .iter()
@@ -141,21 +165,45 @@ pub fn detail(incident: &Incident, style: Style) -> String {
     let evidence: Vec<String> = rca
         .evidence
         .iter()
-        .map(|e| format!("[{}] {}\n  {}", format!("{:?}", e.source).to_lowercase(), e.reference, e.excerpt))
+        .map(|e| {
+            format!(
+                "[{}] {}\n  {}",
+                format!("{:?}", e.source).to_lowercase(),
+                e.reference,
+                e.excerpt
+            )
+        })
         .collect();
     table.add_row(vec![Cell::new("Evidence"), Cell::new(evidence.join("\n"))]);
-    let steps: Vec<String> = rca.analysis_steps.iter().enumerate().map(|(i, s)| format!("{}. {s}", i + 1)).collect();
+    let steps: Vec<String> = rca
+        .analysis_steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("{}. {s}", i + 1))
+        .collect();
     table.add_row(vec![Cell::new("Analysis"), Cell::new(steps.join("\n"))]);
-    table.add_row(vec![Cell::new("Decision"), Cell::new(&rca.decision_rationale)]);
+    table.add_row(vec![
+        Cell::new("Decision"),
+        Cell::new(&rca.decision_rationale),
+    ]);
     match &incident.fix {
         Some(fix) => {
             let policy = if fix.policy.allowed {
                 "policy allowed".to_owned()
             } else {
-                let rules: Vec<String> = fix.policy.violations.iter().map(|v| format!("{} at {}", v.rule, v.path)).collect();
+                let rules: Vec<String> = fix
+                    .policy
+                    .violations
+                    .iter()
+                    .map(|v| format!("{} at {}", v.rule, v.path))
+                    .collect();
                 format!("policy DENIED: {}", rules.join(", "))
             };
-            let approval = if fix.requires_approval { " · needs approval" } else { "" };
+            let approval = if fix.requires_approval {
+                " · needs approval"
+            } else {
+                ""
+            };
             let text = format!(
                 "{}\n{:?} risk · {policy}{approval}\napply: {}\nundo:  {}",
                 fix.summary,
@@ -163,11 +211,18 @@ pub fn detail(incident: &Incident, style: Style) -> String {
                 kubectl_patch(&fix.target, fix.patch_type, &fix.patch),
                 kubectl_patch(&fix.target, fix.patch_type, &fix.inverse_patch)
             );
-            let color = if fix.policy.allowed { Color::Green } else { Color::Red };
+            let color = if fix.policy.allowed {
+                Color::Green
+            } else {
+                Color::Red
+            };
             table.add_row(vec![Cell::new("Fix"), style.cell(text, color)]);
         }
         None => {
-            table.add_row(vec![Cell::new("Fix"), style.cell("none: escalated to a human (see Decision)", Color::Yellow)]);
+            table.add_row(vec![
+                Cell::new("Fix"),
+                style.cell("none: escalated to a human (see Decision)", Color::Yellow),
+            ]);
         }
     }
     let result = &incident.verification.result;
@@ -196,7 +251,17 @@ pub fn incident_list(incidents: &[StoredIncident], style: Style) -> String {
         return "No incidents recorded yet; `aegis analyze` records what it finds.\n".to_owned();
     }
     let mut table = style.table();
-    table.load_style(UTF8_FULL_CONDENSED.with_rounded_corners()).set_header(["ID", "CATEGORY", "WORKLOAD", "FIX", "SOURCE", "LAST SEEN", "SEEN"]);
+    table
+        .load_style(UTF8_FULL_CONDENSED.with_rounded_corners())
+        .set_header([
+            "ID",
+            "CATEGORY",
+            "WORKLOAD",
+            "FIX",
+            "SOURCE",
+            "LAST SEEN",
+            "SEEN",
+        ]);
     for stored in incidents {
         let incident = &stored.incident;
         table.add_row(vec![
@@ -215,15 +280,25 @@ pub fn incident_list(incidents: &[StoredIncident], style: Style) -> String {
 /// The human form of `aegis config show`.
 pub fn config_entries(entries: &[crate::config::Entry], style: Style) -> String {
     let mut table = style.table();
-    table.load_style(UTF8_FULL_CONDENSED.with_rounded_corners()).set_header(["KEY", "VALUE", "SOURCE"]);
+    table
+        .load_style(UTF8_FULL_CONDENSED.with_rounded_corners())
+        .set_header(["KEY", "VALUE", "SOURCE"]);
     for entry in entries {
         let value = match &entry.value {
             serde_json::Value::Null => "(unset)".to_owned(),
             serde_json::Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        let color = if entry.source == "built-in default" { Color::DarkGrey } else { Color::Green };
-        table.add_row(vec![Cell::new(&entry.key), Cell::new(value), style.cell(&entry.source, color)]);
+        let color = if entry.source == "built-in default" {
+            Color::DarkGrey
+        } else {
+            Color::Green
+        };
+        table.add_row(vec![
+            Cell::new(&entry.key),
+            Cell::new(value),
+            style.cell(&entry.source, color),
+        ]);
     }
     table.to_string() + "\n"
 }

@@ -30,18 +30,30 @@ pub struct Store {
 
 impl Store {
     pub fn new(state_dir: &Path) -> Self {
-        Self { dir: state_dir.join("incidents") }
+        Self {
+            dir: state_dir.join("incidents"),
+        }
     }
 
     /// Records incidents, keeping when each was first seen.
     pub fn record(&self, incidents: &[Incident], source: SourceKind) -> CliResult<()> {
-        fs::create_dir_all(&self.dir).map_err(|e| CliError::failure(format!("cannot create incident store {}: {e}", self.dir.display())))?;
-        let now = Timestamp::now().round(k8s_openapi::jiff::Unit::Second).unwrap_or_else(|_| Timestamp::now()).to_string();
+        fs::create_dir_all(&self.dir).map_err(|e| {
+            CliError::failure(format!(
+                "cannot create incident store {}: {e}",
+                self.dir.display()
+            ))
+        })?;
+        let now = Timestamp::now()
+            .round(k8s_openapi::jiff::Unit::Second)
+            .unwrap_or_else(|_| Timestamp::now())
+            .to_string();
         for incident in incidents {
             let path = self.path(&incident.id);
-            let previous = self.read(&path).ok();
+            let previous = Self::read(&path).ok();
             let stored = StoredIncident {
-                first_seen: previous.as_ref().map_or_else(|| now.clone(), |p| p.first_seen.clone()),
+                first_seen: previous
+                    .as_ref()
+                    .map_or_else(|| now.clone(), |p| p.first_seen.clone()),
                 last_seen: now.clone(),
                 times_seen: previous.as_ref().map_or(0, |p| p.times_seen) + 1,
                 source,
@@ -49,8 +61,11 @@ impl Store {
             };
             let text = serde_json::to_string_pretty(&stored).map_err(CliError::failure)?;
             let temporary = path.with_extension(format!("json.{}.tmp", std::process::id()));
-            fs::write(&temporary, text).map_err(|e| CliError::failure(format!("cannot write {}: {e}", temporary.display())))?;
-            fs::rename(&temporary, &path).map_err(|e| CliError::failure(format!("cannot write {}: {e}", path.display())))?;
+            fs::write(&temporary, text).map_err(|e| {
+                CliError::failure(format!("cannot write {}: {e}", temporary.display()))
+            })?;
+            fs::rename(&temporary, &path)
+                .map_err(|e| CliError::failure(format!("cannot write {}: {e}", path.display())))?;
         }
         Ok(())
     }
@@ -59,8 +74,15 @@ impl Store {
     pub fn list(&self) -> CliResult<(Vec<StoredIncident>, Vec<String>)> {
         let entries = match fs::read_dir(&self.dir) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
-            Err(e) => return Err(CliError::failure(format!("cannot read incident store {}: {e}", self.dir.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((Vec::new(), Vec::new()));
+            }
+            Err(e) => {
+                return Err(CliError::failure(format!(
+                    "cannot read incident store {}: {e}",
+                    self.dir.display()
+                )));
+            }
         };
         let mut incidents = Vec::new();
         let mut problems = Vec::new();
@@ -69,19 +91,26 @@ impl Store {
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
                 continue;
             }
-            match self.read(&path) {
+            match Self::read(&path) {
                 Ok(stored) => incidents.push(stored),
                 Err(reason) => problems.push(format!("{}: {reason}", path.display())),
             }
         }
-        incidents.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.incident.id.cmp(&b.incident.id)));
+        incidents.sort_by(|a, b| {
+            b.last_seen
+                .cmp(&a.last_seen)
+                .then(a.incident.id.cmp(&b.incident.id))
+        });
         Ok((incidents, problems))
     }
 
     /// One incident by id or unique id prefix.
     pub fn find(&self, id: &str) -> CliResult<StoredIncident> {
         let (incidents, _) = self.list()?;
-        let matching: Vec<StoredIncident> = incidents.into_iter().filter(|s| s.incident.id.starts_with(id)).collect();
+        let matching: Vec<StoredIncident> = incidents
+            .into_iter()
+            .filter(|s| s.incident.id.starts_with(id))
+            .collect();
         match matching.len() {
             1 => Ok(matching.into_iter().next().expect("one element, checked above")),
             0 => Err(CliError::failure(format!("no incident {id} in {}", self.dir.display()))
@@ -94,7 +123,7 @@ impl Store {
         self.dir.join(format!("{id}.json"))
     }
 
-    fn read(&self, path: &Path) -> Result<StoredIncident, String> {
+    fn read(path: &Path) -> Result<StoredIncident, String> {
         let text = fs::read_to_string(path).map_err(|e| e.to_string())?;
         serde_json::from_str(&text).map_err(|e| format!("not an incident record: {e}"))
     }

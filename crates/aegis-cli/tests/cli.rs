@@ -13,7 +13,9 @@ struct Sandbox {
 
 impl Sandbox {
     fn new() -> Self {
-        Self { dir: tempfile::tempdir().expect("tempdir") }
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     fn path(&self) -> &Path {
@@ -25,7 +27,11 @@ impl Sandbox {
         command.args(args).current_dir(self.path());
         for (key, _) in std::env::vars_os() {
             let key = key.to_string_lossy().into_owned();
-            if key.starts_with("AEGIS_") || key == "KUBECONFIG" || key == "NO_COLOR" || key == "OLLAMA_HOST" {
+            if key.starts_with("AEGIS_")
+                || key == "KUBECONFIG"
+                || key == "NO_COLOR"
+                || key == "OLLAMA_HOST"
+            {
                 command.env_remove(&key);
             }
         }
@@ -43,8 +49,13 @@ impl Sandbox {
 
     fn json(&self, args: &[&str]) -> Value {
         let output = self.run(args);
-        assert!(output.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{args:?}: stdout is not JSON: {e}"))
+        assert!(
+            output.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: stdout is not JSON: {e}"))
     }
 }
 
@@ -53,7 +64,9 @@ fn stderr(output: &Output) -> String {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn assert_clean_failure(output: &Output, code: i32, needles: &[&str]) {
@@ -63,7 +76,11 @@ fn assert_clean_failure(output: &Output, code: i32, needles: &[&str]) {
     for needle in needles {
         assert!(text.contains(needle), "expected `{needle}` in: {text}");
     }
-    assert!(output.stdout.is_empty(), "stdout carries data only: {}", String::from_utf8_lossy(&output.stdout));
+    assert!(
+        output.stdout.is_empty(),
+        "stdout carries data only: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
 }
 
 #[test]
@@ -72,13 +89,43 @@ fn every_demo_scenario_is_diagnosed_with_a_policy_allowed_fix_on_its_workload() 
     let cases = [
         ("deploy/orders-api", "demo", "missing-env-var", "Deployment"),
         ("deploy/report-worker", "demo", "oom-killed", "Deployment"),
-        ("deploy/payments-web", "demo", "image-not-found", "Deployment"),
-        ("deploy/inventory", "demo", "liveness-probe-failure", "Deployment"),
-        ("deploy/catalog", "demo", "readiness-probe-failure", "Deployment"),
-        ("deploy/ml-trainer", "demo", "insufficient-resources", "Deployment"),
-        ("svc/storefront", "demo", "service-selector-mismatch", "Service"),
+        (
+            "deploy/payments-web",
+            "demo",
+            "image-not-found",
+            "Deployment",
+        ),
+        (
+            "deploy/inventory",
+            "demo",
+            "liveness-probe-failure",
+            "Deployment",
+        ),
+        (
+            "deploy/catalog",
+            "demo",
+            "readiness-probe-failure",
+            "Deployment",
+        ),
+        (
+            "deploy/ml-trainer",
+            "demo",
+            "insufficient-resources",
+            "Deployment",
+        ),
+        (
+            "svc/storefront",
+            "demo",
+            "service-selector-mismatch",
+            "Service",
+        ),
         ("pod/demo-nginx", "default", "image-not-found", "Pod"),
-        ("deployment/api-gateway", "production", "missing-config-ref", "Deployment"),
+        (
+            "deployment/api-gateway",
+            "production",
+            "missing-config-ref",
+            "Deployment",
+        ),
     ];
     for (target, namespace, category, fix_kind) in cases {
         let report = sandbox.json(&["analyze", target, "-n", namespace, "--mock", "-o", "json"]);
@@ -88,14 +135,26 @@ fn every_demo_scenario_is_diagnosed_with_a_policy_allowed_fix_on_its_workload() 
         let incident = &incidents[0];
         assert_eq!(incident["rca"]["category"], category, "{target}");
         assert_eq!(incident["rca"]["backend"], "rules");
-        assert!(incident["id"].as_str().is_some_and(|id| id.starts_with("inc-") && id.len() == 12));
+        assert!(
+            incident["id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("inc-") && id.len() == 12)
+        );
         let fix = &incident["fix"];
         assert_eq!(fix["policy"]["allowed"], true, "{target}: {fix}");
         assert_eq!(fix["target"]["kind"], fix_kind, "{target}");
-        assert_eq!(fix["target"], incident["workload"], "{target}: the fix targets the owning workload");
+        assert_eq!(
+            fix["target"], incident["workload"],
+            "{target}: the fix targets the owning workload"
+        );
         assert_eq!(fix["patch_type"], "strategic-merge");
         assert_eq!(fix["requires_approval"], true);
-        assert!(!incident["rca"]["evidence"].as_array().expect("evidence").is_empty());
+        assert!(
+            !incident["rca"]["evidence"]
+                .as_array()
+                .expect("evidence")
+                .is_empty()
+        );
         assert_eq!(incident["verification"]["result"]["verdict"], "skipped");
     }
 }
@@ -106,7 +165,11 @@ fn analyze_all_reports_every_demo_incident_and_yaml_is_the_same_document() {
     let json = sandbox.json(&["analyze", "--all", "--mock", "-o", "json"]);
     let incidents = json["incidents"].as_array().expect("incidents");
     assert_eq!(incidents.len(), 9);
-    assert!(incidents.iter().all(|i| i["fix"]["policy"]["allowed"] == true));
+    assert!(
+        incidents
+            .iter()
+            .all(|i| i["fix"]["policy"]["allowed"] == true)
+    );
     let yaml = sandbox.run(&["analyze", "--all", "--mock", "-o", "yaml"]);
     assert!(yaml.status.success());
     let from_yaml: Value = serde_yaml::from_slice(&yaml.stdout).expect("yaml parses");
@@ -117,23 +180,53 @@ fn analyze_all_reports_every_demo_incident_and_yaml_is_the_same_document() {
 fn a_kubectl_dump_with_logs_is_analyzed_and_bad_files_are_reported() {
     let sandbox = Sandbox::new();
     let dump = fixture("kubectl-dump");
-    let output = sandbox.run(&["analyze", "--all", "--snapshot", dump.to_str().expect("utf-8"), "-o", "json"]);
+    let output = sandbox.run(&[
+        "analyze",
+        "--all",
+        "--snapshot",
+        dump.to_str().expect("utf-8"),
+        "-o",
+        "json",
+    ]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(stderr(&output).contains("broken.yaml"), "the bad file is named: {}", stderr(&output));
+    assert!(
+        stderr(&output).contains("broken.yaml"),
+        "the bad file is named: {}",
+        stderr(&output)
+    );
     let report: Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(report["source"], "snapshot");
     let incidents = report["incidents"].as_array().expect("incidents");
-    let checkout = incidents.iter().find(|i| i["workload"]["name"] == "checkout").expect("checkout incident");
+    let checkout = incidents
+        .iter()
+        .find(|i| i["workload"]["name"] == "checkout")
+        .expect("checkout incident");
     assert_eq!(checkout["rca"]["category"], "missing-env-var");
     assert_eq!(
-        checkout["fix"]["patch"]["spec"]["template"]["spec"]["containers"][0]["env"][0]["valueFrom"]["secretKeyRef"]["name"],
+        checkout["fix"]["patch"]["spec"]["template"]["spec"]["containers"][0]["env"][0]["valueFrom"]
+            ["secretKeyRef"]["name"],
         "checkout-secrets"
     );
-    assert!(checkout["rca"]["evidence"].as_array().expect("evidence").iter().any(|e| e["excerpt"] == "KeyError: 'STRIPE_API_KEY'"));
-    let job = incidents.iter().find(|i| i["workload"]["name"] == "nightly-export").expect("job incident");
+    assert!(
+        checkout["rca"]["evidence"]
+            .as_array()
+            .expect("evidence")
+            .iter()
+            .any(|e| e["excerpt"] == "KeyError: 'STRIPE_API_KEY'")
+    );
+    let job = incidents
+        .iter()
+        .find(|i| i["workload"]["name"] == "nightly-export")
+        .expect("job incident");
     assert_eq!(job["rca"]["category"], "job-failed");
-    assert!(job["fix"].is_null(), "a failed job without a known cause is escalated");
-    assert!(incidents.iter().all(|i| i["workload"]["kind"] != "Node"), "a Node Problem Detector condition is not an incident");
+    assert!(
+        job["fix"].is_null(),
+        "a failed job without a known cause is escalated"
+    );
+    assert!(
+        incidents.iter().all(|i| i["workload"]["kind"] != "Node"),
+        "a Node Problem Detector condition is not an incident"
+    );
 }
 
 #[test]
@@ -157,19 +250,63 @@ fn bad_input_gets_a_clear_error_and_the_right_exit_code() {
         "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:9'}\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\nusers:\n- name: u\n  user: {token: t}\n",
     )
     .expect("write");
-    std::fs::write(sandbox.path().join("bad.toml"), "[agent]\nconfidence_threshold = \"high\"\n").expect("write");
+    std::fs::write(
+        sandbox.path().join("bad.toml"),
+        "[agent]\nconfidence_threshold = \"high\"\n",
+    )
+    .expect("write");
     let cases: [(&[&str], i32, &[&str]); 11] = [
-        (&["analyze", "demo-nginx", "--mock"], 2, &["not of the form KIND/NAME"]),
-        (&["analyze", "widget/x", "--mock"], 2, &["names no resource kind"]),
+        (
+            &["analyze", "demo-nginx", "--mock"],
+            2,
+            &["not of the form KIND/NAME"],
+        ),
+        (
+            &["analyze", "widget/x", "--mock"],
+            2,
+            &["names no resource kind"],
+        ),
         (&["analyze", "--mock"], 2, &["KIND/NAME"]),
-        (&["analyze", "pod/x", "--all", "--mock"], 2, &["cannot be used with"]),
-        (&["analyze", "pod/nope", "--mock"], 1, &["Pod \"nope\" not found in namespace \"default\"", "hint:"]),
-        (&["analyze", "--all", "--snapshot", "missing-dir"], 1, &["cannot read snapshot missing-dir", "hint:"]),
-        (&["analyze", "--all", "--snapshot", "garbage.yaml"], 1, &["garbage.yaml", "sequence"]),
-        (&["analyze", "--all", "--kubeconfig", "unreachable.kubeconfig"], 1, &["unreachable", "127.0.0.1:9", "hint:"]),
-        (&["analyze", "--all", "--kubeconfig", "no-such.kubeconfig"], 1, &["kubeconfig", "no-such.kubeconfig"]),
-        (&["analyze", "--all", "--mock", "--config", "bad.toml"], 1, &["invalid configuration", "confidence_threshold"]),
-        (&["analyze", "--all", "--mock", "--filter", "Widget"], 2, &["not an analyzer"]),
+        (
+            &["analyze", "pod/x", "--all", "--mock"],
+            2,
+            &["cannot be used with"],
+        ),
+        (
+            &["analyze", "pod/nope", "--mock"],
+            1,
+            &["Pod \"nope\" not found in namespace \"default\"", "hint:"],
+        ),
+        (
+            &["analyze", "--all", "--snapshot", "missing-dir"],
+            1,
+            &["cannot read snapshot missing-dir", "hint:"],
+        ),
+        (
+            &["analyze", "--all", "--snapshot", "garbage.yaml"],
+            1,
+            &["garbage.yaml", "sequence"],
+        ),
+        (
+            &["analyze", "--all", "--kubeconfig", "unreachable.kubeconfig"],
+            1,
+            &["unreachable", "127.0.0.1:9", "hint:"],
+        ),
+        (
+            &["analyze", "--all", "--kubeconfig", "no-such.kubeconfig"],
+            1,
+            &["kubeconfig", "no-such.kubeconfig"],
+        ),
+        (
+            &["analyze", "--all", "--mock", "--config", "bad.toml"],
+            1,
+            &["invalid configuration", "confidence_threshold"],
+        ),
+        (
+            &["analyze", "--all", "--mock", "--filter", "Widget"],
+            2,
+            &["not an analyzer"],
+        ),
     ];
     for (args, code, needles) in cases {
         let output = sandbox.run(args);
@@ -182,15 +319,40 @@ fn analyses_are_recorded_and_incidents_can_be_listed_and_shown() {
     let sandbox = Sandbox::new();
     let empty = sandbox.json(&["incident", "list", "-o", "json"]);
     assert_eq!(empty["incidents"], Value::Array(Vec::new()));
-    let report = sandbox.json(&["analyze", "deploy/orders-api", "-n", "demo", "--mock", "-o", "json"]);
-    let id = report["incidents"][0]["id"].as_str().expect("id").to_owned();
-    sandbox.json(&["analyze", "deploy/orders-api", "-n", "demo", "--mock", "-o", "json"]);
+    let report = sandbox.json(&[
+        "analyze",
+        "deploy/orders-api",
+        "-n",
+        "demo",
+        "--mock",
+        "-o",
+        "json",
+    ]);
+    let id = report["incidents"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    sandbox.json(&[
+        "analyze",
+        "deploy/orders-api",
+        "-n",
+        "demo",
+        "--mock",
+        "-o",
+        "json",
+    ]);
     let list = sandbox.json(&["incident", "list", "-o", "json"]);
     let listed = list["incidents"].as_array().expect("list");
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["incident"]["id"], id.as_str());
     assert_eq!(listed[0]["times_seen"], 2);
-    assert!(sandbox.path().join("state/aegis/incidents").join(format!("{id}.json")).is_file());
+    assert!(
+        sandbox
+            .path()
+            .join("state/aegis/incidents")
+            .join(format!("{id}.json"))
+            .is_file()
+    );
     let shown = sandbox.json(&["incident", "show", &id[..8], "-o", "json"]);
     assert_eq!(shown["incident"], report["incidents"][0]);
     let missing = sandbox.run(&["incident", "show", "inc-00000000"]);
@@ -200,7 +362,11 @@ fn analyses_are_recorded_and_incidents_can_be_listed_and_shown() {
 #[test]
 fn configuration_layers_say_where_each_value_came_from() {
     let sandbox = Sandbox::new();
-    std::fs::write(sandbox.path().join("aegis.toml"), "[shadow]\nttl_minutes = 45\n").expect("write");
+    std::fs::write(
+        sandbox.path().join("aegis.toml"),
+        "[shadow]\nttl_minutes = 45\n",
+    )
+    .expect("write");
     let output = sandbox
         .command(&["config", "show", "-o", "json", "-n", "prod"])
         .env("AEGIS_AGENT__CONFIDENCE_THRESHOLD", "0.8")
@@ -208,22 +374,56 @@ fn configuration_layers_say_where_each_value_came_from() {
         .expect("runs");
     assert!(output.status.success(), "{}", stderr(&output));
     let shown: Value = serde_json::from_slice(&output.stdout).expect("json");
-    let entry = |key: &str| shown["settings"].as_array().expect("settings").iter().find(|e| e["key"] == key).cloned().expect(key);
+    let entry = |key: &str| {
+        shown["settings"]
+            .as_array()
+            .expect("settings")
+            .iter()
+            .find(|e| e["key"] == key)
+            .cloned()
+            .expect(key)
+    };
     assert_eq!(entry("agent.confidence_threshold")["value"], 0.8);
-    assert!(entry("agent.confidence_threshold")["source"].as_str().expect("source").contains("environment variable"));
+    assert!(
+        entry("agent.confidence_threshold")["source"]
+            .as_str()
+            .expect("source")
+            .contains("environment variable")
+    );
     assert_eq!(entry("shadow.ttl_minutes")["value"], 45);
-    assert!(entry("shadow.ttl_minutes")["source"].as_str().expect("source").contains("aegis.toml"));
+    assert!(
+        entry("shadow.ttl_minutes")["source"]
+            .as_str()
+            .expect("source")
+            .contains("aegis.toml")
+    );
     assert_eq!(entry("kubernetes.namespace")["value"], "prod");
     assert_eq!(entry("kubernetes.namespace")["source"], "command-line flag");
-    assert_eq!(entry("llm.connect_timeout_ms")["source"], "built-in default");
+    assert_eq!(
+        entry("llm.connect_timeout_ms")["source"],
+        "built-in default"
+    );
 
     let init = sandbox.run(&["config", "init", "written.toml"]);
     assert!(init.status.success(), "{}", stderr(&init));
     let written = sandbox.run(&["config", "show", "--config", "written.toml"]);
-    assert!(written.status.success(), "the written template is valid: {}", stderr(&written));
-    assert_clean_failure(&sandbox.run(&["config", "init", "written.toml"]), 1, &["already exists", "--force"]);
+    assert!(
+        written.status.success(),
+        "the written template is valid: {}",
+        stderr(&written)
+    );
+    assert_clean_failure(
+        &sandbox.run(&["config", "init", "written.toml"]),
+        1,
+        &["already exists", "--force"],
+    );
     let paths = sandbox.json(&["config", "path", "-o", "json"]);
-    let layers: Vec<&str> = paths["files"].as_array().expect("files").iter().filter_map(|f| f["layer"].as_str()).collect();
+    let layers: Vec<&str> = paths["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|f| f["layer"].as_str())
+        .collect();
     assert_eq!(layers, ["system", "user", "working directory"]);
 }
 
@@ -243,6 +443,9 @@ fn human_output_is_plain_when_not_a_terminal() {
     let output = sandbox.run(&["analyze", "pod/demo-nginx", "--mock"]);
     assert!(output.status.success());
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(!text.contains('\u{1b}'), "no colour codes when stdout is a pipe");
+    assert!(
+        !text.contains('\u{1b}'),
+        "no colour codes when stdout is a pipe"
+    );
     insta::assert_snapshot!("analyze_demo_nginx_table", text);
 }

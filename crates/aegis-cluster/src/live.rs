@@ -58,7 +58,9 @@ pub struct LiveSource {
 
 impl std::fmt::Debug for LiveSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LiveSource").field("server", &self.server).finish_non_exhaustive()
+        f.debug_struct("LiveSource")
+            .field("server", &self.server)
+            .finish_non_exhaustive()
     }
 }
 
@@ -276,7 +278,10 @@ impl LiveSource {
                 .iter()
                 .flatten()
                 .find(|o| o.controller == Some(true))
-                .map_or_else(|| pod.metadata.uid.clone().unwrap_or_default(), |o| o.uid.clone());
+                .map_or_else(
+                    || pod.metadata.uid.clone().unwrap_or_default(),
+                    |o| o.uid.clone(),
+                );
             let failing: Vec<_> = status
                 .container_statuses
                 .iter()
@@ -355,7 +360,11 @@ fn container_is_failing(container: &k8s_openapi::api::core::v1::ContainerStatus)
         .as_ref()
         .and_then(|s| s.terminated.as_ref())
         .is_some_and(|t| t.exit_code != 0);
-    let running_unready = container.state.as_ref().is_some_and(|s| s.running.is_some()) && !container.ready;
+    let running_unready = container
+        .state
+        .as_ref()
+        .is_some_and(|s| s.running.is_some())
+        && !container.ready;
     container.restart_count > 0 || waiting_badly || terminated_badly || running_unready
 }
 

@@ -26,30 +26,33 @@ impl ObjectSink {
     /// Adds one object, or every item of a `List`. Returns the number of objects added, or why
     /// the object (or the first bad item of a list) could not be read.
     pub fn add(&mut self, value: Value) -> Result<usize, String> {
-        let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default();
-        if kind.ends_with("List") {
-            if let Some(Value::Array(_)) = value.get("items") {
-                let Value::Object(mut map) = value else {
-                    return Err("a List that is not an object".to_owned());
-                };
-                let Some(Value::Array(items)) = map.remove("items") else {
-                    return Ok(0);
-                };
-                let mut added = 0;
-                let mut first_error = None;
-                for (index, item) in items.into_iter().enumerate() {
-                    match self.add(item) {
-                        Ok(n) => added += n,
-                        Err(e) => {
-                            first_error.get_or_insert_with(|| format!("item {index}: {e}"));
-                        }
+        let kind = value
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if kind.ends_with("List")
+            && let Some(Value::Array(_)) = value.get("items")
+        {
+            let Value::Object(mut map) = value else {
+                return Err("a List that is not an object".to_owned());
+            };
+            let Some(Value::Array(items)) = map.remove("items") else {
+                return Ok(0);
+            };
+            let mut added = 0;
+            let mut first_error = None;
+            for (index, item) in items.into_iter().enumerate() {
+                match self.add(item) {
+                    Ok(n) => added += n,
+                    Err(e) => {
+                        first_error.get_or_insert_with(|| format!("item {index}: {e}"));
                     }
                 }
-                return match first_error {
-                    Some(error) => Err(format!("{error} ({added} other objects loaded)")),
-                    None => Ok(added),
-                };
             }
+            return match first_error {
+                Some(error) => Err(format!("{error} ({added} other objects loaded)")),
+                None => Ok(added),
+            };
         }
         if !self
             .scope
@@ -57,11 +60,12 @@ impl ObjectSink {
         {
             return Ok(0);
         }
-        self.add_object(kind.to_owned(), value)?;
+        let kind = kind.to_owned();
+        self.add_object(&kind, value)?;
         Ok(1)
     }
 
-    fn add_object(&mut self, kind: String, value: Value) -> Result<(), String> {
+    fn add_object(&mut self, kind: &str, value: Value) -> Result<(), String> {
         if kind.is_empty() {
             return Err("the document has no `kind`".to_owned());
         }
@@ -72,7 +76,7 @@ impl ObjectSink {
             .to_owned();
         let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
         let state = &mut self.state;
-        match (group, kind.as_str()) {
+        match (group, kind) {
             ("", "Pod") => push(&mut state.pods, value),
             ("", "Namespace") => push(&mut state.namespaces, value),
             ("", "Service") => push(&mut state.services, value),

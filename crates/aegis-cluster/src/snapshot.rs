@@ -81,7 +81,8 @@ impl SnapshotSource {
         if objects_read == 0 && log_files.is_empty() {
             let detail = match warnings.first() {
                 Some(w) => format!(" that could be read: {w}"),
-                None => " (expected *.yaml, *.yml or *.json files from `kubectl get … -o yaml`)".to_owned(),
+                None => " (expected *.yaml, *.yml or *.json files from `kubectl get … -o yaml`)"
+                    .to_owned(),
             };
             return Err(Error::SnapshotEmpty {
                 path: self.paths.first().cloned().unwrap_or_default(),
@@ -95,7 +96,9 @@ impl SnapshotSource {
             }
             match fs::read(&path) {
                 Ok(bytes) => {
-                    state.logs.insert(key, String::from_utf8_lossy(&bytes).into_owned());
+                    state
+                        .logs
+                        .insert(key, String::from_utf8_lossy(&bytes).into_owned());
                 }
                 Err(e) => warnings.push(LoadWarning {
                     location: path.display().to_string(),
@@ -192,7 +195,9 @@ fn parse_in_parallel(paths: &[PathBuf]) -> Vec<Result<Vec<Value>, String>> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = paths
             .chunks(chunk)
-            .map(|chunk| scope.spawn(move || chunk.iter().map(|p| parse_file(p)).collect::<Vec<_>>()))
+            .map(|chunk| {
+                scope.spawn(move || chunk.iter().map(|p| parse_file(p)).collect::<Vec<_>>())
+            })
             .collect();
         handles
             .into_iter()
@@ -249,10 +254,29 @@ mod tests {
     #[test]
     fn lists_multi_documents_json_and_logs_all_load() {
         let dir = tempfile::tempdir().expect("tempdir");
-        write(dir.path(), "pods.yaml", &format!("apiVersion: v1\nkind: List\nitems:\n- {}", POD.replace('\n', "\n  ")));
-        write(dir.path(), "multi.yml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: shop}\ndata: {k: v}\n---\n");
-        write(dir.path(), "nested/svc.json", r#"{"apiVersion":"v1","kind":"ServiceList","items":[{"apiVersion":"v1","kind":"Service","metadata":{"name":"web","namespace":"shop"},"spec":{}}]}"#);
-        write(dir.path(), "crd.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n");
+        write(
+            dir.path(),
+            "pods.yaml",
+            &format!(
+                "apiVersion: v1\nkind: List\nitems:\n- {}",
+                POD.replace('\n', "\n  ")
+            ),
+        );
+        write(
+            dir.path(),
+            "multi.yml",
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: shop}\ndata: {k: v}\n---\n",
+        );
+        write(
+            dir.path(),
+            "nested/svc.json",
+            r#"{"apiVersion":"v1","kind":"ServiceList","items":[{"apiVersion":"v1","kind":"Service","metadata":{"name":"web","namespace":"shop"},"spec":{}}]}"#,
+        );
+        write(
+            dir.path(),
+            "crd.yaml",
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n",
+        );
         write(dir.path(), "logs/shop/web-0/web.log", "hello\n");
         write(dir.path(), "logs/shop/web-0/web.previous.log", "FATAL\n");
         let loaded = SnapshotSource::new(vec![dir.path().to_owned()])
@@ -274,8 +298,16 @@ mod tests {
     fn bad_files_are_reported_by_path_and_the_rest_still_loads() {
         let dir = tempfile::tempdir().expect("tempdir");
         write(dir.path(), "good.yaml", POD);
-        write(dir.path(), "broken.yaml", "apiVersion: v1\nkind: Pod\nmetadata: [unclosed\n");
-        write(dir.path(), "wrongtype.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\nspec:\n  containers: 12\n");
+        write(
+            dir.path(),
+            "broken.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata: [unclosed\n",
+        );
+        write(
+            dir.path(),
+            "wrongtype.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\nspec:\n  containers: 12\n",
+        );
         write(dir.path(), "bad.json", "{not json");
         let loaded = SnapshotSource::new(vec![dir.path().to_owned()])
             .load_blocking(&Scope::all())
@@ -287,14 +319,21 @@ mod tests {
             .map(|w| w.location.rsplit('/').next().unwrap_or_default().to_owned())
             .collect();
         locations.sort();
-        assert_eq!(locations, ["bad.json", "broken.yaml", "wrongtype.yaml (document 1)"]);
+        assert_eq!(
+            locations,
+            ["bad.json", "broken.yaml", "wrongtype.yaml (document 1)"]
+        );
         assert!(loaded.warnings.iter().all(|w| !w.reason.is_empty()));
     }
 
     #[test]
     fn secret_values_never_enter_the_state() {
         let dir = tempfile::tempdir().expect("tempdir");
-        write(dir.path(), "secret.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: shop}\ndata: {password: aHVudGVyMg==}\nstringData: {token: s3cr3t}\n");
+        write(
+            dir.path(),
+            "secret.yaml",
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: shop}\ndata: {password: aHVudGVyMg==}\nstringData: {token: s3cr3t}\n",
+        );
         let loaded = SnapshotSource::new(vec![dir.path().to_owned()])
             .load_blocking(&Scope::all())
             .expect("loads");
@@ -308,22 +347,31 @@ mod tests {
     #[test]
     fn missing_and_empty_snapshots_are_errors() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let missing = SnapshotSource::new(vec![dir.path().join("nope")]).load_blocking(&Scope::all());
+        let missing =
+            SnapshotSource::new(vec![dir.path().join("nope")]).load_blocking(&Scope::all());
         assert!(matches!(missing, Err(Error::SnapshotUnreadable { .. })));
         write(dir.path(), "notes.txt", "nothing here");
         let empty = SnapshotSource::new(vec![dir.path().to_owned()]).load_blocking(&Scope::all());
         assert!(matches!(empty, Err(Error::SnapshotEmpty { .. })));
         write(dir.path(), "junk.yaml", "- a\n- b\n");
-        let junk = SnapshotSource::new(vec![dir.path().join("junk.yaml")]).load_blocking(&Scope::all());
+        let junk =
+            SnapshotSource::new(vec![dir.path().join("junk.yaml")]).load_blocking(&Scope::all());
         let error = junk.expect_err("junk is no snapshot").to_string();
-        assert!(error.contains("junk.yaml") && error.contains("sequence"), "{error}");
+        assert!(
+            error.contains("junk.yaml") && error.contains("sequence"),
+            "{error}"
+        );
     }
 
     #[test]
     fn a_namespace_scope_keeps_only_that_namespace() {
         let dir = tempfile::tempdir().expect("tempdir");
         write(dir.path(), "a.yaml", POD);
-        write(dir.path(), "b.yaml", &POD.replace("shop", "other").replace("web-0", "web-1"));
+        write(
+            dir.path(),
+            "b.yaml",
+            &POD.replace("shop", "other").replace("web-0", "web-1"),
+        );
         let loaded = SnapshotSource::new(vec![dir.path().to_owned()])
             .load_blocking(&Scope::namespace("other"))
             .expect("loads");

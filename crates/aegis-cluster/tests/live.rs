@@ -30,26 +30,66 @@ fn list<T: Serialize>(kind: &str, items: &[T]) -> Value {
 impl ApiServer {
     /// Serves the simulated demo world, as a real API server would.
     fn demo() -> (Self, ClusterState) {
-        let state = MockSource::demo().expect("demo").observe(&Scope::all()).expect("simulates").state;
+        let state = MockSource::demo()
+            .expect("demo")
+            .observe(&Scope::all())
+            .expect("simulates")
+            .state;
         let mut lists = BTreeMap::new();
         let mut add = |path: &str, value: Value| {
             lists.insert(path.to_owned(), value);
         };
-        add("/api/v1/namespaces", list("NamespaceList", &state.namespaces));
+        add(
+            "/api/v1/namespaces",
+            list("NamespaceList", &state.namespaces),
+        );
         add("/api/v1/nodes", list("NodeList", &state.nodes));
         add("/api/v1/pods", list("PodList", &state.pods));
-        add("/apis/apps/v1/deployments", list("DeploymentList", &state.deployments));
-        add("/apis/apps/v1/replicasets", list("ReplicaSetList", &state.replica_sets));
-        add("/apis/apps/v1/statefulsets", list("StatefulSetList", &state.stateful_sets));
-        add("/apis/apps/v1/daemonsets", list("DaemonSetList", &state.daemon_sets));
+        add(
+            "/apis/apps/v1/deployments",
+            list("DeploymentList", &state.deployments),
+        );
+        add(
+            "/apis/apps/v1/replicasets",
+            list("ReplicaSetList", &state.replica_sets),
+        );
+        add(
+            "/apis/apps/v1/statefulsets",
+            list("StatefulSetList", &state.stateful_sets),
+        );
+        add(
+            "/apis/apps/v1/daemonsets",
+            list("DaemonSetList", &state.daemon_sets),
+        );
         add("/apis/batch/v1/jobs", list("JobList", &state.jobs));
-        add("/apis/batch/v1/cronjobs", list("CronJobList", &state.cron_jobs));
+        add(
+            "/apis/batch/v1/cronjobs",
+            list("CronJobList", &state.cron_jobs),
+        );
         add("/api/v1/services", list("ServiceList", &state.services));
-        add("/apis/discovery.k8s.io/v1/endpointslices", list("EndpointSliceList", &state.endpoint_slices));
-        add("/api/v1/persistentvolumeclaims", list("PersistentVolumeClaimList", &state.persistent_volume_claims));
-        add("/apis/networking.k8s.io/v1/ingresses", list("IngressList", &state.ingresses));
-        add("/apis/autoscaling/v2/horizontalpodautoscalers", list("HorizontalPodAutoscalerList", &state.horizontal_pod_autoscalers));
-        add("/api/v1/configmaps", list("ConfigMapList", &state.config_maps));
+        add(
+            "/apis/discovery.k8s.io/v1/endpointslices",
+            list("EndpointSliceList", &state.endpoint_slices),
+        );
+        add(
+            "/api/v1/persistentvolumeclaims",
+            list("PersistentVolumeClaimList", &state.persistent_volume_claims),
+        );
+        add(
+            "/apis/networking.k8s.io/v1/ingresses",
+            list("IngressList", &state.ingresses),
+        );
+        add(
+            "/apis/autoscaling/v2/horizontalpodautoscalers",
+            list(
+                "HorizontalPodAutoscalerList",
+                &state.horizontal_pod_autoscalers,
+            ),
+        );
+        add(
+            "/api/v1/configmaps",
+            list("ConfigMapList", &state.config_maps),
+        );
         add(
             "/api/v1/secrets",
             json!({"apiVersion": "v1", "kind": "SecretList", "metadata": {}, "items": [
@@ -57,7 +97,13 @@ impl ApiServer {
             ]}),
         );
         add("/api/v1/events", list("EventList", &state.events));
-        (Self { lists, ..Self::default() }, state)
+        (
+            Self {
+                lists,
+                ..Self::default()
+            },
+            state,
+        )
     }
 
     /// The List at `path`; a namespaced path (`…/namespaces/{ns}/pods`) holds that namespace's items.
@@ -69,7 +115,10 @@ impl ApiServer {
         let start = path.find(marker)?;
         let rest = &path[start + marker.len()..];
         let (namespace, plural) = rest.split_once('/')?;
-        let mut value = self.lists.get(&format!("{}/{plural}", &path[..start]))?.clone();
+        let mut value = self
+            .lists
+            .get(&format!("{}/{plural}", &path[..start]))?
+            .clone();
         if let Some(items) = value["items"].as_array_mut() {
             items.retain(|item| item["metadata"]["namespace"] == namespace);
         }
@@ -81,23 +130,36 @@ impl ApiServer {
             while let Some((request, send)) = handle.next_request().await {
                 let path = request.uri().path().to_owned();
                 let query = request.uri().query().unwrap_or_default().to_owned();
-                self.requests.lock().expect("lock").push(format!("{path}?{query}"));
+                self.requests
+                    .lock()
+                    .expect("lock")
+                    .push(format!("{path}?{query}"));
                 let response = if let Some(code) = self.refuse.get(&path) {
                     let status = json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "message": format!("{path} is refused"), "reason": "Forbidden", "code": code});
-                    Response::builder().status(StatusCode::from_u16(*code).expect("code")).body(Body::from(serde_json::to_vec(&status).expect("json")))
+                    Response::builder()
+                        .status(StatusCode::from_u16(*code).expect("code"))
+                        .body(Body::from(serde_json::to_vec(&status).expect("json")))
                 } else if let Some(value) = self.list_for(&path) {
                     Response::builder().body(Body::from(serde_json::to_vec(&value).expect("json")))
                 } else if let Some(rest) = path.strip_suffix("/log") {
                     // /api/v1/namespaces/{ns}/pods/{pod}/log
                     let parts: Vec<&str> = rest.split('/').collect();
                     let (namespace, pod) = (parts[4], parts[6]);
-                    let container = query.split('&').find_map(|p| p.strip_prefix("container=")).unwrap_or_default();
+                    let container = query
+                        .split('&')
+                        .find_map(|p| p.strip_prefix("container="))
+                        .unwrap_or_default();
                     let previous = query.contains("previous=true");
-                    let text = logs.log(namespace, pod, container, previous).unwrap_or_default().to_owned();
+                    let text = logs
+                        .log(namespace, pod, container, previous)
+                        .unwrap_or_default()
+                        .to_owned();
                     Response::builder().body(Body::from(text.into_bytes()))
                 } else {
                     let status = json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "message": "the server could not find the requested resource", "reason": "NotFound", "code": 404});
-                    Response::builder().status(StatusCode::NOT_FOUND).body(Body::from(serde_json::to_vec(&status).expect("json")))
+                    Response::builder()
+                        .status(StatusCode::NOT_FOUND)
+                        .body(Body::from(serde_json::to_vec(&status).expect("json")))
                 };
                 send.send_response(response.expect("response"));
             }
@@ -124,27 +186,70 @@ async fn each_kind_is_listed_once_and_only_failing_containers_logs_are_read() {
     let requests = requests.lock().expect("lock").clone();
     let lists: Vec<&String> = requests.iter().filter(|r| !r.contains("/log?")).collect();
     assert_eq!(lists.len(), 17, "one List per kind: {lists:#?}");
-    let mut paths: Vec<&str> = lists.iter().map(|r| r.split('?').next().unwrap_or_default()).collect();
+    let mut paths: Vec<&str> = lists
+        .iter()
+        .map(|r| r.split('?').next().unwrap_or_default())
+        .collect();
     paths.sort_unstable();
     paths.dedup();
     assert_eq!(paths.len(), 17, "no kind listed twice");
-    assert!(lists.iter().all(|r| r.contains("limit=500")), "lists are paginated");
+    assert!(
+        lists.iter().all(|r| r.contains("limit=500")),
+        "lists are paginated"
+    );
 
     let log_requests: Vec<&String> = requests.iter().filter(|r| r.contains("/log?")).collect();
     assert!(!log_requests.is_empty());
-    assert!(log_requests.iter().all(|r| !r.contains("storefront") && !r.contains("redis")), "healthy pods' logs are not read: {log_requests:#?}");
-    let orders_logs = log_requests.iter().filter(|r| r.contains("/pods/orders-api-")).count();
-    assert_eq!(orders_logs, 2, "one pod per owner, current and previous: {log_requests:#?}");
+    assert!(
+        log_requests
+            .iter()
+            .all(|r| !r.contains("storefront") && !r.contains("redis")),
+        "healthy pods' logs are not read: {log_requests:#?}"
+    );
+    let orders_logs = log_requests
+        .iter()
+        .filter(|r| r.contains("/pods/orders-api-"))
+        .count();
+    assert_eq!(
+        orders_logs, 2,
+        "one pod per owner, current and previous: {log_requests:#?}"
+    );
 
     let state = loaded.state;
     assert_eq!(state.pods.len(), simulated.pods.len());
     assert_eq!(state.events.len(), simulated.events.len());
     let secret = &state.secrets[0];
-    assert!(secret.data.as_ref().expect("keys").values().all(|v| v.0.is_empty()), "secret values are stripped");
-    let orders = state.pods.iter().find(|p| p.metadata.name.as_deref().is_some_and(|n| n.starts_with("orders-api-"))).expect("pod");
+    assert!(
+        secret
+            .data
+            .as_ref()
+            .expect("keys")
+            .values()
+            .all(|v| v.0.is_empty()),
+        "secret values are stripped"
+    );
+    let orders = state
+        .pods
+        .iter()
+        .find(|p| {
+            p.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("orders-api-"))
+        })
+        .expect("pod");
     let name = orders.metadata.name.as_deref().unwrap_or_default();
-    let logs_read = [state.log("demo", name, "api", true), state.log("demo", name, "api", false)];
-    assert!(logs_read.iter().flatten().any(|l| l.contains("DATABASE_URL is not set")), "failing logs are read");
+    let logs_read = [
+        state.log("demo", name, "api", true),
+        state.log("demo", name, "api", false),
+    ];
+    assert!(
+        logs_read
+            .iter()
+            .flatten()
+            .any(|l| l.contains("DATABASE_URL is not set")),
+        "failing logs are read"
+    );
 }
 
 #[tokio::test]
@@ -153,7 +258,10 @@ async fn a_kind_the_credentials_may_not_list_is_a_warning_not_a_failure() {
     server.refuse.insert("/api/v1/secrets".to_owned(), 403);
     let (client, handle) = client();
     let task = server.serve(handle, simulated);
-    let loaded = LiveSource::from_client(client, "https://mock", 200).load(&Scope::all()).await.expect("loads");
+    let loaded = LiveSource::from_client(client, "https://mock", 200)
+        .load(&Scope::all())
+        .await
+        .expect("loads");
     task.abort();
     assert!(loaded.state.secrets.is_empty());
     assert_eq!(loaded.warnings.len(), 1);
@@ -167,7 +275,9 @@ async fn a_server_error_on_a_list_fails_the_load_with_the_kind_named() {
     server.refuse.insert("/api/v1/pods".to_owned(), 500);
     let (client, handle) = client();
     let task = server.serve(handle, simulated);
-    let result = LiveSource::from_client(client, "https://mock", 200).load(&Scope::all()).await;
+    let result = LiveSource::from_client(client, "https://mock", 200)
+        .load(&Scope::all())
+        .await;
     task.abort();
     match result {
         Err(Error::ListFailed { kind, reason }) => {
@@ -184,13 +294,34 @@ async fn a_namespace_scope_lists_inside_that_namespace() {
     let requests = server.requests.clone();
     let (client, handle) = client();
     let task = server.serve(handle, simulated);
-    let loaded = LiveSource::from_client(client, "https://mock", 200).load(&Scope::namespace("demo")).await.expect("loads");
+    let loaded = LiveSource::from_client(client, "https://mock", 200)
+        .load(&Scope::namespace("demo"))
+        .await
+        .expect("loads");
     task.abort();
     let requests = requests.lock().expect("lock").clone();
-    assert!(requests.iter().any(|r| r.starts_with("/api/v1/namespaces/demo/pods?")), "{requests:#?}");
-    assert!(requests.iter().any(|r| r.starts_with("/api/v1/nodes?")), "cluster-scoped kinds are still listed");
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("/api/v1/namespaces/demo/pods?")),
+        "{requests:#?}"
+    );
+    assert!(
+        requests.iter().any(|r| r.starts_with("/api/v1/nodes?")),
+        "cluster-scoped kinds are still listed"
+    );
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     assert!(!loaded.state.pods.is_empty());
-    assert!(loaded.state.pods.iter().all(|p| p.metadata.namespace.as_deref() == Some("demo")));
-    assert_eq!(loaded.state.namespaces.len(), 1, "only the scoped namespace is kept");
+    assert!(
+        loaded
+            .state
+            .pods
+            .iter()
+            .all(|p| p.metadata.namespace.as_deref() == Some("demo"))
+    );
+    assert_eq!(
+        loaded.state.namespaces.len(),
+        1,
+        "only the scoped namespace is kept"
+    );
 }

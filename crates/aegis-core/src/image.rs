@@ -22,7 +22,10 @@ impl ImageRef {
         let (rest, digest) = match image.split_once('@') {
             Some((rest, digest)) => {
                 let (algorithm, hex) = digest.split_once(':')?;
-                if algorithm.is_empty() || hex.len() < 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                if algorithm.is_empty()
+                    || hex.len() < 32
+                    || !hex.chars().all(|c| c.is_ascii_hexdigit())
+                {
                     return None;
                 }
                 (rest, Some(digest.to_owned()))
@@ -37,7 +40,9 @@ impl ImageRef {
         if let Some(tag) = tag {
             let valid_tag = !tag.is_empty()
                 && tag.len() <= 128
-                && tag.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+                && tag
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
                 && !tag.starts_with(['.', '-']);
             if !valid_tag {
                 return None;
@@ -68,7 +73,9 @@ impl ImageRef {
         Some(Self {
             registry,
             repository: parts.join("/"),
-            tag: tag.map(str::to_owned).or_else(|| digest.is_none().then(|| "latest".to_owned())),
+            tag: tag
+                .map(str::to_owned)
+                .or_else(|| digest.is_none().then(|| "latest".to_owned())),
             digest,
         })
     }
@@ -110,7 +117,10 @@ mod tests {
             ("nginx", Some("docker.io/library/nginx:latest")),
             ("nginx:1.25.3", Some("docker.io/library/nginx:1.25.3")),
             ("bitnami/redis:7", Some("docker.io/bitnami/redis:7")),
-            ("ghcr.io/aegis-demo/orders-api:2.3.1", Some("ghcr.io/aegis-demo/orders-api:2.3.1")),
+            (
+                "ghcr.io/aegis-demo/orders-api:2.3.1",
+                Some("ghcr.io/aegis-demo/orders-api:2.3.1"),
+            ),
             ("localhost:5000/app:dev", Some("localhost:5000/app:dev")),
             ("Nginx:1", None),
             ("nginx::1", None),
@@ -119,14 +129,24 @@ mod tests {
             ("ghcr.io//x", None),
         ];
         for (input, expected) in cases {
-            assert_eq!(ImageRef::parse(input).map(|i| i.to_string()).as_deref(), expected, "{input}");
+            assert_eq!(
+                ImageRef::parse(input).map(|i| i.to_string()).as_deref(),
+                expected,
+                "{input}"
+            );
         }
     }
 
     #[test]
     fn same_repository_ignores_tags_and_default_registry() {
-        assert!(same_repository("nginx:1.25.3", "docker.io/library/nginx:1.27"));
-        assert!(!same_repository("nginx:1.25.3", "ghcr.io/evil/nginx:1.25.3"));
+        assert!(same_repository(
+            "nginx:1.25.3",
+            "docker.io/library/nginx:1.27"
+        ));
+        assert!(!same_repository(
+            "nginx:1.25.3",
+            "ghcr.io/evil/nginx:1.25.3"
+        ));
         assert!(!same_repository("nginx:1.25.3", "Nginx"));
     }
 }

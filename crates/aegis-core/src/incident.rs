@@ -62,7 +62,11 @@ pub struct Evidence {
 }
 
 impl Evidence {
-    pub fn new(source: EvidenceSource, reference: impl Into<String>, excerpt: impl Into<String>) -> Self {
+    pub fn new(
+        source: EvidenceSource,
+        reference: impl Into<String>,
+        excerpt: impl Into<String>,
+    ) -> Self {
         Self {
             source,
             reference: reference.into(),

@@ -15,7 +15,7 @@ pub mod taxonomy;
 
 pub use incident::{
     AnalysisReport, Evidence, EvidenceSource, Finding, Fix, Incident, PatchType, Rca, Risk,
-    SourceKind, Verification, VerificationPlan, VerificationResult, Verdict,
+    SourceKind, Verdict, Verification, VerificationPlan, VerificationResult,
 };
 pub use policy::{PolicyDecision, PolicyViolation};
 pub use resource::{ResourceKind, ResourceRef, TargetSpec};

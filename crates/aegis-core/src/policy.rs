@@ -155,12 +155,22 @@ fn collect_json_patch_leaves<'a>(
     violations: &mut Vec<PolicyViolation>,
 ) {
     let Some(operations) = patch.as_array() else {
-        violations.push(violation("malformed", "", "a JSON patch must be a list of operations"));
+        violations.push(violation(
+            "malformed",
+            "",
+            "a JSON patch must be a list of operations",
+        ));
         return;
     };
     for operation in operations {
-        let op = operation.get("op").and_then(Value::as_str).unwrap_or_default();
-        let pointer = operation.get("path").and_then(Value::as_str).unwrap_or_default();
+        let op = operation
+            .get("op")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let pointer = operation
+            .get("path")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let mut path: Vec<String> = Vec::new();
         for segment in pointer.split('/').skip(1) {
             if segment == "-" || segment.parse::<usize>().is_ok() {
@@ -176,7 +186,9 @@ fn collect_json_patch_leaves<'a>(
                 None => violations.push(violation("malformed", pointer, "operation has no value")),
             },
             "test" => {}
-            "remove" => violations.push(violation("deletion", pointer, "the patch removes a field")),
+            "remove" => {
+                violations.push(violation("deletion", pointer, "the patch removes a field"));
+            }
             other => violations.push(violation(
                 "malformed",
                 pointer,
@@ -189,7 +201,11 @@ fn collect_json_patch_leaves<'a>(
 /// The always-denied rules: they hold whatever the allow-list says.
 fn denied(leaf: &Leaf<'_>) -> Option<PolicyViolation> {
     let path = leaf.path.join(".");
-    let has = |key: &str| leaf.path.iter().any(|segment| segment.trim_end_matches("[]") == key);
+    let has = |key: &str| {
+        leaf.path
+            .iter()
+            .any(|segment| segment.trim_end_matches("[]") == key)
+    };
     let deny = |rule: &str, message: &str| Some(violation(rule, &path, message));
     if has("privileged") && leaf.value != &Value::Bool(false) {
         return deny("privileged", "privileged containers are never allowed");
@@ -198,7 +214,10 @@ fn denied(leaf: &Leaf<'_>) -> Option<PolicyViolation> {
         return deny("capabilities", "adding Linux capabilities is never allowed");
     }
     if has("allowPrivilegeEscalation") && leaf.value != &Value::Bool(false) {
-        return deny("privilege-escalation", "allowing privilege escalation is never allowed");
+        return deny(
+            "privilege-escalation",
+            "allowing privilege escalation is never allowed",
+        );
     }
     for (key, rule) in [
         ("hostNetwork", "host-namespaces"),
@@ -218,13 +237,23 @@ fn denied(leaf: &Leaf<'_>) -> Option<PolicyViolation> {
         return deny("run-as-root", "a fix may not make a container run as root");
     }
     if has("serviceAccountName") || has("serviceAccount") || has("automountServiceAccountToken") {
-        return deny("service-account", "a fix may not change the service account");
+        return deny(
+            "service-account",
+            "a fix may not change the service account",
+        );
     }
     let top = leaf.path.first().map(String::as_str);
     if matches!(top, Some("kind" | "apiVersion"))
-        || (top == Some("metadata") && leaf.path.get(1).is_some_and(|s| s == "namespace" || s == "name"))
+        || (top == Some("metadata")
+            && leaf
+                .path
+                .get(1)
+                .is_some_and(|s| s == "namespace" || s == "name"))
     {
-        return deny("identity", "a fix may not change an object's kind, name or namespace");
+        return deny(
+            "identity",
+            "a fix may not change an object's kind, name or namespace",
+        );
     }
     None
 }
@@ -233,25 +262,37 @@ fn denied(leaf: &Leaf<'_>) -> Option<PolicyViolation> {
 fn allowed(target: ResourceKind, path: &[String]) -> bool {
     let segments: Vec<&str> = path.iter().map(String::as_str).collect();
     match target {
-        ResourceKind::Service => matches!(segments.as_slice(), ["spec", "selector", ..] | ["spec", "ports[]", ..]),
+        ResourceKind::Service => {
+            matches!(segments.as_slice(), ["spec", "selector" | "ports[]", ..])
+        }
         ResourceKind::Ingress => matches!(
             segments.as_slice(),
             ["spec", "defaultBackend", "service", ..]
                 | ["spec", "rules[]", "host"]
                 | ["spec", "rules[]", "http", "paths[]", "path" | "pathType"]
-                | ["spec", "rules[]", "http", "paths[]", "backend", "service", ..]
+                | [
+                    "spec",
+                    "rules[]",
+                    "http",
+                    "paths[]",
+                    "backend",
+                    "service",
+                    ..
+                ]
                 | ["spec", "tls[]", "hosts" | "secretName"]
         ),
         ResourceKind::Pod => pod_spec_allowed(&segments[..], &["spec"]),
         ResourceKind::Deployment | ResourceKind::StatefulSet | ResourceKind::ReplicaSet => {
-            segments == ["spec", "replicas"] || pod_spec_allowed(&segments, &["spec", "template", "spec"])
+            segments == ["spec", "replicas"]
+                || pod_spec_allowed(&segments, &["spec", "template", "spec"])
         }
         ResourceKind::DaemonSet | ResourceKind::Job => {
             pod_spec_allowed(&segments, &["spec", "template", "spec"])
         }
-        ResourceKind::CronJob => {
-            pod_spec_allowed(&segments, &["spec", "jobTemplate", "spec", "template", "spec"])
-        }
+        ResourceKind::CronJob => pod_spec_allowed(
+            &segments,
+            &["spec", "jobTemplate", "spec", "template", "spec"],
+        ),
         _ => false,
     }
 }
@@ -265,10 +306,13 @@ fn pod_spec_allowed(segments: &[&str], prefix: &[&str]) -> bool {
             let field = field.trim_end_matches("[]");
             CONTAINER_FIELDS.contains(&field) || field == "ports"
         }
-        ["imagePullSecrets[]" | "imagePullSecrets", ..] => true,
-        ["volumes[]", "name"] => true,
-        ["volumes[]", "configMap", ..] => true,
-        ["volumes[]", "secret", "secretName" | "items[]" | "items" | "optional"] => true,
+        ["imagePullSecrets[]" | "imagePullSecrets", ..]
+        | ["volumes[]", "name" | "configMap", ..]
+        | [
+            "volumes[]",
+            "secret",
+            "secretName" | "items[]" | "items" | "optional",
+        ] => true,
         _ => false,
     }
 }
@@ -288,15 +332,25 @@ fn check_containers(
         return;
     };
     for list in ["containers", "initContainers"] {
-        let patched = patch.pointer(&format!("{pointer}/{list}")).and_then(Value::as_array);
-        let existing = original.pointer(&format!("{pointer}/{list}")).and_then(Value::as_array);
+        let patched = patch
+            .pointer(&format!("{pointer}/{list}"))
+            .and_then(Value::as_array);
+        let existing = original
+            .pointer(&format!("{pointer}/{list}"))
+            .and_then(Value::as_array);
         for container in patched.into_iter().flatten() {
-            let name = container.get("name").and_then(Value::as_str).unwrap_or_default();
+            let name = container
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let before = existing
                 .into_iter()
                 .flatten()
                 .find(|c| c.get("name").and_then(Value::as_str) == Some(name));
-            let path = format!("{}.{list}[name={name}]", pointer.trim_start_matches('/').replace('/', "."));
+            let path = format!(
+                "{}.{list}[name={name}]",
+                pointer.trim_start_matches('/').replace('/', ".")
+            );
             let Some(before) = before else {
                 violations.push(violation(
                     "new-container",
@@ -324,7 +378,9 @@ fn pod_spec_pointer(object: &Value) -> Option<&'static str> {
     match object.get("kind").and_then(Value::as_str)? {
         "Pod" => Some("/spec"),
         "CronJob" => Some("/spec/jobTemplate/spec/template/spec"),
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => Some("/spec/template/spec"),
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => {
+            Some("/spec/template/spec")
+        }
         _ => None,
     }
 }
@@ -342,7 +398,7 @@ mod tests {
         })
     }
 
-    fn containers(container: Value) -> Value {
+    fn containers(container: &Value) -> Value {
         json!({"spec": {"template": {"spec": {"containers": [container]}}}})
     }
 
@@ -357,16 +413,22 @@ mod tests {
     #[test]
     fn allowed_fixes_pass() {
         let cases = [
-            containers(json!({"name": "api", "env": [{"name": "DATABASE_URL", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}]})),
-            containers(json!({"name": "api", "image": "docker.io/library/nginx:1.27"})),
-            containers(json!({"name": "api", "resources": {"limits": {"memory": "256Mi"}}})),
-            containers(json!({"name": "api", "livenessProbe": {"httpGet": {"port": 8080}}})),
-            containers(json!({"name": "api", "ports": [{"containerPort": 8080}]})),
+            containers(
+                &json!({"name": "api", "env": [{"name": "DATABASE_URL", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}]}),
+            ),
+            containers(&json!({"name": "api", "image": "docker.io/library/nginx:1.27"})),
+            containers(&json!({"name": "api", "resources": {"limits": {"memory": "256Mi"}}})),
+            containers(&json!({"name": "api", "livenessProbe": {"httpGet": {"port": 8080}}})),
+            containers(&json!({"name": "api", "ports": [{"containerPort": 8080}]})),
             json!({"spec": {"replicas": 3}}),
             json!({"spec": {"template": {"spec": {"imagePullSecrets": [{"name": "regcred"}]}}}}),
         ];
         for patch in cases {
-            assert_eq!(rules(ResourceKind::Deployment, &patch), Vec::<String>::new(), "{patch}");
+            assert_eq!(
+                rules(ResourceKind::Deployment, &patch),
+                Vec::<String>::new(),
+                "{patch}"
+            );
         }
         let service = json!({"spec": {"selector": {"app": "web", "tier": null}}});
         assert_eq!(rules(ResourceKind::Service, &service), Vec::<String>::new());
@@ -375,25 +437,65 @@ mod tests {
     #[test]
     fn forbidden_fixes_are_denied_with_the_rule_they_break() {
         let cases = [
-            (containers(json!({"name": "api", "securityContext": {"privileged": true}})), "privileged"),
-            (containers(json!({"name": "api", "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}})), "capabilities"),
-            (json!({"spec": {"template": {"spec": {"hostNetwork": true}}}}), "host-namespaces"),
-            (json!({"spec": {"template": {"spec": {"volumes": [{"name": "h", "hostPath": {"path": "/"}}]}}}}), "host-path"),
-            (containers(json!({"name": "api", "ports": [{"containerPort": 80, "hostPort": 80}]})), "host-port"),
-            (containers(json!({"name": "api", "securityContext": {"runAsUser": 0}})), "run-as-root"),
-            (json!({"spec": {"template": {"spec": {"serviceAccountName": "admin"}}}}), "service-account"),
+            (
+                containers(&json!({"name": "api", "securityContext": {"privileged": true}})),
+                "privileged",
+            ),
+            (
+                containers(
+                    &json!({"name": "api", "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}),
+                ),
+                "capabilities",
+            ),
+            (
+                json!({"spec": {"template": {"spec": {"hostNetwork": true}}}}),
+                "host-namespaces",
+            ),
+            (
+                json!({"spec": {"template": {"spec": {"volumes": [{"name": "h", "hostPath": {"path": "/"}}]}}}}),
+                "host-path",
+            ),
+            (
+                containers(
+                    &json!({"name": "api", "ports": [{"containerPort": 80, "hostPort": 80}]}),
+                ),
+                "host-port",
+            ),
+            (
+                containers(&json!({"name": "api", "securityContext": {"runAsUser": 0}})),
+                "run-as-root",
+            ),
+            (
+                json!({"spec": {"template": {"spec": {"serviceAccountName": "admin"}}}}),
+                "service-account",
+            ),
             (json!({"metadata": {"namespace": "prod"}}), "identity"),
             (json!({"kind": "DaemonSet"}), "identity"),
             (json!({"$patch": "delete"}), "deletion"),
-            (containers(json!({"name": "api", "image": "ghcr.io/evil/nginx:1"})), "image-repository"),
-            (containers(json!({"name": "miner", "image": "nginx:1.25.3"})), "new-container"),
-            (containers(json!({"name": "api", "command": ["sh"]})), "field-not-allowed"),
-            (json!({"spec": {"template": {"metadata": {"labels": {"a": "b"}}}}}), "field-not-allowed"),
+            (
+                containers(&json!({"name": "api", "image": "ghcr.io/evil/nginx:1"})),
+                "image-repository",
+            ),
+            (
+                containers(&json!({"name": "miner", "image": "nginx:1.25.3"})),
+                "new-container",
+            ),
+            (
+                containers(&json!({"name": "api", "command": ["sh"]})),
+                "field-not-allowed",
+            ),
+            (
+                json!({"spec": {"template": {"metadata": {"labels": {"a": "b"}}}}}),
+                "field-not-allowed",
+            ),
             (json!({}), "empty-patch"),
         ];
         for (patch, rule) in cases {
             let found = rules(ResourceKind::Deployment, &patch);
-            assert!(found.iter().any(|r| r == rule), "{patch}: expected {rule}, got {found:?}");
+            assert!(
+                found.iter().any(|r| r == rule),
+                "{patch}: expected {rule}, got {found:?}"
+            );
         }
     }
 

@@ -17,7 +17,7 @@ pub fn bytes(quantity: &str) -> Option<u64> {
 pub fn format_bytes(bytes: u64) -> String {
     const MI: u64 = 1024 * 1024;
     const GI: u64 = 1024 * MI;
-    if bytes >= GI && bytes % GI == 0 {
+    if bytes >= GI && bytes.is_multiple_of(GI) {
         format!("{}Gi", bytes / GI)
     } else {
         format!("{}Mi", bytes.div_ceil(MI))
@@ -26,7 +26,7 @@ pub fn format_bytes(bytes: u64) -> String {
 
 /// Formats millicores as Kubernetes writes them: whole cores when exact, else `m`.
 pub fn format_cpu_millis(millis: u64) -> String {
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         format!("{}", millis / 1000)
     } else {
         format!("{millis}m")

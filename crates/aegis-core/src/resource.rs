@@ -78,17 +78,13 @@ impl ResourceKind {
             Self::CronJob => &["cronjob", "cronjobs", "cj"],
             Self::Service => &["service", "services", "svc"],
             Self::Node => &["node", "nodes", "no"],
-            Self::PersistentVolumeClaim => &[
-                "persistentvolumeclaim",
-                "persistentvolumeclaims",
-                "pvc",
-            ],
+            Self::PersistentVolumeClaim => {
+                &["persistentvolumeclaim", "persistentvolumeclaims", "pvc"]
+            }
             Self::Ingress => &["ingress", "ingresses", "ing"],
-            Self::HorizontalPodAutoscaler => &[
-                "horizontalpodautoscaler",
-                "horizontalpodautoscalers",
-                "hpa",
-            ],
+            Self::HorizontalPodAutoscaler => {
+                &["horizontalpodautoscaler", "horizontalpodautoscalers", "hpa"]
+            }
             Self::ConfigMap => &["configmap", "configmaps", "cm"],
             Self::Secret => &["secret", "secrets"],
             Self::Namespace => &["namespace", "namespaces", "ns"],
@@ -180,7 +176,9 @@ pub enum TargetParseError {
     },
     #[error("`{0}` has an empty name after the slash")]
     EmptyName(String),
-    #[error("`{input}` has an invalid name `{name}`: names are lowercase letters, digits, '-' and '.'")]
+    #[error(
+        "`{input}` has an invalid name `{name}`: names are lowercase letters, digits, '-' and '.'"
+    )]
     InvalidName { input: String, name: String },
 }
 

@@ -86,19 +86,38 @@ impl ClusterState {
                 see(condition.last_transition_time.as_ref().map(|t| t.0));
             }
             for container in status.container_statuses.iter().flatten() {
-                for state in [&container.state, &container.last_state].into_iter().flatten() {
-                    see(state.running.as_ref().and_then(|r| r.started_at.as_ref()).map(|t| t.0));
-                    see(state.terminated.as_ref().and_then(|t| t.finished_at.as_ref()).map(|t| t.0));
+                for state in [&container.state, &container.last_state]
+                    .into_iter()
+                    .flatten()
+                {
+                    see(state
+                        .running
+                        .as_ref()
+                        .and_then(|r| r.started_at.as_ref())
+                        .map(|t| t.0));
+                    see(state
+                        .terminated
+                        .as_ref()
+                        .and_then(|t| t.finished_at.as_ref())
+                        .map(|t| t.0));
                 }
             }
         }
         for deployment in &self.deployments {
-            for condition in deployment.status.iter().flat_map(|s| s.conditions.iter().flatten()) {
+            for condition in deployment
+                .status
+                .iter()
+                .flat_map(|s| s.conditions.iter().flatten())
+            {
                 see(condition.last_update_time.as_ref().map(|t| t.0));
             }
         }
         for node in &self.nodes {
-            for condition in node.status.iter().flat_map(|s| s.conditions.iter().flatten()) {
+            for condition in node
+                .status
+                .iter()
+                .flat_map(|s| s.conditions.iter().flatten())
+            {
                 see(condition.last_heartbeat_time.as_ref().map(|t| t.0));
             }
         }
@@ -149,27 +168,42 @@ impl ClusterState {
 
     /// Whether an object of `kind` named `name` exists (in `namespace`, for namespaced kinds).
     pub fn contains(&self, kind: ResourceKind, namespace: &str, name: &str) -> bool {
-        fn has<'a>(mut metas: impl Iterator<Item = &'a ObjectMeta>, namespace: Option<&str>, name: &str) -> bool {
-            metas.any(|m| m.name.as_deref() == Some(name) && (namespace.is_none() || m.namespace.as_deref() == namespace))
+        fn has<'a>(
+            mut metas: impl Iterator<Item = &'a ObjectMeta>,
+            namespace: Option<&str>,
+            name: &str,
+        ) -> bool {
+            metas.any(|m| {
+                m.name.as_deref() == Some(name)
+                    && (namespace.is_none() || m.namespace.as_deref() == namespace)
+            })
         }
         let ns = Some(namespace);
         match kind {
             ResourceKind::Pod => has(self.pods.iter().map(|o| &o.metadata), ns, name),
             ResourceKind::Deployment => has(self.deployments.iter().map(|o| &o.metadata), ns, name),
-            ResourceKind::ReplicaSet => has(self.replica_sets.iter().map(|o| &o.metadata), ns, name),
-            ResourceKind::StatefulSet => has(self.stateful_sets.iter().map(|o| &o.metadata), ns, name),
+            ResourceKind::ReplicaSet => {
+                has(self.replica_sets.iter().map(|o| &o.metadata), ns, name)
+            }
+            ResourceKind::StatefulSet => {
+                has(self.stateful_sets.iter().map(|o| &o.metadata), ns, name)
+            }
             ResourceKind::DaemonSet => has(self.daemon_sets.iter().map(|o| &o.metadata), ns, name),
             ResourceKind::Job => has(self.jobs.iter().map(|o| &o.metadata), ns, name),
             ResourceKind::CronJob => has(self.cron_jobs.iter().map(|o| &o.metadata), ns, name),
             ResourceKind::Service => has(self.services.iter().map(|o| &o.metadata), ns, name),
             ResourceKind::Node => has(self.nodes.iter().map(|o| &o.metadata), None, name),
-            ResourceKind::PersistentVolumeClaim => {
-                has(self.persistent_volume_claims.iter().map(|o| &o.metadata), ns, name)
-            }
+            ResourceKind::PersistentVolumeClaim => has(
+                self.persistent_volume_claims.iter().map(|o| &o.metadata),
+                ns,
+                name,
+            ),
             ResourceKind::Ingress => has(self.ingresses.iter().map(|o| &o.metadata), ns, name),
-            ResourceKind::HorizontalPodAutoscaler => {
-                has(self.horizontal_pod_autoscalers.iter().map(|o| &o.metadata), ns, name)
-            }
+            ResourceKind::HorizontalPodAutoscaler => has(
+                self.horizontal_pod_autoscalers.iter().map(|o| &o.metadata),
+                ns,
+                name,
+            ),
             ResourceKind::ConfigMap => has(self.config_maps.iter().map(|o| &o.metadata), ns, name),
             ResourceKind::Secret => has(self.secrets.iter().map(|o| &o.metadata), ns, name),
             ResourceKind::Namespace => has(self.namespaces.iter().map(|o| &o.metadata), None, name),
@@ -234,11 +268,31 @@ impl<'a> StateIndex<'a> {
             .deployments
             .iter()
             .map(|o| (ResourceKind::Deployment, &o.metadata))
-            .chain(state.replica_sets.iter().map(|o| (ResourceKind::ReplicaSet, &o.metadata)))
-            .chain(state.stateful_sets.iter().map(|o| (ResourceKind::StatefulSet, &o.metadata)))
-            .chain(state.daemon_sets.iter().map(|o| (ResourceKind::DaemonSet, &o.metadata)))
+            .chain(
+                state
+                    .replica_sets
+                    .iter()
+                    .map(|o| (ResourceKind::ReplicaSet, &o.metadata)),
+            )
+            .chain(
+                state
+                    .stateful_sets
+                    .iter()
+                    .map(|o| (ResourceKind::StatefulSet, &o.metadata)),
+            )
+            .chain(
+                state
+                    .daemon_sets
+                    .iter()
+                    .map(|o| (ResourceKind::DaemonSet, &o.metadata)),
+            )
             .chain(state.jobs.iter().map(|o| (ResourceKind::Job, &o.metadata)))
-            .chain(state.cron_jobs.iter().map(|o| (ResourceKind::CronJob, &o.metadata)))
+            .chain(
+                state
+                    .cron_jobs
+                    .iter()
+                    .map(|o| (ResourceKind::CronJob, &o.metadata)),
+            )
             .chain(state.pods.iter().map(|o| (ResourceKind::Pod, &o.metadata)));
         for (kind, meta) in metas {
             if let Some(uid) = meta.uid.as_deref() {
@@ -255,7 +309,11 @@ impl<'a> StateIndex<'a> {
         }
         for rs in &state.replica_sets {
             if let Some(owner) = controller_uid(&rs.metadata) {
-                index.replica_sets_by_owner.entry(owner).or_default().push(rs);
+                index
+                    .replica_sets_by_owner
+                    .entry(owner)
+                    .or_default()
+                    .push(rs);
             }
         }
         for job in &state.jobs {
@@ -316,7 +374,9 @@ impl<'a> StateIndex<'a> {
 
     /// ReplicaSets controlled by the Deployment with this uid.
     pub fn replica_sets_owned_by(&self, uid: &str) -> &[&'a ReplicaSet] {
-        self.replica_sets_by_owner.get(uid).map_or(&[], Vec::as_slice)
+        self.replica_sets_by_owner
+            .get(uid)
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Jobs controlled by the CronJob with this uid.

@@ -4,17 +4,29 @@ use aegis_core::state::StateIndex;
 use aegis_core::{ClusterState, Evidence, EvidenceSource, ResourceKind};
 
 /// Warning events about an object (and `Killing`, which explains probe restarts), newest last.
-pub fn event_evidence(index: &StateIndex<'_>, kind: ResourceKind, namespace: &str, name: &str) -> Vec<Evidence> {
+pub fn event_evidence(
+    index: &StateIndex<'_>,
+    kind: ResourceKind,
+    namespace: &str,
+    name: &str,
+) -> Vec<Evidence> {
     index
         .events_for(kind, namespace, name)
         .iter()
         .filter(|e| e.type_.as_deref() == Some("Warning") || e.reason.as_deref() == Some("Killing"))
         .map(|e| {
             let count = e.count.unwrap_or(1);
-            let times = if count > 1 { format!(" (x{count})") } else { String::new() };
+            let times = if count > 1 {
+                format!(" (x{count})")
+            } else {
+                String::new()
+            };
             Evidence::new(
                 EvidenceSource::Event,
-                format!("event/{namespace}/{}", e.metadata.name.as_deref().unwrap_or_default()),
+                format!(
+                    "event/{namespace}/{}",
+                    e.metadata.name.as_deref().unwrap_or_default()
+                ),
                 format!(
                     "{} {}{times}: {}",
                     e.type_.as_deref().unwrap_or("Normal"),
@@ -27,7 +39,14 @@ pub fn event_evidence(index: &StateIndex<'_>, kind: ResourceKind, namespace: &st
 }
 
 /// The last `lines` non-empty lines of a container's log, each as evidence with its line number.
-pub fn log_evidence(state: &ClusterState, namespace: &str, pod: &str, container: &str, previous: bool, lines: usize) -> Vec<Evidence> {
+pub fn log_evidence(
+    state: &ClusterState,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    previous: bool,
+    lines: usize,
+) -> Vec<Evidence> {
     let Some(log) = state.log(namespace, pod, container, previous) else {
         return Vec::new();
     };

@@ -6,9 +6,9 @@
 //! and transient states of pods younger than the grace period.
 
 mod evidence;
+mod network;
 mod pod;
 mod workload;
-mod network;
 
 use aegis_core::state::StateIndex;
 use aegis_core::{ClusterState, Evidence, Finding, ResourceKind, ResourceRef};
@@ -58,7 +58,11 @@ pub const ANALYZERS: [ResourceKind; 9] = [
 ];
 
 /// Runs every analyzer (or those of `filter`, when given) over the state.
-pub fn analyze(state: &ClusterState, config: &AnalyzerConfig, filter: Option<&[ResourceKind]>) -> Vec<Detection> {
+pub fn analyze(
+    state: &ClusterState,
+    config: &AnalyzerConfig,
+    filter: Option<&[ResourceKind]>,
+) -> Vec<Detection> {
     let index = state.index();
     let wanted = |kind: ResourceKind| filter.is_none_or(|f| f.contains(&kind));
     let mut detections = Vec::new();
@@ -92,7 +96,15 @@ pub fn analyze(state: &ClusterState, config: &AnalyzerConfig, filter: Option<&[R
     detections
 }
 
-fn detection(_index: &StateIndex<'_>, analyzer: ResourceKind, reason: &str, message: String, resource: ResourceRef, workload: ResourceRef, evidence: Vec<Evidence>) -> Detection {
+fn detection(
+    _index: &StateIndex<'_>,
+    analyzer: ResourceKind,
+    reason: &str,
+    message: String,
+    resource: ResourceRef,
+    workload: ResourceRef,
+    evidence: Vec<Evidence>,
+) -> Detection {
     Detection {
         finding: Finding {
             analyzer: analyzer.as_str().to_owned(),

@@ -10,12 +10,18 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::{Detection, detection};
 
 /// Pods in `namespace` whose labels match `selector`.
-pub fn selected_pods<'a>(pods: &'a [Pod], namespace: &str, selector: &BTreeMap<String, String>) -> Vec<&'a Pod> {
+pub fn selected_pods<'a>(
+    pods: &'a [Pod],
+    namespace: &str,
+    selector: &BTreeMap<String, String>,
+) -> Vec<&'a Pod> {
     pods.iter()
         .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
         .filter(|p| {
             let labels = p.metadata.labels.as_ref();
-            selector.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+            selector
+                .iter()
+                .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
         })
         .collect()
 }
@@ -36,15 +42,29 @@ pub fn services(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
             .endpoint_slices
             .iter()
             .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
-            .filter(|s| s.metadata.labels.as_ref().and_then(|l| l.get("kubernetes.io/service-name")) == Some(&resource.name))
+            .filter(|s| {
+                s.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("kubernetes.io/service-name"))
+                    == Some(&resource.name)
+            })
             .collect();
         let endpoints: Vec<_> = slices.iter().flat_map(|s| s.endpoints.iter()).collect();
         let ready = endpoints
             .iter()
             .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
             .count();
-        let selector_text = selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
-        let spec_evidence = Evidence::new(EvidenceSource::Spec, format!("service/{namespace}/{}: spec.selector", resource.name), selector_text.clone());
+        let selector_text = selector
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let spec_evidence = Evidence::new(
+            EvidenceSource::Spec,
+            format!("service/{namespace}/{}: spec.selector", resource.name),
+            selector_text.clone(),
+        );
         let pods = selected_pods(&state.pods, namespace, selector);
         let slice_evidence = Evidence::new(
             EvidenceSource::Status,
@@ -56,7 +76,10 @@ pub fn services(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
                 index,
                 ResourceKind::Service,
                 "NoEndpoints",
-                format!("service {} has no endpoints: no pod matches selector {selector_text}", resource.name),
+                format!(
+                    "service {} has no endpoints: no pod matches selector {selector_text}",
+                    resource.name
+                ),
                 resource.clone(),
                 resource.clone(),
                 vec![spec_evidence, slice_evidence],
@@ -64,7 +87,9 @@ pub fn services(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
             continue;
         }
         let pod_workload = index.workload_of(ResourceKind::Pod, &pods[0].metadata);
-        if ready == 0 && !slices.is_empty() || (slices.is_empty() && pods.iter().all(|p| !pod_ready(p))) {
+        if ready == 0 && !slices.is_empty()
+            || (slices.is_empty() && pods.iter().all(|p| !pod_ready(p)))
+        {
             out.push(detection(
                 index,
                 ResourceKind::Service,
@@ -80,14 +105,26 @@ pub fn services(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
             ));
         }
         for port in spec.ports.iter().flatten() {
-            let target = port.target_port.clone().unwrap_or(IntOrString::Int(port.port));
+            let target = port
+                .target_port
+                .clone()
+                .unwrap_or(IntOrString::Int(port.port));
             let exposed = pods.iter().any(|pod| {
-                pod.spec.iter().flat_map(|s| s.containers.iter()).flat_map(|c| c.ports.iter().flatten()).any(|p| match &target {
-                    IntOrString::Int(number) => p.container_port == *number,
-                    IntOrString::String(name) => p.name.as_deref() == Some(name),
-                })
+                pod.spec
+                    .iter()
+                    .flat_map(|s| s.containers.iter())
+                    .flat_map(|c| c.ports.iter().flatten())
+                    .any(|p| match &target {
+                        IntOrString::Int(number) => p.container_port == *number,
+                        IntOrString::String(name) => p.name.as_deref() == Some(name),
+                    })
             });
-            let declares_ports = pods.iter().any(|pod| pod.spec.iter().flat_map(|s| s.containers.iter()).any(|c| c.ports.as_ref().is_some_and(|p| !p.is_empty())));
+            let declares_ports = pods.iter().any(|pod| {
+                pod.spec
+                    .iter()
+                    .flat_map(|s| s.containers.iter())
+                    .any(|c| c.ports.as_ref().is_some_and(|p| !p.is_empty()))
+            });
             if !exposed && declares_ports {
                 let target_text = match &target {
                     IntOrString::Int(n) => n.to_string(),
@@ -127,7 +164,11 @@ pub fn ingresses(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
         let backends = spec
             .default_backend
             .iter()
-            .chain(spec.rules.iter().flatten().flat_map(|r| r.http.iter().flat_map(|h| h.paths.iter().map(|p| &p.backend))));
+            .chain(spec.rules.iter().flatten().flat_map(|r| {
+                r.http
+                    .iter()
+                    .flat_map(|h| h.paths.iter().map(|p| &p.backend))
+            }));
         let mut missing = Vec::new();
         for backend in backends {
             if let Some(service) = &backend.service
@@ -142,10 +183,20 @@ pub fn ingresses(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
                 index,
                 ResourceKind::Ingress,
                 "BackendServiceMissing",
-                format!("ingress {} routes to service {name}, which does not exist", resource.name),
+                format!(
+                    "ingress {} routes to service {name}, which does not exist",
+                    resource.name
+                ),
                 resource.clone(),
                 resource.clone(),
-                vec![Evidence::new(EvidenceSource::Spec, format!("ingress/{namespace}/{}: backend.service.name", resource.name), name)],
+                vec![Evidence::new(
+                    EvidenceSource::Spec,
+                    format!(
+                        "ingress/{namespace}/{}: backend.service.name",
+                        resource.name
+                    ),
+                    name,
+                )],
             ));
         }
         for tls in spec.tls.iter().flatten() {
@@ -156,10 +207,17 @@ pub fn ingresses(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
                     index,
                     ResourceKind::Ingress,
                     "TLSSecretMissing",
-                    format!("ingress {} uses TLS secret {secret}, which does not exist", resource.name),
+                    format!(
+                        "ingress {} uses TLS secret {secret}, which does not exist",
+                        resource.name
+                    ),
                     resource.clone(),
                     resource.clone(),
-                    vec![Evidence::new(EvidenceSource::Spec, format!("ingress/{namespace}/{}: spec.tls.secretName", resource.name), secret.clone())],
+                    vec![Evidence::new(
+                        EvidenceSource::Spec,
+                        format!("ingress/{namespace}/{}: spec.tls.secretName", resource.name),
+                        secret.clone(),
+                    )],
                 ));
             }
         }

@@ -35,25 +35,53 @@ pub fn analyze(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Vec<De
             .metadata
             .creation_timestamp
             .as_ref()
-            .map_or(u64::MAX, |t| now.duration_since(t.0).as_secs().max(0) as u64);
+            .map_or(u64::MAX, |t| {
+                now.duration_since(t.0).as_secs().max(0) as u64
+            });
         let settled = age >= config.grace_period_seconds;
         let resource = ref_of(ResourceKind::Pod, &pod.metadata);
         let workload = index.workload_of(ResourceKind::Pod, &pod.metadata);
         let events = event_evidence(index, ResourceKind::Pod, namespace, name);
         let has_event = |needle: &str| events.iter().any(|e| e.excerpt.contains(needle));
-        let report = |out: &mut Vec<Detection>, container: Option<&str>, reason: &str, message: String, mut evidence: Vec<Evidence>| {
+        let report = |out: &mut Vec<Detection>,
+                      container: Option<&str>,
+                      reason: &str,
+                      message: String,
+                      mut evidence: Vec<Evidence>| {
             evidence.extend(events.iter().cloned());
-            let mut found = detection(index, ResourceKind::Pod, reason, message, resource.clone(), workload.clone(), evidence);
+            let mut found = detection(
+                index,
+                ResourceKind::Pod,
+                reason,
+                message,
+                resource.clone(),
+                workload.clone(),
+                evidence,
+            );
             found.container = container.map(str::to_owned);
             out.push(found);
         };
 
         if phase == "Failed" {
             let reason = status.reason.clone().unwrap_or_else(|| "Failed".to_owned());
-            let owned_by_job = pod.metadata.owner_references.iter().flatten().any(|o| o.kind == "Job");
+            let owned_by_job = pod
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.kind == "Job");
             if !owned_by_job {
-                let message = format!("pod {name} failed: {}", status.message.clone().unwrap_or_else(|| reason.clone()));
-                report(out, None, &reason, message, vec![status_evidence(namespace, name, "status.reason", &reason)]);
+                let message = format!(
+                    "pod {name} failed: {}",
+                    status.message.clone().unwrap_or_else(|| reason.clone())
+                );
+                report(
+                    out,
+                    None,
+                    &reason,
+                    message,
+                    vec![status_evidence(namespace, name, "status.reason", &reason)],
+                );
             }
             continue;
         }
@@ -71,7 +99,12 @@ pub fn analyze(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Vec<De
                     None,
                     "Unschedulable",
                     format!("pod {name} cannot be scheduled: {message}"),
-                    vec![status_evidence(namespace, name, "status.conditions[PodScheduled].message", &message)],
+                    vec![status_evidence(
+                        namespace,
+                        name,
+                        "status.conditions[PodScheduled].message",
+                        &message,
+                    )],
                 );
             }
             continue;
@@ -86,46 +119,95 @@ pub fn analyze(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Vec<De
         for container in containers {
             if let Some(detected) = container_problem(pod, container, settled, &has_event) {
                 let (reason, message, mut evidence) = detected;
-                evidence.extend(log_evidence(state, namespace, name, &container.name, true, config.log_lines));
-                evidence.extend(log_evidence(state, namespace, name, &container.name, false, config.log_lines));
+                evidence.extend(log_evidence(
+                    state,
+                    namespace,
+                    name,
+                    &container.name,
+                    true,
+                    config.log_lines,
+                ));
+                evidence.extend(log_evidence(
+                    state,
+                    namespace,
+                    name,
+                    &container.name,
+                    false,
+                    config.log_lines,
+                ));
                 report(out, Some(&container.name), &reason, message, evidence);
                 reported = true;
             }
         }
         if !reported && settled && has_event("FailedMount") {
-            report(out, None, "FailedMount", format!("pod {name} is waiting for a volume to mount"), Vec::new());
+            report(
+                out,
+                None,
+                "FailedMount",
+                format!("pod {name} is waiting for a volume to mount"),
+                Vec::new(),
+            );
         }
     }
 }
 
 type Problem = (String, String, Vec<Evidence>);
 
-fn container_problem(pod: &Pod, container: &ContainerStatus, settled: bool, has_event: &dyn Fn(&str) -> bool) -> Option<Problem> {
+fn container_problem(
+    pod: &Pod,
+    container: &ContainerStatus,
+    settled: bool,
+    has_event: &dyn Fn(&str) -> bool,
+) -> Option<Problem> {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
     let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
     let name = &container.name;
     let field = |path: &str| format!("status.containerStatuses[{name}].{path}");
     let state = container.state.as_ref();
-    let last_terminated = container.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+    let last_terminated = container
+        .last_state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref());
 
     if let Some(waiting) = state.and_then(|s| s.waiting.as_ref()) {
         let reason = waiting.reason.clone().unwrap_or_default();
         if FAILED_WAITING.contains(&reason.as_str()) {
             let detail = waiting.message.clone().unwrap_or_default();
-            let mut evidence = vec![status_evidence(namespace, pod_name, &field("state.waiting.reason"), &reason)];
+            let mut evidence = vec![status_evidence(
+                namespace,
+                pod_name,
+                &field("state.waiting.reason"),
+                &reason,
+            )];
             if !detail.is_empty() {
-                evidence.push(status_evidence(namespace, pod_name, &field("state.waiting.message"), &detail));
+                evidence.push(status_evidence(
+                    namespace,
+                    pod_name,
+                    &field("state.waiting.message"),
+                    &detail,
+                ));
             }
             if let Some(terminated) = last_terminated {
                 evidence.push(terminated_evidence(namespace, pod_name, name, terminated));
             }
             let restarts = container.restart_count;
             let message = match reason.as_str() {
-                "CrashLoopBackOff" => format!("container {name} is crash-looping ({restarts} restarts)"),
-                "ImagePullBackOff" | "ErrImagePull" => format!("container {name} cannot pull image {}", container.image),
-                "InvalidImageName" => format!("container {name} has an invalid image name {}", container.image),
-                "CreateContainerConfigError" => format!("container {name} cannot be created: {detail}"),
-                _ => format!("container {name} cannot start: {reason} {detail}").trim_end().to_owned(),
+                "CrashLoopBackOff" => {
+                    format!("container {name} is crash-looping ({restarts} restarts)")
+                }
+                "ImagePullBackOff" | "ErrImagePull" => {
+                    format!("container {name} cannot pull image {}", container.image)
+                }
+                "InvalidImageName" => format!(
+                    "container {name} has an invalid image name {}",
+                    container.image
+                ),
+                "CreateContainerConfigError" => {
+                    format!("container {name} cannot be created: {detail}")
+                }
+                _ => format!("container {name} cannot start: {reason} {detail}")
+                    .trim_end()
+                    .to_owned(),
             };
             return Some((reason, message, evidence));
         }
@@ -133,7 +215,12 @@ fn container_problem(pod: &Pod, container: &ContainerStatus, settled: bool, has_
             return Some((
                 "FailedMount".to_owned(),
                 format!("container {name} is waiting for a volume to mount"),
-                vec![status_evidence(namespace, pod_name, &field("state.waiting.reason"), &reason)],
+                vec![status_evidence(
+                    namespace,
+                    pod_name,
+                    &field("state.waiting.reason"),
+                    &reason,
+                )],
             ));
         }
     }
@@ -142,18 +229,31 @@ fn container_problem(pod: &Pod, container: &ContainerStatus, settled: bool, has_
     {
         return Some((
             "OOMKilled".to_owned(),
-            format!("container {name} was killed for running out of memory ({} restarts)", container.restart_count),
+            format!(
+                "container {name} was killed for running out of memory ({} restarts)",
+                container.restart_count
+            ),
             vec![terminated_evidence(namespace, pod_name, name, terminated)],
         ));
     }
-    if container.restart_count > 0 && (has_event("Liveness probe failed") || has_event("Startup probe failed")) {
-        let mut evidence = vec![status_evidence(namespace, pod_name, &field("restartCount"), &container.restart_count.to_string())];
+    if container.restart_count > 0
+        && (has_event("Liveness probe failed") || has_event("Startup probe failed"))
+    {
+        let mut evidence = vec![status_evidence(
+            namespace,
+            pod_name,
+            &field("restartCount"),
+            &container.restart_count.to_string(),
+        )];
         if let Some(terminated) = last_terminated {
             evidence.push(terminated_evidence(namespace, pod_name, name, terminated));
         }
         return Some((
             "Unhealthy".to_owned(),
-            format!("container {name} is restarted by failing probes ({} restarts)", container.restart_count),
+            format!(
+                "container {name} is restarted by failing probes ({} restarts)",
+                container.restart_count
+            ),
             evidence,
         ));
     }
@@ -171,7 +271,12 @@ fn container_problem(pod: &Pod, container: &ContainerStatus, settled: bool, has_
         return Some((
             "NotReady".to_owned(),
             format!("container {name} is running but not ready"),
-            vec![status_evidence(namespace, pod_name, &field("ready"), "false")],
+            vec![status_evidence(
+                namespace,
+                pod_name,
+                &field("ready"),
+                "false",
+            )],
         ));
     }
     if container.restart_count >= 3
@@ -180,7 +285,10 @@ fn container_problem(pod: &Pod, container: &ContainerStatus, settled: bool, has_
     {
         return Some((
             "Restarting".to_owned(),
-            format!("container {name} keeps restarting ({} restarts, last exit code {})", container.restart_count, terminated.exit_code),
+            format!(
+                "container {name} keeps restarting ({} restarts, last exit code {})",
+                container.restart_count, terminated.exit_code
+            ),
             vec![terminated_evidence(namespace, pod_name, name, terminated)],
         ));
     }
@@ -188,13 +296,24 @@ fn container_problem(pod: &Pod, container: &ContainerStatus, settled: bool, has_
 }
 
 pub(crate) fn status_evidence(namespace: &str, pod: &str, field: &str, value: &str) -> Evidence {
-    Evidence::new(EvidenceSource::Status, format!("pod/{namespace}/{pod}: {field}"), value.to_owned())
-}
-
-fn terminated_evidence(namespace: &str, pod: &str, container: &str, terminated: &k8s_openapi::api::core::v1::ContainerStateTerminated) -> Evidence {
     Evidence::new(
         EvidenceSource::Status,
-        format!("pod/{namespace}/{pod}: status.containerStatuses[{container}].lastState.terminated"),
+        format!("pod/{namespace}/{pod}: {field}"),
+        value.to_owned(),
+    )
+}
+
+fn terminated_evidence(
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    terminated: &k8s_openapi::api::core::v1::ContainerStateTerminated,
+) -> Evidence {
+    Evidence::new(
+        EvidenceSource::Status,
+        format!(
+            "pod/{namespace}/{pod}: status.containerStatuses[{container}].lastState.terminated"
+        ),
         format!(
             "reason={} exitCode={}",
             terminated.reason.as_deref().unwrap_or("Unknown"),

@@ -8,7 +8,11 @@ use serde_json::json;
 use super::*;
 
 fn demo() -> ClusterState {
-    MockSource::demo().expect("demo").observe(&Scope::all()).expect("simulates").state
+    MockSource::demo()
+        .expect("demo")
+        .observe(&Scope::all())
+        .expect("simulates")
+        .state
 }
 
 fn reasons(detections: &[Detection], workload: &str) -> Vec<String> {
@@ -26,15 +30,59 @@ fn reasons(detections: &[Detection], workload: &str) -> Vec<String> {
 fn the_demo_world_yields_the_expected_findings_per_workload() {
     let detections = analyze(&demo(), &AnalyzerConfig::default(), None);
     let cases: [(&str, &[&str]); 10] = [
-        ("orders-api", &["Deployment:ProgressDeadlineExceeded", "Pod:CrashLoopBackOff"]),
-        ("report-worker", &["Deployment:ProgressDeadlineExceeded", "Pod:CrashLoopBackOff"]),
-        ("payments-web", &["Deployment:ProgressDeadlineExceeded", "Pod:ImagePullBackOff"]),
-        ("inventory", &["Deployment:ProgressDeadlineExceeded", "Pod:CrashLoopBackOff"]),
-        ("catalog", &["Deployment:ProgressDeadlineExceeded", "Pod:NotReady", "Service:NoReadyEndpoints"]),
-        ("ml-trainer", &["Deployment:ProgressDeadlineExceeded", "Pod:Unschedulable"]),
+        (
+            "orders-api",
+            &[
+                "Deployment:ProgressDeadlineExceeded",
+                "Pod:CrashLoopBackOff",
+            ],
+        ),
+        (
+            "report-worker",
+            &[
+                "Deployment:ProgressDeadlineExceeded",
+                "Pod:CrashLoopBackOff",
+            ],
+        ),
+        (
+            "payments-web",
+            &[
+                "Deployment:ProgressDeadlineExceeded",
+                "Pod:ImagePullBackOff",
+            ],
+        ),
+        (
+            "inventory",
+            &[
+                "Deployment:ProgressDeadlineExceeded",
+                "Pod:CrashLoopBackOff",
+            ],
+        ),
+        (
+            "catalog",
+            &[
+                "Deployment:ProgressDeadlineExceeded",
+                "Pod:NotReady",
+                "Service:NoReadyEndpoints",
+            ],
+        ),
+        (
+            "ml-trainer",
+            &["Deployment:ProgressDeadlineExceeded", "Pod:Unschedulable"],
+        ),
         ("storefront", &["Service:NoEndpoints"]),
-        ("demo-nginx", &["Pod:ImagePullBackOff", "Service:NoReadyEndpoints"]),
-        ("api-gateway", &["Deployment:ProgressDeadlineExceeded", "Pod:CreateContainerConfigError", "Service:NoReadyEndpoints"]),
+        (
+            "demo-nginx",
+            &["Pod:ImagePullBackOff", "Service:NoReadyEndpoints"],
+        ),
+        (
+            "api-gateway",
+            &[
+                "Deployment:ProgressDeadlineExceeded",
+                "Pod:CreateContainerConfigError",
+                "Service:NoReadyEndpoints",
+            ],
+        ),
         ("redis", &[]),
     ];
     for (workload, expected) in cases {
@@ -44,10 +92,25 @@ fn the_demo_world_yields_the_expected_findings_per_workload() {
 
 #[test]
 fn pods_are_owned_by_their_deployment_through_the_replica_set() {
-    let detections = analyze(&demo(), &AnalyzerConfig::default(), Some(&[ResourceKind::Pod]));
-    let orders = detections.iter().find(|d| d.finding.resource.name.starts_with("orders-api-")).expect("found");
-    assert_eq!(orders.workload, ResourceRef::namespaced(ResourceKind::Deployment, "demo", "orders-api"));
-    assert!(orders.evidence.iter().any(|e| e.excerpt.contains("DATABASE_URL is not set")));
+    let detections = analyze(
+        &demo(),
+        &AnalyzerConfig::default(),
+        Some(&[ResourceKind::Pod]),
+    );
+    let orders = detections
+        .iter()
+        .find(|d| d.finding.resource.name.starts_with("orders-api-"))
+        .expect("found");
+    assert_eq!(
+        orders.workload,
+        ResourceRef::namespaced(ResourceKind::Deployment, "demo", "orders-api")
+    );
+    assert!(
+        orders
+            .evidence
+            .iter()
+            .any(|e| e.excerpt.contains("DATABASE_URL is not set"))
+    );
     assert!(detections.iter().all(|d| d.finding.analyzer == "Pod"));
 }
 
@@ -84,8 +147,10 @@ fn known_false_positives_are_not_reported() {
 
 #[test]
 fn a_node_that_is_not_ready_is_reported() {
-    let state = state_of(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}, "status": {"conditions": [
-        {"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown", "message": "Kubelet stopped posting node status.", "lastHeartbeatTime": "2026-01-01T00:10:00Z"}]}}));
+    let state = state_of(
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}, "status": {"conditions": [
+        {"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown", "message": "Kubelet stopped posting node status.", "lastHeartbeatTime": "2026-01-01T00:10:00Z"}]}}),
+    );
     let detections = analyze(&state, &AnalyzerConfig::default(), None);
     assert_eq!(detections.len(), 1);
     assert_eq!(detections[0].finding.reason, "NotReady");
@@ -100,7 +165,10 @@ fn ingresses_pointing_at_missing_services_and_secrets_are_reported() {
             "rules": [{"host": "x", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web-svc", "port": {"number": 80}}}}]}}]}}
     ]}));
     let detections = analyze(&state, &AnalyzerConfig::default(), None);
-    let mut found: Vec<_> = detections.iter().map(|d| d.finding.reason.as_str()).collect();
+    let mut found: Vec<_> = detections
+        .iter()
+        .map(|d| d.finding.reason.as_str())
+        .collect();
     found.sort_unstable();
     assert_eq!(found, ["BackendServiceMissing", "TLSSecretMissing"]);
 }

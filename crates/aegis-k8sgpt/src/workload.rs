@@ -10,7 +10,12 @@ use crate::{AnalyzerConfig, Detection, detection};
 fn status(resource: &ResourceRef, field: &str, value: impl Into<String>) -> Evidence {
     Evidence::new(
         EvidenceSource::Status,
-        format!("{}/{}/{}: {field}", resource.kind.as_str().to_ascii_lowercase(), resource.namespace_str(), resource.name),
+        format!(
+            "{}/{}/{}: {field}",
+            resource.kind.as_str().to_ascii_lowercase(),
+            resource.namespace_str(),
+            resource.name
+        ),
         value,
     )
 }
@@ -18,24 +23,44 @@ fn status(resource: &ResourceRef, field: &str, value: impl Into<String>) -> Evid
 pub fn deployments(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
     for deployment in &index.state().deployments {
         let resource = ref_of(ResourceKind::Deployment, &deployment.metadata);
-        let Some(deployment_status) = &deployment.status else { continue };
-        let desired = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let Some(deployment_status) = &deployment.status else {
+            continue;
+        };
+        let desired = deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.replicas)
+            .unwrap_or(1);
         let available = deployment_status.available_replicas.unwrap_or(0);
-        let stuck = deployment_status
-            .conditions
-            .iter()
-            .flatten()
-            .find(|c| c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded"));
-        let mut evidence = vec![status(&resource, "status.availableReplicas", format!("{available} of {desired}"))];
+        let stuck = deployment_status.conditions.iter().flatten().find(|c| {
+            c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+        });
+        let mut evidence = vec![status(
+            &resource,
+            "status.availableReplicas",
+            format!("{available} of {desired}"),
+        )];
         if let Some(condition) = stuck {
             let message = condition.message.clone().unwrap_or_default();
-            evidence.push(status(&resource, "status.conditions[Progressing]", format!("ProgressDeadlineExceeded: {message}")));
-            evidence.extend(event_evidence(index, ResourceKind::Deployment, resource.namespace_str(), &resource.name));
+            evidence.push(status(
+                &resource,
+                "status.conditions[Progressing]",
+                format!("ProgressDeadlineExceeded: {message}"),
+            ));
+            evidence.extend(event_evidence(
+                index,
+                ResourceKind::Deployment,
+                resource.namespace_str(),
+                &resource.name,
+            ));
             out.push(detection(
                 index,
                 ResourceKind::Deployment,
                 "ProgressDeadlineExceeded",
-                format!("rollout of deployment {} is stuck: {message}", resource.name),
+                format!(
+                    "rollout of deployment {} is stuck: {message}",
+                    resource.name
+                ),
                 resource.clone(),
                 resource,
                 evidence,
@@ -45,7 +70,10 @@ pub fn deployments(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
                 index,
                 ResourceKind::Deployment,
                 "UnavailableReplicas",
-                format!("deployment {} has {available} of {desired} replicas available", resource.name),
+                format!(
+                    "deployment {} has {available} of {desired} replicas available",
+                    resource.name
+                ),
                 resource.clone(),
                 resource,
                 evidence,
@@ -60,20 +88,38 @@ pub fn replica_sets(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
             .status
             .as_ref()
             .and_then(|s| s.conditions.as_ref())
-            .and_then(|c| c.iter().find(|c| c.type_ == "ReplicaFailure" && c.status == "True"))
+            .and_then(|c| {
+                c.iter()
+                    .find(|c| c.type_ == "ReplicaFailure" && c.status == "True")
+            })
         else {
             continue;
         };
         let resource = ref_of(ResourceKind::ReplicaSet, &replica_set.metadata);
         let workload = index.workload_of(ResourceKind::ReplicaSet, &replica_set.metadata);
         let message = failure.message.clone().unwrap_or_default();
-        let mut evidence = vec![status(&resource, "status.conditions[ReplicaFailure]", format!("{}: {message}", failure.reason.as_deref().unwrap_or_default()))];
-        evidence.extend(event_evidence(index, ResourceKind::ReplicaSet, resource.namespace_str(), &resource.name));
+        let mut evidence = vec![status(
+            &resource,
+            "status.conditions[ReplicaFailure]",
+            format!(
+                "{}: {message}",
+                failure.reason.as_deref().unwrap_or_default()
+            ),
+        )];
+        evidence.extend(event_evidence(
+            index,
+            ResourceKind::ReplicaSet,
+            resource.namespace_str(),
+            &resource.name,
+        ));
         out.push(detection(
             index,
             ResourceKind::ReplicaSet,
             failure.reason.as_deref().unwrap_or("ReplicaFailure"),
-            format!("replica set {} cannot create pods: {message}", resource.name),
+            format!(
+                "replica set {} cannot create pods: {message}",
+                resource.name
+            ),
             resource,
             workload,
             evidence,
@@ -94,23 +140,45 @@ pub fn stateful_sets(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
                 index,
                 ResourceKind::StatefulSet,
                 "ServiceMissing",
-                format!("stateful set {} names governing service {service}, which does not exist", resource.name),
+                format!(
+                    "stateful set {} names governing service {service}, which does not exist",
+                    resource.name
+                ),
                 resource.clone(),
                 resource.clone(),
-                vec![Evidence::new(EvidenceSource::Spec, format!("statefulset/{}/{}: spec.serviceName", resource.namespace_str(), resource.name), service)],
+                vec![Evidence::new(
+                    EvidenceSource::Spec,
+                    format!(
+                        "statefulset/{}/{}: spec.serviceName",
+                        resource.namespace_str(),
+                        resource.name
+                    ),
+                    service,
+                )],
             ));
         }
         let desired = spec.and_then(|s| s.replicas).unwrap_or(1);
-        let ready = set.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+        let ready = set
+            .status
+            .as_ref()
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0);
         if desired > 0 && ready < desired {
             out.push(detection(
                 index,
                 ResourceKind::StatefulSet,
                 "UnavailableReplicas",
-                format!("stateful set {} has {ready} of {desired} replicas ready", resource.name),
+                format!(
+                    "stateful set {} has {ready} of {desired} replicas ready",
+                    resource.name
+                ),
                 resource.clone(),
                 resource.clone(),
-                vec![status(&resource, "status.readyReplicas", format!("{ready} of {desired}"))],
+                vec![status(
+                    &resource,
+                    "status.readyReplicas",
+                    format!("{ready} of {desired}"),
+                )],
             ));
         }
     }
@@ -130,26 +198,54 @@ pub fn jobs(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
         let workload = index.workload_of(ResourceKind::Job, &job.metadata);
         let reason = failed.reason.clone().unwrap_or_else(|| "Failed".to_owned());
         let message = failed.message.clone().unwrap_or_default();
-        let mut evidence = vec![status(&resource, "status.conditions[Failed]", format!("{reason}: {message}"))];
-        evidence.extend(event_evidence(index, ResourceKind::Job, resource.namespace_str(), &resource.name));
-        out.push(detection(index, ResourceKind::Job, &reason, format!("job {} failed: {message}", resource.name), resource, workload, evidence));
+        let mut evidence = vec![status(
+            &resource,
+            "status.conditions[Failed]",
+            format!("{reason}: {message}"),
+        )];
+        evidence.extend(event_evidence(
+            index,
+            ResourceKind::Job,
+            resource.namespace_str(),
+            &resource.name,
+        ));
+        out.push(detection(
+            index,
+            ResourceKind::Job,
+            &reason,
+            format!("job {} failed: {message}", resource.name),
+            resource,
+            workload,
+            evidence,
+        ));
     }
 }
 
 pub fn claims(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Vec<Detection>) {
     let now = index.state().now();
     for claim in &index.state().persistent_volume_claims {
-        let phase = claim.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or_default();
+        let phase = claim
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .unwrap_or_default();
         if phase == "Bound" {
             continue;
         }
         let resource = ref_of(ResourceKind::PersistentVolumeClaim, &claim.metadata);
-        let events = event_evidence(index, ResourceKind::PersistentVolumeClaim, resource.namespace_str(), &resource.name);
+        let events = event_evidence(
+            index,
+            ResourceKind::PersistentVolumeClaim,
+            resource.namespace_str(),
+            &resource.name,
+        );
         let age = claim
             .metadata
             .creation_timestamp
             .as_ref()
-            .map_or(u64::MAX, |t| now.duration_since(t.0).as_secs().max(0) as u64);
+            .map_or(u64::MAX, |t| {
+                now.duration_since(t.0).as_secs().max(0) as u64
+            });
         if age < config.grace_period_seconds && events.is_empty() {
             continue;
         }
@@ -187,9 +283,18 @@ pub fn nodes(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
         let mut evidence = vec![Evidence::new(
             EvidenceSource::Status,
             format!("node/{}: status.conditions[Ready]", resource.name),
-            format!("{} {}: {message}", ready.status, ready.reason.as_deref().unwrap_or_default()),
+            format!(
+                "{} {}: {message}",
+                ready.status,
+                ready.reason.as_deref().unwrap_or_default()
+            ),
         )];
-        evidence.extend(event_evidence(index, ResourceKind::Node, "", &resource.name));
+        evidence.extend(event_evidence(
+            index,
+            ResourceKind::Node,
+            "",
+            &resource.name,
+        ));
         out.push(detection(
             index,
             ResourceKind::Node,

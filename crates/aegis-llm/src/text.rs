@@ -21,7 +21,12 @@ pub fn similar(a: &str, b: &str) -> bool {
     if a == b {
         return true;
     }
-    let squash = |s: &str| s.chars().filter(|c| !matches!(c, '-' | '_' | '.')).collect::<String>().to_ascii_lowercase();
+    let squash = |s: &str| {
+        s.chars()
+            .filter(|c| !matches!(c, '-' | '_' | '.'))
+            .collect::<String>()
+            .to_ascii_lowercase()
+    };
     if squash(a) == squash(b) {
         return true;
     }

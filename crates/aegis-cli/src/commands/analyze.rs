@@ -28,7 +28,10 @@ pub async fn open_source(global: &GlobalArgs, resolved: &Resolved) -> CliResult<
     let kubernetes = &resolved.settings.kubernetes;
     if global.mock {
         let source = MockSource::demo().map_err(CliError::failure)?;
-        return Ok(Source { reader: Box::new(source), default_namespace: "default".to_owned() });
+        return Ok(Source {
+            reader: Box::new(source),
+            default_namespace: "default".to_owned(),
+        });
     }
     if !global.snapshot.is_empty() {
         return Ok(Source {
@@ -51,7 +54,10 @@ pub async fn open_source(global: &GlobalArgs, resolved: &Resolved) -> CliResult<
         CliError::failure(e).hint(hint)
     })?;
     let default_namespace = source.default_namespace().to_owned();
-    Ok(Source { reader: Box::new(source), default_namespace })
+    Ok(Source {
+        reader: Box::new(source),
+        default_namespace,
+    })
 }
 
 fn parse_filter(filter: &[String]) -> CliResult<Option<Vec<ResourceKind>>> {
@@ -63,8 +69,14 @@ fn parse_filter(filter: &[String]) -> CliResult<Option<Vec<ResourceKind>>> {
         let kind = ResourceKind::from_alias(name)
             .filter(|k| aegis_k8sgpt_analyzers().contains(k))
             .ok_or_else(|| {
-                CliError::usage(format!("--filter: `{name}` is not an analyzer"))
-                    .hint(format!("analyzers: {}", aegis_k8sgpt_analyzers().iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")))
+                CliError::usage(format!("--filter: `{name}` is not an analyzer")).hint(format!(
+                    "analyzers: {}",
+                    aegis_k8sgpt_analyzers()
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
             })?;
         kinds.push(kind);
     }
@@ -75,14 +87,22 @@ fn aegis_k8sgpt_analyzers() -> &'static [ResourceKind] {
     &aegis_agent::ANALYZERS
 }
 
-pub async fn run(global: &GlobalArgs, args: &AnalyzeArgs, resolved: &Resolved, style: Style) -> CliResult<()> {
+pub async fn run(
+    global: &GlobalArgs,
+    args: &AnalyzeArgs,
+    resolved: &Resolved,
+    style: Style,
+) -> CliResult<()> {
     let filter = parse_filter(&args.filter)?;
     let selector = args
         .selector
         .as_deref()
         .map(str::parse::<LabelSelector>)
         .transpose()
-        .map_err(|e| CliError::usage(e).hint("selectors look like app=web,tier!=db or 'env in (prod,staging)'"))?;
+        .map_err(|e| {
+            CliError::usage(e)
+                .hint("selectors look like app=web,tier!=db or 'env in (prod,staging)'")
+        })?;
     let source = open_source(global, resolved).await?;
     let namespace = resolved
         .settings
@@ -91,13 +111,22 @@ pub async fn run(global: &GlobalArgs, args: &AnalyzeArgs, resolved: &Resolved, s
         .clone()
         .unwrap_or_else(|| source.default_namespace.clone());
     let target = args.target.as_ref().map(|t| {
-        ResourceRef::new(t.kind, t.kind.is_namespaced().then_some(namespace.as_str()), &t.name)
+        ResourceRef::new(
+            t.kind,
+            t.kind.is_namespaced().then_some(namespace.as_str()),
+            &t.name,
+        )
     });
-    let scope = match &target {
-        Some(target) if target.kind.is_namespaced() => Scope::namespace(&namespace),
-        Some(_) => Scope::all(),
-        None if resolved.settings.kubernetes.namespace.is_some() => Scope::namespace(&namespace),
-        None => Scope::all(),
+    // A namespaced target, or --all with a namespace given, reads one namespace; a cluster-scoped
+    // target (a node) or --all without one reads everything.
+    let one_namespace = match &target {
+        Some(target) => target.kind.is_namespaced(),
+        None => resolved.settings.kubernetes.namespace.is_some(),
+    };
+    let scope = if one_namespace {
+        Scope::namespace(&namespace)
+    } else {
+        Scope::all()
     };
     let loaded = source.reader.load(&scope).await.map_err(|e| {
         let hint = match e {
@@ -116,8 +145,16 @@ pub async fn run(global: &GlobalArgs, args: &AnalyzeArgs, resolved: &Resolved, s
     for warning in &loaded.warnings {
         warn(warning);
     }
-    tracing::info!(objects = loaded.state.object_count(), logs = loaded.state.logs.len(), "state loaded");
-    let request = AnalyzeRequest { target, filter, selector };
+    tracing::info!(
+        objects = loaded.state.object_count(),
+        logs = loaded.state.logs.len(),
+        "state loaded"
+    );
+    let request = AnalyzeRequest {
+        target,
+        filter,
+        selector,
+    };
     let report = Agent::new(&resolved.settings)
         .analyze(&loaded.state, source.reader.kind(), &request)
         .map_err(|e| {
@@ -139,7 +176,13 @@ pub async fn run(global: &GlobalArgs, args: &AnalyzeArgs, resolved: &Resolved, s
 
 /// Records the incidents; a store that cannot be written is a loud warning, not a lost analysis.
 fn record(resolved: &Resolved, report: &aegis_core::AnalysisReport) {
-    let Some(state_dir) = resolved.settings.agent.state_dir.clone().or_else(default_state_dir) else {
+    let Some(state_dir) = resolved
+        .settings
+        .agent
+        .state_dir
+        .clone()
+        .or_else(default_state_dir)
+    else {
         warn("no state directory is known (set agent.state_dir); incidents were not recorded");
         return;
     };

@@ -8,7 +8,12 @@ use crate::config::{self, Resolved};
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
 
-pub fn run(action: Option<&ConfigAction>, output: OutputFormat, resolved: &Resolved, style: Style) -> CliResult<()> {
+pub fn run(
+    action: Option<&ConfigAction>,
+    output: OutputFormat,
+    resolved: &Resolved,
+    style: Style,
+) -> CliResult<()> {
     match action.unwrap_or(&ConfigAction::Show) {
         ConfigAction::Show => {
             let entries = config::entries(resolved)?;
@@ -20,11 +25,18 @@ pub fn run(action: Option<&ConfigAction>, output: OutputFormat, resolved: &Resol
         }
         ConfigAction::Path => {
             let text = match output {
-                OutputFormat::Table => resolved
-                    .files
-                    .iter()
-                    .map(|f| format!("{}\t{}\t{}\n", f.layer, if f.exists { "found" } else { "absent" }, f.path.display()))
-                    .collect(),
+                OutputFormat::Table => {
+                    let mut text = String::new();
+                    for file in &resolved.files {
+                        let found = if file.exists { "found" } else { "absent" };
+                        text.push_str(&format!(
+                            "{}\t{found}\t{}\n",
+                            file.layer,
+                            file.path.display()
+                        ));
+                    }
+                    text
+                }
                 format => render::data(
                     &json!({"files": resolved.files.iter().map(|f| json!({"layer": f.layer, "path": f.path, "exists": f.exists})).collect::<Vec<_>>()}),
                     format,
@@ -35,7 +47,10 @@ pub fn run(action: Option<&ConfigAction>, output: OutputFormat, resolved: &Resol
         ConfigAction::Init { path, force } => {
             let path = match path {
                 Some(path) => path.clone(),
-                None => config::user_file().ok_or_else(|| CliError::failure("no user configuration directory is known").hint("name the file: aegis config init FILE"))?,
+                None => config::user_file().ok_or_else(|| {
+                    CliError::failure("no user configuration directory is known")
+                        .hint("name the file: aegis config init FILE")
+                })?,
             };
             config::write_template(&path, *force)?;
             eprintln!("wrote {}", path.display());

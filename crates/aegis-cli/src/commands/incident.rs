@@ -9,14 +9,22 @@ use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
 use crate::store::Store;
 
-pub fn run(command: &IncidentCommand, output: OutputFormat, resolved: &Resolved, style: Style) -> CliResult<()> {
+pub fn run(
+    command: &IncidentCommand,
+    output: OutputFormat,
+    resolved: &Resolved,
+    style: Style,
+) -> CliResult<()> {
     let state_dir = resolved
         .settings
         .agent
         .state_dir
         .clone()
         .or_else(default_state_dir)
-        .ok_or_else(|| CliError::failure("no state directory is known").hint("set agent.state_dir or AEGIS_AGENT__STATE_DIR"))?;
+        .ok_or_else(|| {
+            CliError::failure("no state directory is known")
+                .hint("set agent.state_dir or AEGIS_AGENT__STATE_DIR")
+        })?;
     let store = Store::new(&state_dir);
     match command {
         IncidentCommand::List => {

@@ -12,7 +12,10 @@ use crate::error::{CliError, CliResult};
 /// Writes data to stdout; a closed pipe (`aegis … | head`) is not an error.
 pub fn print(text: &str) -> CliResult<()> {
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(CliError::failure(format!("cannot write to stdout: {e}"))),

@@ -16,22 +16,41 @@ use crate::args::{GlobalArgs, SnapshotCommand};
 use crate::config::Resolved;
 use crate::error::{CliError, CliResult};
 
-pub async fn run(global: &GlobalArgs, command: &SnapshotCommand, resolved: &Resolved) -> CliResult<()> {
-    let SnapshotCommand::Capture { dir, all_namespaces } = command;
-    if dir.exists() && fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
-        return Err(CliError::failure(format!("{} exists and is not empty", dir.display())).hint("name a new directory"));
+pub async fn run(
+    global: &GlobalArgs,
+    command: &SnapshotCommand,
+    resolved: &Resolved,
+) -> CliResult<()> {
+    let SnapshotCommand::Capture {
+        dir,
+        all_namespaces,
+    } = command;
+    if dir.exists() && fs::read_dir(dir).map_or(true, |mut d| d.next().is_some()) {
+        return Err(
+            CliError::failure(format!("{} exists and is not empty", dir.display()))
+                .hint("name a new directory"),
+        );
     }
     let source = open_source(global, resolved).await?;
     let scope = match (&resolved.settings.kubernetes.namespace, all_namespaces) {
         (Some(namespace), false) => Scope::namespace(namespace),
         _ => Scope::all(),
     };
-    let loaded = source.reader.load(&scope).await.map_err(CliError::failure)?;
+    let loaded = source
+        .reader
+        .load(&scope)
+        .await
+        .map_err(CliError::failure)?;
     for warning in &loaded.warnings {
         warn(warning);
     }
-    let written = write(dir, &loaded.state).map_err(|e| CliError::failure(format!("cannot write snapshot {}: {e}", dir.display())))?;
-    eprintln!("wrote {written} objects and {} logs to {}", loaded.state.logs.len(), dir.display());
+    let written = write(dir, &loaded.state)
+        .map_err(|e| CliError::failure(format!("cannot write snapshot {}: {e}", dir.display())))?;
+    eprintln!(
+        "wrote {written} objects and {} logs to {}",
+        loaded.state.logs.len(),
+        dir.display()
+    );
     Ok(())
 }
 
@@ -60,16 +79,28 @@ pub fn write(dir: &Path, state: &ClusterState) -> std::io::Result<usize> {
     count += list(dir, "cronjobs.yaml", &state.cron_jobs)?;
     count += list(dir, "services.yaml", &state.services)?;
     count += list(dir, "endpointslices.yaml", &state.endpoint_slices)?;
-    count += list(dir, "persistentvolumeclaims.yaml", &state.persistent_volume_claims)?;
+    count += list(
+        dir,
+        "persistentvolumeclaims.yaml",
+        &state.persistent_volume_claims,
+    )?;
     count += list(dir, "ingresses.yaml", &state.ingresses)?;
-    count += list(dir, "horizontalpodautoscalers.yaml", &state.horizontal_pod_autoscalers)?;
+    count += list(
+        dir,
+        "horizontalpodautoscalers.yaml",
+        &state.horizontal_pod_autoscalers,
+    )?;
     count += list(dir, "configmaps.yaml", &state.config_maps)?;
     count += list(dir, "secrets.yaml", &state.secrets)?;
     count += list(dir, "events.yaml", &state.events)?;
     for (key, text) in &state.logs {
         let pod_dir = dir.join("logs").join(&key.namespace).join(&key.pod);
         fs::create_dir_all(&pod_dir)?;
-        let name = if key.previous { format!("{}.previous.log", key.container) } else { format!("{}.log", key.container) };
+        let name = if key.previous {
+            format!("{}.previous.log", key.container)
+        } else {
+            format!("{}.log", key.container)
+        };
         fs::write(pod_dir.join(name), text)?;
     }
     Ok(count)

@@ -28,16 +28,46 @@ pub const DEMO_WORLD: &str = include_str!("../../../../examples/mock-world.yaml"
 
 /// The demo incidents, applied in this order.
 pub const DEMO_MANIFESTS: [(&str, &str); 10] = [
-    ("01-namespaces.yaml", include_str!("../../../../examples/incidents/01-namespaces.yaml")),
-    ("api-gateway.yaml", include_str!("../../../../examples/incidents/api-gateway.yaml")),
-    ("crashloop-missing-env.yaml", include_str!("../../../../examples/incidents/crashloop-missing-env.yaml")),
-    ("demo-nginx.yaml", include_str!("../../../../examples/incidents/demo-nginx.yaml")),
-    ("imagepull-bad-tag.yaml", include_str!("../../../../examples/incidents/imagepull-bad-tag.yaml")),
-    ("liveness-failure.yaml", include_str!("../../../../examples/incidents/liveness-failure.yaml")),
-    ("oomkill-memory-leak.yaml", include_str!("../../../../examples/incidents/oomkill-memory-leak.yaml")),
-    ("pending-no-resources.yaml", include_str!("../../../../examples/incidents/pending-no-resources.yaml")),
-    ("readiness-failure.yaml", include_str!("../../../../examples/incidents/readiness-failure.yaml")),
-    ("service-wrong-selector.yaml", include_str!("../../../../examples/incidents/service-wrong-selector.yaml")),
+    (
+        "01-namespaces.yaml",
+        include_str!("../../../../examples/incidents/01-namespaces.yaml"),
+    ),
+    (
+        "api-gateway.yaml",
+        include_str!("../../../../examples/incidents/api-gateway.yaml"),
+    ),
+    (
+        "crashloop-missing-env.yaml",
+        include_str!("../../../../examples/incidents/crashloop-missing-env.yaml"),
+    ),
+    (
+        "demo-nginx.yaml",
+        include_str!("../../../../examples/incidents/demo-nginx.yaml"),
+    ),
+    (
+        "imagepull-bad-tag.yaml",
+        include_str!("../../../../examples/incidents/imagepull-bad-tag.yaml"),
+    ),
+    (
+        "liveness-failure.yaml",
+        include_str!("../../../../examples/incidents/liveness-failure.yaml"),
+    ),
+    (
+        "oomkill-memory-leak.yaml",
+        include_str!("../../../../examples/incidents/oomkill-memory-leak.yaml"),
+    ),
+    (
+        "pending-no-resources.yaml",
+        include_str!("../../../../examples/incidents/pending-no-resources.yaml"),
+    ),
+    (
+        "readiness-failure.yaml",
+        include_str!("../../../../examples/incidents/readiness-failure.yaml"),
+    ),
+    (
+        "service-wrong-selector.yaml",
+        include_str!("../../../../examples/incidents/service-wrong-selector.yaml"),
+    ),
 ];
 
 /// A simulated cluster: a world model and the manifests applied to it.
@@ -60,13 +90,17 @@ impl MockSource {
         let mut objects = Vec::new();
         for (name, text) in manifests {
             for document in serde_yaml::Deserializer::from_str(text) {
-                let value = Value::deserialize(document).map_err(|e| Error::World(format!("{name}: {e}")))?;
+                let value = Value::deserialize(document)
+                    .map_err(|e| Error::World(format!("{name}: {e}")))?;
                 if value.is_object() {
                     objects.push(value);
                 }
             }
         }
-        Ok(Self { world, manifests: objects })
+        Ok(Self {
+            world,
+            manifests: objects,
+        })
     }
 
     /// Adds (or updates, as a rollout) one object.
@@ -89,7 +123,10 @@ impl MockSource {
             }
         }
         state.now = Some(simulation.now);
-        Ok(Loaded { state, warnings: Vec::new() })
+        Ok(Loaded {
+            state,
+            warnings: Vec::new(),
+        })
     }
 }
 
@@ -146,12 +183,18 @@ fn uid(kind: &str, namespace: &str, name: &str) -> String {
 }
 
 fn str_at<'a>(value: &'a Value, pointer: &str) -> &'a str {
-    value.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 impl<'w> Simulation<'w> {
     fn new(world: &'w World) -> Result<Self> {
-        let now: Timestamp = world.clock.parse().map_err(|e| Error::World(format!("clock: {e}")))?;
+        let now: Timestamp = world
+            .clock
+            .parse()
+            .map_err(|e| Error::World(format!("clock: {e}")))?;
         let created = now
             .checked_sub(SignedDuration::from_secs(world.workload_age_seconds as i64))
             .map_err(|e| Error::World(format!("workloadAgeSeconds: {e}")))?;
@@ -185,7 +228,10 @@ impl<'w> Simulation<'w> {
                 object["metadata"]["namespace"] = json!(namespace);
             }
             if kind == "Deployment" {
-                history.entry(key.clone()).or_default().push(object["spec"]["template"].clone());
+                history
+                    .entry(key.clone())
+                    .or_default()
+                    .push(object["spec"]["template"].clone());
             }
             match latest.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, existing)) => *existing = object,
@@ -267,7 +313,8 @@ impl<'w> Simulation<'w> {
             let mut labels = node.labels.clone();
             labels.insert("kubernetes.io/hostname".to_owned(), node.name.clone());
             labels.insert("kubernetes.io/os".to_owned(), "linux".to_owned());
-            let capacity = json!({"cpu": node.cpu, "memory": node.memory, "pods": node.pods.to_string()});
+            let capacity =
+                json!({"cpu": node.cpu, "memory": node.memory, "pods": node.pods.to_string()});
             self.objects.push(json!({
                 "apiVersion": "v1",
                 "kind": "Node",
@@ -298,14 +345,19 @@ impl<'w> Simulation<'w> {
             .and_then(Value::as_str)
             .map(str::to_owned)
             .or_else(|| self.world.storage_classes.first().cloned());
-        let bound = class.as_ref().is_some_and(|c| self.world.storage_classes.contains(c));
+        let bound = class
+            .as_ref()
+            .is_some_and(|c| self.world.storage_classes.contains(c));
         if bound {
             claim["status"] = json!({"phase": "Bound", "capacity": claim.pointer("/spec/resources/requests").cloned().unwrap_or(json!({}))});
         } else {
             claim["status"] = json!({"phase": "Pending"});
             let message = match &class {
                 Some(class) => format!("storageclass.storage.k8s.io \"{class}\" not found"),
-                None => "no persistent volumes available for this claim and no storage class is set".to_owned(),
+                None => {
+                    "no persistent volumes available for this claim and no storage class is set"
+                        .to_owned()
+                }
             };
             let event = SimEvent {
                 warning: true,
@@ -316,8 +368,12 @@ impl<'w> Simulation<'w> {
                 last: self.now,
                 component: "persistentvolume-controller",
             };
-            let event = self.event_object(&claim, &event);
-            if !self.objects.iter().any(|o| o["metadata"]["name"] == event["metadata"]["name"]) {
+            let event = Self::event_object(&claim, &event);
+            if !self
+                .objects
+                .iter()
+                .any(|o| o["metadata"]["name"] == event["metadata"]["name"])
+            {
                 self.objects.push(event);
             }
         }
@@ -325,7 +381,10 @@ impl<'w> Simulation<'w> {
     }
 
     fn deployment(&mut self, deployment: &mut Value, revisions: &[Value]) -> Result<()> {
-        let replicas = deployment.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1);
+        let replicas = deployment
+            .pointer("/spec/replicas")
+            .and_then(Value::as_u64)
+            .unwrap_or(1);
         let name = str_at(deployment, "/metadata/name").to_owned();
         let namespace = str_at(deployment, "/metadata/namespace").to_owned();
         let deployment_uid = str_at(deployment, "/metadata/uid").to_owned();
@@ -347,11 +406,18 @@ impl<'w> Simulation<'w> {
             let rs_name = format!("{name}-{hash}");
             let rs_uid = uid("ReplicaSet", &namespace, &rs_name);
             let mut pods = Vec::new();
-            let wanted = if is_new { replicas } else { replicas.saturating_sub(unavailable) };
+            let wanted = if is_new {
+                replicas
+            } else {
+                replicas.saturating_sub(unavailable)
+            };
             let mut count = 0;
             while count < wanted {
                 let pod_name = format!("{rs_name}-{}", suffix(&format!("{rs_name}/{count}"), 5));
-                let mut labels = template.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
+                let mut labels = template
+                    .pointer("/metadata/labels")
+                    .cloned()
+                    .unwrap_or(json!({}));
                 labels["pod-template-hash"] = json!(hash);
                 let mut pod = json!({
                     "apiVersion": "v1",
@@ -386,7 +452,10 @@ impl<'w> Simulation<'w> {
             }
             total_ready += ready;
             total += created_pods;
-            let mut rs_labels = template.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
+            let mut rs_labels = template
+                .pointer("/metadata/labels")
+                .cloned()
+                .unwrap_or(json!({}));
             rs_labels["pod-template-hash"] = json!(hash);
             self.objects.push(json!({
                 "apiVersion": "apps/v1",
@@ -404,19 +473,33 @@ impl<'w> Simulation<'w> {
                 "status": {"replicas": created_pods, "readyReplicas": ready, "availableReplicas": ready},
             }));
         }
-        let deadline = deployment.pointer("/spec/progressDeadlineSeconds").and_then(Value::as_u64).unwrap_or(600);
+        let deadline = deployment
+            .pointer("/spec/progressDeadlineSeconds")
+            .and_then(Value::as_u64)
+            .unwrap_or(600);
         let complete = new_ready == replicas;
         let progressing = if complete {
             json!({"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable", "message": format!("ReplicaSet has successfully progressed."), "lastUpdateTime": self.created.to_string(), "lastTransitionTime": self.created.to_string()})
         } else if self.world.workload_age_seconds > deadline {
-            let rs_name = format!("{name}-{}", suffix(&revisions.last().cloned().unwrap_or_default().to_string(), 10));
-            let at = self.created.checked_add(SignedDuration::from_secs(deadline as i64)).unwrap_or(self.created).to_string();
+            let rs_name = format!(
+                "{name}-{}",
+                suffix(
+                    &revisions.last().cloned().unwrap_or_default().to_string(),
+                    10
+                )
+            );
+            let at = self
+                .created
+                .checked_add(SignedDuration::from_secs(deadline as i64))
+                .unwrap_or(self.created)
+                .to_string();
             json!({"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": format!("ReplicaSet \"{rs_name}\" has timed out progressing."), "lastUpdateTime": at, "lastTransitionTime": at})
         } else {
             json!({"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated", "message": "ReplicaSet is progressing.", "lastUpdateTime": self.created.to_string(), "lastTransitionTime": self.created.to_string()})
         };
         let available = total_ready + unavailable >= replicas;
-        deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!(current_revision.to_string());
+        deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"] =
+            json!(current_revision.to_string());
         deployment["metadata"]["generation"] = json!(current_revision);
         deployment["status"] = json!({
             "observedGeneration": current_revision,
@@ -434,7 +517,10 @@ impl<'w> Simulation<'w> {
     }
 
     fn stateful_set(&mut self, set: &mut Value) -> Result<()> {
-        let replicas = set.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1);
+        let replicas = set
+            .pointer("/spec/replicas")
+            .and_then(Value::as_u64)
+            .unwrap_or(1);
         let name = str_at(set, "/metadata/name").to_owned();
         let namespace = str_at(set, "/metadata/namespace").to_owned();
         let set_uid = str_at(set, "/metadata/uid").to_owned();
@@ -443,7 +529,14 @@ impl<'w> Simulation<'w> {
         let mut created = 0;
         for ordinal in 0..replicas {
             let pod_name = format!("{name}-{ordinal}");
-            let mut pod = self.owned_pod(&template, &pod_name, &namespace, "StatefulSet", &name, &set_uid);
+            let mut pod = self.owned_pod(
+                &template,
+                &pod_name,
+                &namespace,
+                "StatefulSet",
+                &name,
+                &set_uid,
+            );
             let outcome = self.run_pod(&mut pod)?;
             created += 1;
             if !outcome.ready {
@@ -464,7 +557,14 @@ impl<'w> Simulation<'w> {
         let nodes = self.world.nodes.len();
         for node in 0..nodes {
             let pod_name = format!("{name}-{}", suffix(&format!("{name}/{node}"), 5));
-            let mut pod = self.owned_pod(&template, &pod_name, &namespace, "DaemonSet", &name, &set_uid);
+            let mut pod = self.owned_pod(
+                &template,
+                &pod_name,
+                &namespace,
+                "DaemonSet",
+                &name,
+                &set_uid,
+            );
             ready += u64::from(self.run_pod(&mut pod)?.ready);
         }
         set["status"] = json!({"desiredNumberScheduled": nodes, "currentNumberScheduled": nodes, "numberReady": ready, "numberAvailable": ready, "numberMisscheduled": 0});
@@ -476,7 +576,10 @@ impl<'w> Simulation<'w> {
         let namespace = str_at(job, "/metadata/namespace").to_owned();
         let job_uid = str_at(job, "/metadata/uid").to_owned();
         let template = job.pointer("/spec/template").cloned().unwrap_or(json!({}));
-        let backoff_limit = job.pointer("/spec/backoffLimit").and_then(Value::as_u64).unwrap_or(6);
+        let backoff_limit = job
+            .pointer("/spec/backoffLimit")
+            .and_then(Value::as_u64)
+            .unwrap_or(6);
         let pod_name = format!("{name}-{}", suffix(&name, 5));
         let mut pod = self.owned_pod(&template, &pod_name, &namespace, "Job", &name, &job_uid);
         let outcome = self.run_pod(&mut pod)?;
@@ -491,7 +594,15 @@ impl<'w> Simulation<'w> {
         Ok(())
     }
 
-    fn owned_pod(&self, template: &Value, pod_name: &str, namespace: &str, kind: &str, owner: &str, owner_uid: &str) -> Value {
+    fn owned_pod(
+        &self,
+        template: &Value,
+        pod_name: &str,
+        namespace: &str,
+        kind: &str,
+        owner: &str,
+        owner_uid: &str,
+    ) -> Value {
         let api_version = if kind == "Job" { "batch/v1" } else { "apps/v1" };
         json!({
             "apiVersion": "v1",
@@ -516,11 +627,37 @@ impl<'w> Simulation<'w> {
         let typed: Pod = parse(pod)?;
         let namespace_name = typed.metadata.namespace.clone().unwrap_or_default();
         let in_namespace = |ns: &Option<String>| ns.as_deref() == Some(namespace_name.as_str());
-        let config_maps: Vec<ConfigMap> = self.config_maps.iter().filter(|c| in_namespace(&c.metadata.namespace)).cloned().collect();
-        let secrets: Vec<Secret> = self.secrets.iter().filter(|s| in_namespace(&s.metadata.namespace)).cloned().collect();
-        let claims: Vec<PersistentVolumeClaim> = self.claims.iter().filter(|c| in_namespace(&c.metadata.namespace)).cloned().collect();
-        let namespace = Namespace { config_maps: &config_maps, secrets: &secrets, claims: &claims };
-        let outcome = pod::simulate(self.world, &mut self.scheduler, namespace, &typed, self.created, self.now);
+        let config_maps: Vec<ConfigMap> = self
+            .config_maps
+            .iter()
+            .filter(|c| in_namespace(&c.metadata.namespace))
+            .cloned()
+            .collect();
+        let secrets: Vec<Secret> = self
+            .secrets
+            .iter()
+            .filter(|s| in_namespace(&s.metadata.namespace))
+            .cloned()
+            .collect();
+        let claims: Vec<PersistentVolumeClaim> = self
+            .claims
+            .iter()
+            .filter(|c| in_namespace(&c.metadata.namespace))
+            .cloned()
+            .collect();
+        let namespace = Namespace {
+            config_maps: &config_maps,
+            secrets: &secrets,
+            claims: &claims,
+        };
+        let outcome = pod::simulate(
+            self.world,
+            &mut self.scheduler,
+            namespace,
+            &typed,
+            self.created,
+            self.now,
+        );
         if let Some(node) = &outcome.node {
             pod["spec"]["nodeName"] = json!(node);
         }
@@ -531,7 +668,7 @@ impl<'w> Simulation<'w> {
         }
         pod["status"] = status;
         for event in &outcome.events {
-            let event = self.event_object(pod, event);
+            let event = Self::event_object(pod, event);
             self.objects.push(event);
         }
         for log in &outcome.logs {
@@ -550,11 +687,17 @@ impl<'w> Simulation<'w> {
         Ok(outcome)
     }
 
-    fn event_object(&self, object: &Value, event: &SimEvent) -> Value {
+    fn event_object(object: &Value, event: &SimEvent) -> Value {
         let name = str_at(object, "/metadata/name");
         let namespace = str_at(object, "/metadata/namespace");
         let kind = str_at(object, "/kind");
-        let event_name = format!("{name}.{:016x}", stable_hash(&format!("{kind}/{namespace}/{name}/{}/{}", event.reason, event.message)));
+        let event_name = format!(
+            "{name}.{:016x}",
+            stable_hash(&format!(
+                "{kind}/{namespace}/{name}/{}/{}",
+                event.reason, event.message
+            ))
+        );
         json!({
             "apiVersion": "v1",
             "kind": "Event",
@@ -573,7 +716,11 @@ impl<'w> Simulation<'w> {
 
     /// Builds the EndpointSlice of a Service from the pods its selector matches.
     fn endpoints(&mut self, service: &Value) {
-        let Some(selector) = service.pointer("/spec/selector").and_then(Value::as_object).filter(|s| !s.is_empty()) else {
+        let Some(selector) = service
+            .pointer("/spec/selector")
+            .and_then(Value::as_object)
+            .filter(|s| !s.is_empty())
+        else {
             return;
         };
         let name = str_at(service, "/metadata/name");
@@ -585,14 +732,22 @@ impl<'w> Simulation<'w> {
                 continue;
             }
             let labels = pod.pointer("/metadata/labels").and_then(Value::as_object);
-            if !selector.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v)) {
+            if !selector
+                .iter()
+                .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+            {
                 continue;
             }
-            let Some(ip) = pod.pointer("/status/podIP").and_then(Value::as_str) else { continue };
+            let Some(ip) = pod.pointer("/status/podIP").and_then(Value::as_str) else {
+                continue;
+            };
             let ready = pod
                 .pointer("/status/conditions")
                 .and_then(Value::as_array)
-                .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                });
             endpoints.push(json!({
                 "addresses": [ip],
                 "conditions": {"ready": ready, "serving": ready, "terminating": false},
@@ -600,8 +755,16 @@ impl<'w> Simulation<'w> {
                 "targetRef": {"kind": "Pod", "name": str_at(pod, "/metadata/name"), "namespace": namespace, "uid": str_at(pod, "/metadata/uid")},
             }));
             if ports.is_empty() {
-                for port in service.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten() {
-                    let target = port.get("targetPort").cloned().unwrap_or_else(|| port["port"].clone());
+                for port in service
+                    .pointer("/spec/ports")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let target = port
+                        .get("targetPort")
+                        .cloned()
+                        .unwrap_or_else(|| port["port"].clone());
                     let number = match &target {
                         Value::String(port_name) => pod
                             .pointer("/spec/containers")

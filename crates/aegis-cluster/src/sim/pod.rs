@@ -90,7 +90,12 @@ impl Scheduler {
 
     /// Places a pod on the node with the most free memory that fits it, or says why none does,
     /// in the scheduler's words.
-    fn place(&mut self, cpu: u64, memory: u64, selector: &BTreeMap<String, String>) -> Result<(usize, String), String> {
+    fn place(
+        &mut self,
+        cpu: u64,
+        memory: u64,
+        selector: &BTreeMap<String, String>,
+    ) -> Result<(usize, String), String> {
         let total = self.nodes.len();
         let mut insufficient_cpu = 0;
         let mut insufficient_memory = 0;
@@ -110,7 +115,11 @@ impl Scheduler {
             let memory_ok = node.memory_free >= memory;
             insufficient_cpu += u32::from(!cpu_ok);
             insufficient_memory += u32::from(!memory_ok);
-            if cpu_ok && memory_ok && node.pods_free > 0 && best.is_none_or(|b| self.nodes[b].memory_free < node.memory_free) {
+            if cpu_ok
+                && memory_ok
+                && node.pods_free > 0
+                && best.is_none_or(|b| self.nodes[b].memory_free < node.memory_free)
+            {
                 best = Some(index);
             }
         }
@@ -129,10 +138,14 @@ impl Scheduler {
             reasons.push(format!("{insufficient_memory} Insufficient memory"));
         }
         if mismatched > 0 {
-            reasons.push(format!("{mismatched} node(s) didn't match Pod's node affinity/selector"));
+            reasons.push(format!(
+                "{mismatched} node(s) didn't match Pod's node affinity/selector"
+            ));
         }
         if not_ready > 0 {
-            reasons.push(format!("{not_ready} node(s) had untolerated taint {{node.kubernetes.io/not-ready: }}"));
+            reasons.push(format!(
+                "{not_ready} node(s) had untolerated taint {{node.kubernetes.io/not-ready: }}"
+            ));
         }
         Err(format!(
             "0/{total} nodes are available: {}. preemption: 0/{total} nodes are available: {total} No preemption victims found for incoming pod.",
@@ -160,7 +173,10 @@ pub fn simulate(
     // Volumes that must exist before scheduling (claims) or before start (config, secrets).
     for volume in spec.volumes.iter().flatten() {
         if let Some(claim) = &volume.persistent_volume_claim {
-            let bound = namespace.claims.iter().find(|c| c.metadata.name.as_deref() == Some(&claim.claim_name));
+            let bound = namespace
+                .claims
+                .iter()
+                .find(|c| c.metadata.name.as_deref() == Some(&claim.claim_name));
             let message = match bound {
                 None => Some(format!("persistentvolumeclaim \"{}\" not found", claim.claim_name)),
                 Some(c) if c.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Bound") => {
@@ -169,7 +185,15 @@ pub fn simulate(
                 Some(_) => None,
             };
             if let Some(message) = message {
-                events.push(event(true, "FailedScheduling", &message, repeat(age, 300), created, now, "default-scheduler"));
+                events.push(event(
+                    true,
+                    "FailedScheduling",
+                    &message,
+                    repeat(age, 300),
+                    created,
+                    now,
+                    "default-scheduler",
+                ));
                 return pending(&pod_name, &message, events, created);
             }
         }
@@ -180,11 +204,23 @@ pub fn simulate(
     let (node_index, node) = match scheduler.place(cpu, memory, &selector) {
         Ok(placed) => placed,
         Err(message) => {
-            events.push(event(true, "FailedScheduling", &message, repeat(age, 300), created, now, "default-scheduler"));
+            events.push(event(
+                true,
+                "FailedScheduling",
+                &message,
+                repeat(age, 300),
+                created,
+                now,
+                "default-scheduler",
+            ));
             return pending(&pod_name, &message, events, created);
         }
     };
-    let pod_ip = format!("10.244.{}.{}", node_index + 1, 10 + stable_byte(&format!("{ns_name}/{pod_name}")) % 200);
+    let pod_ip = format!(
+        "10.244.{}.{}",
+        node_index + 1,
+        10 + stable_byte(&format!("{ns_name}/{pod_name}")) % 200
+    );
     events.push(event(
         false,
         "Scheduled",
@@ -197,23 +233,36 @@ pub fn simulate(
 
     for volume in spec.volumes.iter().flatten() {
         let missing = if let Some(cm) = &volume.config_map {
-            (cm.optional != Some(true) && !has_config_map(namespace, &cm.name)).then(|| format!("configmap \"{}\" not found", cm.name))
+            (cm.optional != Some(true) && !has_config_map(namespace, &cm.name))
+                .then(|| format!("configmap \"{}\" not found", cm.name))
         } else if let Some(secret) = &volume.secret {
             let name = secret.secret_name.clone().unwrap_or_default();
-            (secret.optional != Some(true) && !has_secret(namespace, &name)).then(|| format!("secret \"{name}\" not found"))
+            (secret.optional != Some(true) && !has_secret(namespace, &name))
+                .then(|| format!("secret \"{name}\" not found"))
         } else {
             None
         };
         if let Some(missing) = missing {
-            let message = format!("MountVolume.SetUp failed for volume \"{}\" : {missing}", volume.name);
-            events.push(event(true, "FailedMount", &message, repeat(age, 120), created, now, "kubelet"));
+            let message = format!(
+                "MountVolume.SetUp failed for volume \"{}\" : {missing}",
+                volume.name
+            );
+            events.push(event(
+                true,
+                "FailedMount",
+                &message,
+                repeat(age, 120),
+                created,
+                now,
+                "kubelet",
+            ));
             let statuses: Vec<Value> = spec
                 .containers
                 .iter()
                 .map(|c| waiting_status(c, "ContainerCreating", None))
                 .collect();
             return PodOutcome {
-                status: pod_status("Pending", &node, &pod_ip, created, false, statuses),
+                status: pod_status("Pending", &node, &pod_ip, created, false, &statuses),
                 node: Some(node),
                 ready: false,
                 crashed: false,
@@ -227,7 +276,9 @@ pub fn simulate(
     let mut all_ready = true;
     let mut crashed = false;
     for container in &spec.containers {
-        let outcome = simulate_container(world, namespace, &spec, container, &pod_name, &ns_name, &pod_ip, created, now);
+        let outcome = simulate_container(
+            world, namespace, &spec, container, &pod_name, &ns_name, &pod_ip, created, now,
+        );
         all_ready &= outcome.ready;
         crashed |= outcome.crashed;
         events.extend(outcome.events);
@@ -235,7 +286,7 @@ pub fn simulate(
         statuses.push(outcome.status);
     }
     PodOutcome {
-        status: pod_status("Running", &node, &pod_ip, created, all_ready, statuses),
+        status: pod_status("Running", &node, &pod_ip, created, all_ready, &statuses),
         node: Some(node),
         ready: all_ready,
         crashed,
@@ -277,45 +328,143 @@ fn simulate_container(
 
     // Image.
     let Some(reference) = ImageRef::parse(&image) else {
-        let message = format!("Failed to apply default image tag \"{image}\": couldn't parse image name \"{image}\": invalid reference format");
-        events.push(event(true, "InspectFailed", &message, repeat(age, 60), created, now, "kubelet"));
-        events.push(event(true, "Failed", "Error: InvalidImageName", repeat(age, 60), created, now, "kubelet"));
+        let message = format!(
+            "Failed to apply default image tag \"{image}\": couldn't parse image name \"{image}\": invalid reference format"
+        );
+        events.push(event(
+            true,
+            "InspectFailed",
+            &message,
+            repeat(age, 60),
+            created,
+            now,
+            "kubelet",
+        ));
+        events.push(event(
+            true,
+            "Failed",
+            "Error: InvalidImageName",
+            repeat(age, 60),
+            created,
+            now,
+            "kubelet",
+        ));
         return waiting("InvalidImageName", Some(&message), events);
     };
     let model = world.image(&reference);
-    let tag_exists = model.is_some_and(|m| reference.tag.as_ref().is_none_or(|t| m.tags.contains(t)));
-    let pull_denied = model.is_some_and(|m| m.private) && spec.image_pull_secrets.iter().flatten().next().is_none();
+    let tag_exists =
+        model.is_some_and(|m| reference.tag.as_ref().is_none_or(|t| m.tags.contains(t)));
+    let pull_denied = model.is_some_and(|m| m.private)
+        && spec.image_pull_secrets.iter().flatten().next().is_none();
     if !tag_exists || pull_denied {
         let full = reference.to_string();
         let cause = if pull_denied {
-            format!("failed to pull and unpack image \"{full}\": failed to resolve reference \"{full}\": pull access denied, repository does not exist or may require authorization: server message: insufficient_scope: authorization failed")
+            format!(
+                "failed to pull and unpack image \"{full}\": failed to resolve reference \"{full}\": pull access denied, repository does not exist or may require authorization: server message: insufficient_scope: authorization failed"
+            )
         } else {
-            format!("rpc error: code = NotFound desc = failed to pull and unpack image \"{full}\": failed to resolve reference \"{full}\": {full}: not found")
+            format!(
+                "rpc error: code = NotFound desc = failed to pull and unpack image \"{full}\": failed to resolve reference \"{full}\": {full}: not found"
+            )
         };
-        events.push(event(false, "Pulling", &format!("Pulling image \"{image}\""), repeat(age, 300), created, now, "kubelet"));
-        events.push(event(true, "Failed", &format!("Failed to pull image \"{image}\": {cause}"), repeat(age, 300), created, now, "kubelet"));
-        events.push(event(true, "Failed", "Error: ErrImagePull", repeat(age, 300), created, now, "kubelet"));
-        events.push(event(false, "BackOff", &format!("Back-off pulling image \"{image}\""), repeat(age, 20), created, now, "kubelet"));
-        events.push(event(true, "Failed", "Error: ImagePullBackOff", repeat(age, 20), created, now, "kubelet"));
-        return waiting("ImagePullBackOff", Some(&format!("Back-off pulling image \"{image}\": ErrImagePull: {cause}")), events);
+        events.push(event(
+            false,
+            "Pulling",
+            &format!("Pulling image \"{image}\""),
+            repeat(age, 300),
+            created,
+            now,
+            "kubelet",
+        ));
+        events.push(event(
+            true,
+            "Failed",
+            &format!("Failed to pull image \"{image}\": {cause}"),
+            repeat(age, 300),
+            created,
+            now,
+            "kubelet",
+        ));
+        events.push(event(
+            true,
+            "Failed",
+            "Error: ErrImagePull",
+            repeat(age, 300),
+            created,
+            now,
+            "kubelet",
+        ));
+        events.push(event(
+            false,
+            "BackOff",
+            &format!("Back-off pulling image \"{image}\""),
+            repeat(age, 20),
+            created,
+            now,
+            "kubelet",
+        ));
+        events.push(event(
+            true,
+            "Failed",
+            "Error: ImagePullBackOff",
+            repeat(age, 20),
+            created,
+            now,
+            "kubelet",
+        ));
+        return waiting(
+            "ImagePullBackOff",
+            Some(&format!(
+                "Back-off pulling image \"{image}\": ErrImagePull: {cause}"
+            )),
+            events,
+        );
     }
     let app = model.map(|m| m.app.clone()).unwrap_or_default();
     let tag = reference.tag.clone().unwrap_or_default();
-    let app_name = reference.repository.rsplit('/').next().unwrap_or_default().to_owned();
+    let app_name = reference
+        .repository
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
 
     // Configuration references.
     if let Some(message) = missing_reference(namespace, container, ns_name) {
-        events.push(event(true, "Failed", &format!("Error: {message}"), repeat(age, 60), created, now, "kubelet"));
+        events.push(event(
+            true,
+            "Failed",
+            &format!("Error: {message}"),
+            repeat(age, 60),
+            created,
+            now,
+            "kubelet",
+        ));
         return waiting("CreateContainerConfigError", Some(&message), events);
     }
-    events.push(event(false, "Pulled", &format!("Container image \"{image}\" already present on machine"), 1, created, created, "kubelet"));
+    events.push(event(
+        false,
+        "Pulled",
+        &format!("Container image \"{image}\" already present on machine"),
+        1,
+        created,
+        created,
+        "kubelet",
+    ));
 
     let start_line = format!("{app_name} {tag} starting");
     // Start-up: required environment.
     let env_names = env_names(namespace, container);
-    if let Some(missing) = app.requires_env.iter().find(|name| !env_names.contains(name)) {
-        let log = format!("{start_line}\nFATAL: required environment variable {missing} is not set\n");
-        return crash_loop(container, pod_name, ns_name, created, now, 1, 1, "Error", &log, events, None);
+    if let Some(missing) = app
+        .requires_env
+        .iter()
+        .find(|name| !env_names.contains(name))
+    {
+        let log =
+            format!("{start_line}\nFATAL: required environment variable {missing} is not set\n");
+        return crash_loop(
+            container, pod_name, ns_name, created, now, 1, 1, "Error", &log, events, None,
+        );
     }
     // Memory.
     let limit = container
@@ -334,41 +483,104 @@ fn simulate_container(
             log.push_str(&format!("working set {}\n", quantity::format_bytes(step)));
             step *= 2;
         }
-        return crash_loop(container, pod_name, ns_name, created, now, 4, 137, "OOMKilled", &log, events, None);
+        return crash_loop(
+            container,
+            pod_name,
+            ns_name,
+            created,
+            now,
+            4,
+            137,
+            "OOMKilled",
+            &log,
+            events,
+            None,
+        );
     }
     let serving_log = match app.port {
         Some(port) => format!("{start_line}\nlistening on :{port}\n"),
         None => format!("{start_line}\nready\n"),
     };
     // Probes that restart the container.
-    for (kind, probe) in [("Startup", &container.startup_probe), ("Liveness", &container.liveness_probe)] {
+    for (kind, probe) in [
+        ("Startup", &container.startup_probe),
+        ("Liveness", &container.liveness_probe),
+    ] {
         let Some(probe) = probe else { continue };
         if let Err(failure) = probe_result(probe, container, &app, pod_ip) {
             let period = probe.period_seconds.unwrap_or(10).max(1) as u64;
             let threshold = probe.failure_threshold.unwrap_or(3).max(1) as u64;
             let run = probe.initial_delay_seconds.unwrap_or(0).max(0) as u64 + period * threshold;
-            events.push(event(true, "Unhealthy", &format!("{kind} probe failed: {failure}"), repeat(age, period), created, now, "kubelet"));
+            events.push(event(
+                true,
+                "Unhealthy",
+                &format!("{kind} probe failed: {failure}"),
+                repeat(age, period),
+                created,
+                now,
+                "kubelet",
+            ));
             events.push(event(
                 false,
                 "Killing",
-                &format!("Container {} failed {} probe, will be restarted", container.name, kind.to_lowercase()),
+                &format!(
+                    "Container {} failed {} probe, will be restarted",
+                    container.name,
+                    kind.to_lowercase()
+                ),
                 repeat(age, run.max(1)),
                 created,
                 now,
                 "kubelet",
             ));
             let log = format!("{serving_log}received SIGTERM, shutting down\n");
-            return crash_loop(container, pod_name, ns_name, created, now, run, 143, "Error", &log, events, Some(serving_log.clone()));
+            return crash_loop(
+                container,
+                pod_name,
+                ns_name,
+                created,
+                now,
+                run,
+                143,
+                "Error",
+                &log,
+                events,
+                Some(serving_log.clone()),
+            );
         }
     }
-    events.push(event(false, "Created", &format!("Created container: {}", container.name), 1, created, created, "kubelet"));
-    events.push(event(false, "Started", &format!("Started container {}", container.name), 1, created, created, "kubelet"));
+    events.push(event(
+        false,
+        "Created",
+        &format!("Created container: {}", container.name),
+        1,
+        created,
+        created,
+        "kubelet",
+    ));
+    events.push(event(
+        false,
+        "Started",
+        &format!("Started container {}", container.name),
+        1,
+        created,
+        created,
+        "kubelet",
+    ));
     let mut ready = true;
     if let Some(probe) = &container.readiness_probe
         && let Err(failure) = probe_result(probe, container, &app, pod_ip)
     {
         let period = probe.period_seconds.unwrap_or(10).max(1) as u64;
-        events.push(event(true, "Unhealthy", &format!("Readiness probe failed: {failure}"), repeat(age, period), created, now, "kubelet"));
+        events.push(event(
+            true,
+            "Unhealthy",
+            &format!("Readiness probe failed: {failure}"),
+            repeat(age, period),
+            created,
+            now,
+            "kubelet",
+        ));
         ready = false;
     }
     ContainerOutcome {
@@ -428,14 +640,23 @@ fn crash_loop(
         started = next;
         backoff = (backoff * 2).min(300);
     }
-    let at = |secs: u64| created.checked_add(SignedDuration::from_secs(secs as i64)).unwrap_or(created).to_string();
+    let at = |secs: u64| {
+        created
+            .checked_add(SignedDuration::from_secs(secs as i64))
+            .unwrap_or(created)
+            .to_string()
+    };
     let terminated = json!({
         "exitCode": exit_code,
         "reason": reason,
         "startedAt": at(last_start),
         "finishedAt": at(last_start + run),
     });
-    let restart_count = if in_backoff { crashes.saturating_sub(1) } else { crashes };
+    let restart_count = if in_backoff {
+        crashes.saturating_sub(1)
+    } else {
+        crashes
+    };
     let state = if in_backoff {
         json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off {}s restarting failed container={} pod={pod_name}_{ns_name}", backoff.min(300), container.name)}})
     } else {
@@ -454,7 +675,10 @@ fn crash_loop(
         events.push(event(
             true,
             "BackOff",
-            &format!("Back-off restarting failed container {} in pod {pod_name}_{ns_name}", container.name),
+            &format!(
+                "Back-off restarting failed container {} in pod {pod_name}_{ns_name}",
+                container.name
+            ),
             crashes,
             created,
             now,
@@ -464,7 +688,11 @@ fn crash_loop(
     let mut logs = vec![SimLog {
         container: container.name.clone(),
         previous: false,
-        text: if in_backoff { log.to_owned() } else { current_log.unwrap_or_else(|| log.to_owned()) },
+        text: if in_backoff {
+            log.to_owned()
+        } else {
+            current_log.unwrap_or_else(|| log.to_owned())
+        },
     }];
     if crashes > 0 {
         logs.push(SimLog {
@@ -483,34 +711,52 @@ fn crash_loop(
 }
 
 /// Runs a probe against the application model; `Err` carries the kubelet's failure message.
-fn probe_result(probe: &Probe, container: &Container, app: &AppModel, pod_ip: &str) -> Result<(), String> {
+fn probe_result(
+    probe: &Probe,
+    container: &Container,
+    app: &AppModel,
+    pod_ip: &str,
+) -> Result<(), String> {
     let timeout_ms = u64::try_from(probe.timeout_seconds.unwrap_or(1).max(1)).unwrap_or(1) * 1000;
     if let Some(http) = &probe.http_get {
         let port = resolve_port(&http.port, container);
         let path = http.path.clone().unwrap_or_else(|| "/".to_owned());
         let url = format!("http://{pod_ip}:{port}{path}");
         if app.port != Some(port) {
-            return Err(format!("Get \"{url}\": dial tcp {pod_ip}:{port}: connect: connection refused"));
+            return Err(format!(
+                "Get \"{url}\": dial tcp {pod_ip}:{port}: connect: connection refused"
+            ));
         }
         if !app.paths.is_empty() && !app.paths.contains(&path) {
             return Err("HTTP probe failed with statuscode: 404".to_owned());
         }
-        if app.latency_ms.get(&path).is_some_and(|latency| *latency >= timeout_ms) {
-            return Err(format!("Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"));
+        if app
+            .latency_ms
+            .get(&path)
+            .is_some_and(|latency| *latency >= timeout_ms)
+        {
+            return Err(format!(
+                "Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+            ));
         }
         return Ok(());
     }
     if let Some(tcp) = &probe.tcp_socket {
         let port = resolve_port(&tcp.port, container);
         if app.port != Some(port) {
-            return Err(format!("dial tcp {pod_ip}:{port}: connect: connection refused"));
+            return Err(format!(
+                "dial tcp {pod_ip}:{port}: connect: connection refused"
+            ));
         }
         return Ok(());
     }
     if let Some(grpc) = &probe.grpc
         && app.port != Some(grpc.port)
     {
-        return Err(format!("timeout: failed to connect service \"{pod_ip}:{}\" within 1s", grpc.port));
+        return Err(format!(
+            "timeout: failed to connect service \"{pod_ip}:{}\" within 1s",
+            grpc.port
+        ));
     }
     Ok(())
 }
@@ -528,34 +774,61 @@ fn resolve_port(port: &IntOrString, container: &Container) -> i32 {
 }
 
 fn has_config_map(namespace: Namespace<'_>, name: &str) -> bool {
-    namespace.config_maps.iter().any(|c| c.metadata.name.as_deref() == Some(name))
+    namespace
+        .config_maps
+        .iter()
+        .any(|c| c.metadata.name.as_deref() == Some(name))
 }
 
 fn has_secret(namespace: Namespace<'_>, name: &str) -> bool {
-    namespace.secrets.iter().any(|s| s.metadata.name.as_deref() == Some(name))
+    namespace
+        .secrets
+        .iter()
+        .any(|s| s.metadata.name.as_deref() == Some(name))
 }
 
 fn config_map_keys<'a>(namespace: Namespace<'a>, name: &str) -> Option<Vec<&'a String>> {
-    let cm = namespace.config_maps.iter().find(|c| c.metadata.name.as_deref() == Some(name))?;
-    Some(cm.data.iter().flat_map(|d| d.keys()).chain(cm.binary_data.iter().flat_map(|d| d.keys())).collect())
+    let cm = namespace
+        .config_maps
+        .iter()
+        .find(|c| c.metadata.name.as_deref() == Some(name))?;
+    Some(
+        cm.data
+            .iter()
+            .flat_map(|d| d.keys())
+            .chain(cm.binary_data.iter().flat_map(|d| d.keys()))
+            .collect(),
+    )
 }
 
 fn secret_keys<'a>(namespace: Namespace<'a>, name: &str) -> Option<Vec<&'a String>> {
-    let secret = namespace.secrets.iter().find(|s| s.metadata.name.as_deref() == Some(name))?;
+    let secret = namespace
+        .secrets
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some(name))?;
     Some(secret.data.iter().flat_map(|d| d.keys()).collect())
 }
 
 /// The kubelet's `CreateContainerConfigError` message for the first unresolvable reference.
-fn missing_reference(namespace: Namespace<'_>, container: &Container, ns_name: &str) -> Option<String> {
+fn missing_reference(
+    namespace: Namespace<'_>,
+    container: &Container,
+    ns_name: &str,
+) -> Option<String> {
     for env in container.env.iter().flatten() {
-        let Some(source) = &env.value_from else { continue };
+        let Some(source) = &env.value_from else {
+            continue;
+        };
         if let Some(reference) = &source.config_map_key_ref
             && reference.optional != Some(true)
         {
             match config_map_keys(namespace, &reference.name) {
                 None => return Some(format!("configmap \"{}\" not found", reference.name)),
                 Some(keys) if !keys.contains(&&reference.key) => {
-                    return Some(format!("couldn't find key {} in ConfigMap {ns_name}/{}", reference.key, reference.name));
+                    return Some(format!(
+                        "couldn't find key {} in ConfigMap {ns_name}/{}",
+                        reference.key, reference.name
+                    ));
                 }
                 Some(_) => {}
             }
@@ -566,7 +839,10 @@ fn missing_reference(namespace: Namespace<'_>, container: &Container, ns_name: &
             match secret_keys(namespace, &reference.name) {
                 None => return Some(format!("secret \"{}\" not found", reference.name)),
                 Some(keys) if !keys.contains(&&reference.key) => {
-                    return Some(format!("couldn't find key {} in Secret {ns_name}/{}", reference.key, reference.name));
+                    return Some(format!(
+                        "couldn't find key {} in Secret {ns_name}/{}",
+                        reference.key, reference.name
+                    ));
                 }
                 Some(_) => {}
             }
@@ -591,7 +867,12 @@ fn missing_reference(namespace: Namespace<'_>, container: &Container, ns_name: &
 
 /// Names of the environment variables a container gets.
 fn env_names(namespace: Namespace<'_>, container: &Container) -> Vec<String> {
-    let mut names: Vec<String> = container.env.iter().flatten().map(|e| e.name.clone()).collect();
+    let mut names: Vec<String> = container
+        .env
+        .iter()
+        .flatten()
+        .map(|e| e.name.clone())
+        .collect();
     for source in container.env_from.iter().flatten() {
         let prefix = source.prefix.clone().unwrap_or_default();
         let keys = if let Some(reference) = &source.config_map_ref {
@@ -621,8 +902,12 @@ pub fn requests(containers: &[Container]) -> (u64, u64) {
                 .or_else(|| resources.limits.as_ref().and_then(|l| l.get(name)))
                 .map(|q| q.0.clone())
         };
-        cpu += get("cpu").and_then(|q| quantity::cpu_millis(&q)).unwrap_or_default();
-        memory += get("memory").and_then(|q| quantity::bytes(&q)).unwrap_or_default();
+        cpu += get("cpu")
+            .and_then(|q| quantity::cpu_millis(&q))
+            .unwrap_or_default();
+        memory += get("memory")
+            .and_then(|q| quantity::bytes(&q))
+            .unwrap_or_default();
     }
     (cpu, memory)
 }
@@ -665,11 +950,19 @@ fn waiting_status(container: &Container, reason: &str, message: Option<&str>) ->
     })
 }
 
-fn pod_status(phase: &str, node: &str, pod_ip: &str, created: Timestamp, ready: bool, statuses: Vec<Value>) -> Value {
+fn pod_status(
+    phase: &str,
+    node: &str,
+    pod_ip: &str,
+    created: Timestamp,
+    ready: bool,
+    statuses: &[Value],
+) -> Value {
     let time = created.to_string();
     let flag = if ready { "True" } else { "False" };
     let mut not_ready = json!({"type": "Ready", "status": flag, "lastTransitionTime": time});
-    let mut containers_ready = json!({"type": "ContainersReady", "status": flag, "lastTransitionTime": time});
+    let mut containers_ready =
+        json!({"type": "ContainersReady", "status": flag, "lastTransitionTime": time});
     if !ready {
         let names: Vec<&str> = statuses
             .iter()
@@ -702,7 +995,9 @@ fn pod_status(phase: &str, node: &str, pod_ip: &str, created: Timestamp, ready: 
 
 /// How often something repeating every `period` seconds happened within `age` seconds.
 fn repeat(age: u64, period: u64) -> u32 {
-    u32::try_from(age / period.max(1)).unwrap_or(u32::MAX).max(1)
+    u32::try_from(age / period.max(1))
+        .unwrap_or(u32::MAX)
+        .max(1)
 }
 
 fn event(

@@ -6,7 +6,11 @@ use k8s_openapi::api::core::v1::Pod;
 use super::*;
 
 fn demo() -> ClusterState {
-    MockSource::demo().expect("demo world parses").observe(&Scope::all()).expect("simulates").state
+    MockSource::demo()
+        .expect("demo world parses")
+        .observe(&Scope::all())
+        .expect("simulates")
+        .state
 }
 
 fn pods_of<'a>(state: &'a ClusterState, namespace: &str, prefix: &str) -> Vec<&'a Pod> {
@@ -14,12 +18,23 @@ fn pods_of<'a>(state: &'a ClusterState, namespace: &str, prefix: &str) -> Vec<&'
         .pods
         .iter()
         .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
-        .filter(|p| p.metadata.name.as_deref().is_some_and(|n| n.starts_with(prefix)))
+        .filter(|p| {
+            p.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with(prefix))
+        })
         .collect()
 }
 
 fn waiting_reason(pod: &Pod) -> Option<String> {
-    pod.status.as_ref()?.container_statuses.as_ref()?[0].state.as_ref()?.waiting.as_ref()?.reason.clone()
+    pod.status.as_ref()?.container_statuses.as_ref()?[0]
+        .state
+        .as_ref()?
+        .waiting
+        .as_ref()?
+        .reason
+        .clone()
 }
 
 fn ready(pod: &Pod) -> bool {
@@ -34,13 +49,20 @@ fn each_demo_scenario_fails_the_way_its_world_model_says() {
     let state = demo();
     let orders = pods_of(&state, "demo", "orders-api-");
     assert_eq!(orders.len(), 2);
-    assert_eq!(waiting_reason(orders[0]).as_deref(), Some("CrashLoopBackOff"));
+    assert_eq!(
+        waiting_reason(orders[0]).as_deref(),
+        Some("CrashLoopBackOff")
+    );
     let name = orders[0].metadata.name.clone().unwrap_or_default();
     let log = state.log("demo", &name, "api", true).expect("previous log");
     assert!(log.contains("DATABASE_URL is not set"), "{log}");
 
     let worker = pods_of(&state, "demo", "report-worker-");
-    let last = worker[0].status.as_ref().and_then(|s| s.container_statuses.as_ref()).expect("statuses")[0]
+    let last = worker[0]
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .expect("statuses")[0]
         .last_state
         .as_ref()
         .and_then(|s| s.terminated.as_ref())
@@ -49,21 +71,50 @@ fn each_demo_scenario_fails_the_way_its_world_model_says() {
     assert_eq!(last.exit_code, 137);
 
     let payments = pods_of(&state, "demo", "payments-web-");
-    assert_eq!(payments.len(), 3, "two old pods stay while the surge pod fails");
+    assert_eq!(
+        payments.len(),
+        3,
+        "two old pods stay while the surge pod fails"
+    );
     assert_eq!(payments.iter().filter(|p| ready(p)).count(), 2);
-    assert!(payments.iter().any(|p| waiting_reason(p).as_deref() == Some("ImagePullBackOff")));
+    assert!(
+        payments
+            .iter()
+            .any(|p| waiting_reason(p).as_deref() == Some("ImagePullBackOff"))
+    );
 
     assert!(pods_of(&state, "demo", "inventory-").iter().all(|p| {
-        p.status.as_ref().and_then(|s| s.container_statuses.as_ref()).expect("statuses")[0].restart_count > 0
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .expect("statuses")[0]
+            .restart_count
+            > 0
     }));
-    assert!(pods_of(&state, "demo", "catalog-").iter().all(|p| !ready(p)));
+    assert!(
+        pods_of(&state, "demo", "catalog-")
+            .iter()
+            .all(|p| !ready(p))
+    );
     let trainer = pods_of(&state, "demo", "ml-trainer-");
-    assert_eq!(trainer[0].status.as_ref().and_then(|s| s.phase.as_deref()), Some("Pending"));
-    assert!(pods_of(&state, "demo", "storefront-").iter().all(|p| ready(p)));
-    assert_eq!(waiting_reason(pods_of(&state, "default", "demo-nginx")[0]).as_deref(), Some("ImagePullBackOff"));
-    assert!(pods_of(&state, "production", "api-gateway-")
-        .iter()
-        .all(|p| waiting_reason(p).as_deref() == Some("CreateContainerConfigError")));
+    assert_eq!(
+        trainer[0].status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Pending")
+    );
+    assert!(
+        pods_of(&state, "demo", "storefront-")
+            .iter()
+            .all(|p| ready(p))
+    );
+    assert_eq!(
+        waiting_reason(pods_of(&state, "default", "demo-nginx")[0]).as_deref(),
+        Some("ImagePullBackOff")
+    );
+    assert!(
+        pods_of(&state, "production", "api-gateway-")
+            .iter()
+            .all(|p| waiting_reason(p).as_deref() == Some("CreateContainerConfigError"))
+    );
     assert!(ready(pods_of(&state, "production", "redis-0")[0]));
 }
 
@@ -74,35 +125,67 @@ fn services_get_endpoints_only_from_pods_their_selector_matches() {
         state
             .endpoint_slices
             .iter()
-            .find(|s| s.metadata.labels.as_ref().and_then(|l| l.get("kubernetes.io/service-name")).map(String::as_str) == Some(service))
+            .find(|s| {
+                s.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("kubernetes.io/service-name"))
+                    .map(String::as_str)
+                    == Some(service)
+            })
             .expect("slice exists")
     };
-    assert!(slice("storefront").endpoints.is_empty(), "wrong selector matches nothing");
+    assert!(
+        slice("storefront").endpoints.is_empty(),
+        "wrong selector matches nothing"
+    );
     let catalog = &slice("catalog").endpoints;
     assert_eq!(catalog.len(), 2);
-    assert!(catalog.iter().all(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(false)));
-    assert!(slice("redis").endpoints.iter().all(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true)));
+    assert!(
+        catalog
+            .iter()
+            .all(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(false))
+    );
+    assert!(
+        slice("redis")
+            .endpoints
+            .iter()
+            .all(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
+    );
 }
 
 #[test]
 fn a_fixed_spec_becomes_ready() {
     let mut source = MockSource::demo().expect("demo");
-    let mut fixed: Value = serde_yaml::from_str(DEMO_MANIFESTS[2].1.split("---").nth(1).expect("deployment")).expect("yaml");
+    let mut fixed: Value =
+        serde_yaml::from_str(DEMO_MANIFESTS[2].1.split("---").nth(1).expect("deployment"))
+            .expect("yaml");
     fixed["spec"]["template"]["spec"]["containers"][0]["env"]
         .as_array_mut()
         .expect("env")
         .push(json!({"name": "DATABASE_URL", "valueFrom": {"configMapKeyRef": {"name": "orders-api-config", "key": "DATABASE_URL"}}}));
     source.apply(fixed);
-    let state = source.observe(&Scope::namespace("demo")).expect("simulates").state;
+    let state = source
+        .observe(&Scope::namespace("demo"))
+        .expect("simulates")
+        .state;
     let orders = pods_of(&state, "demo", "orders-api-");
-    assert!(orders.iter().filter(|p| ready(p)).count() >= 2, "fixed revision is ready");
+    assert!(
+        orders.iter().filter(|p| ready(p)).count() >= 2,
+        "fixed revision is ready"
+    );
 }
 
 #[test]
 fn the_simulation_is_deterministic() {
     let a = demo();
     let b = demo();
-    let names = |s: &ClusterState| s.pods.iter().map(|p| p.metadata.name.clone()).collect::<Vec<_>>();
+    let names = |s: &ClusterState| {
+        s.pods
+            .iter()
+            .map(|p| p.metadata.name.clone())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(names(&a), names(&b));
     assert_eq!(a.events.len(), b.events.len());
     assert_eq!(a.logs, b.logs);

@@ -97,15 +97,22 @@ impl World {
             return Err("the world has no nodes".to_owned());
         }
         for node in &world.nodes {
-            if quantity::cpu_millis(&node.cpu).is_none() || quantity::bytes(&node.memory).is_none() {
-                return Err(format!("node {} has an invalid cpu or memory quantity", node.name));
+            if quantity::cpu_millis(&node.cpu).is_none() || quantity::bytes(&node.memory).is_none()
+            {
+                return Err(format!(
+                    "node {} has an invalid cpu or memory quantity",
+                    node.name
+                ));
             }
         }
         for image in &world.images {
             if let Some(memory) = &image.app.memory
                 && quantity::bytes(memory).is_none()
             {
-                return Err(format!("image {} has an invalid memory quantity `{memory}`", image.repository));
+                return Err(format!(
+                    "image {} has an invalid memory quantity `{memory}`",
+                    image.repository
+                ));
             }
         }
         world
@@ -119,7 +126,8 @@ impl World {
     pub fn image(&self, image: &ImageRef) -> Option<&ImageModel> {
         let repository = image.full_repository();
         self.images.iter().find(|m| {
-            ImageRef::parse(&format!("{}:x", m.repository)).is_some_and(|r| r.full_repository() == repository)
+            ImageRef::parse(&format!("{}:x", m.repository))
+                .is_some_and(|r| r.full_repository() == repository)
         })
     }
 }

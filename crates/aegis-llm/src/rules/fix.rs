@@ -26,6 +26,8 @@ pub struct Proposal {
 }
 
 /// A proposal, or why there is none.
+// Built once per incident and consumed at once: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Outcome {
     Proposed(Proposal),
@@ -33,16 +35,21 @@ pub enum Outcome {
 }
 
 fn no_fix(reason: impl Into<String>) -> Outcome {
-    Outcome::NoFix { reason: reason.into(), steps: Vec::new() }
+    Outcome::NoFix {
+        reason: reason.into(),
+        steps: Vec::new(),
+    }
 }
 
 /// Where the pod spec sits inside an object of `kind`.
 fn pod_spec_path(kind: ResourceKind) -> Option<&'static [&'static str]> {
     match kind {
         ResourceKind::Pod => Some(&["spec"]),
-        ResourceKind::Deployment | ResourceKind::StatefulSet | ResourceKind::DaemonSet | ResourceKind::ReplicaSet | ResourceKind::Job => {
-            Some(&["spec", "template", "spec"])
-        }
+        ResourceKind::Deployment
+        | ResourceKind::StatefulSet
+        | ResourceKind::DaemonSet
+        | ResourceKind::ReplicaSet
+        | ResourceKind::Job => Some(&["spec", "template", "spec"]),
         ResourceKind::CronJob => Some(&["spec", "jobTemplate", "spec", "template", "spec"]),
         _ => None,
     }
@@ -51,7 +58,9 @@ fn pod_spec_path(kind: ResourceKind) -> Option<&'static [&'static str]> {
 /// Nests `inner` at the pod spec of an object of `kind`.
 fn wrap(kind: ResourceKind, inner: Value) -> Value {
     let path = pod_spec_path(kind).unwrap_or(&["spec"]);
-    path.iter().rev().fold(inner, |value, key| json!({ *key: value }))
+    path.iter()
+        .rev()
+        .fold(inner, |value, key| json!({ *key: value }))
 }
 
 fn container_patch(kind: ResourceKind, container: &str, fields: Value) -> Value {
@@ -87,7 +96,12 @@ fn spec_evidence(target: &ResourceRef, field: &str, value: &Value) -> Evidence {
     };
     Evidence::new(
         EvidenceSource::Spec,
-        format!("{}/{}/{}: {field}", target.kind.as_str().to_ascii_lowercase(), target.namespace_str(), target.name),
+        format!(
+            "{}/{}/{}: {field}",
+            target.kind.as_str().to_ascii_lowercase(),
+            target.namespace_str(),
+            target.name
+        ),
         text,
     )
 }
@@ -103,62 +117,118 @@ fn immutable_pod(workload: &ResourceRef) -> Option<Outcome> {
 }
 
 /// Proposes a fix for `cause` on `workload`.
-pub fn propose(lookup: &Lookup<'_>, index: &StateIndex<'_>, cause: &Cause, workload: &ResourceRef) -> Outcome {
+pub fn propose(
+    lookup: &Lookup<'_>,
+    index: &StateIndex<'_>,
+    cause: &Cause,
+    workload: &ResourceRef,
+) -> Outcome {
     let Some(object) = lookup.object(workload) else {
-        return no_fix(format!("{workload} is not in the state read, so no patch can be computed against it"));
+        return no_fix(format!(
+            "{workload} is not in the state read, so no patch can be computed against it"
+        ));
     };
     match cause {
-        Cause::MissingEnv { container, variable } => missing_env(lookup, &object, workload, container, variable),
-        Cause::ConfigRef { container, message } => config_ref(lookup, &object, workload, container.as_deref(), message),
+        Cause::MissingEnv {
+            container,
+            variable,
+        } => missing_env(lookup, &object, workload, container, variable),
+        Cause::ConfigRef { container, message } => {
+            config_ref(lookup, &object, workload, container.as_deref(), message)
+        }
         Cause::Image { container } => image(lookup, index, &object, workload, container),
         Cause::PullAuth { container } => pull_auth(lookup, &object, workload, container),
         Cause::Oom { container } => oom(lookup, &object, workload, container),
-        Cause::Probe { container, probe, failure } => probe_fix(&object, workload, container, *probe, failure),
+        Cause::Probe {
+            container,
+            probe,
+            failure,
+        } => probe_fix(&object, workload, container, *probe, failure),
         Cause::Unschedulable { .. } => requests(lookup, &object, workload),
         Cause::ServiceSelector => selector(lookup, &object, workload),
         Cause::ServicePort => target_port(lookup, &object, workload),
         Cause::IngressBackend { service } => ingress_backend(lookup, &object, workload, service),
-        Cause::Other => no_fix("the rules know no safe, specific change for this cause; it needs a human"),
+        Cause::Other => {
+            no_fix("the rules know no safe, specific change for this cause; it needs a human")
+        }
     }
 }
 
-fn missing_env(lookup: &Lookup<'_>, object: &Value, workload: &ResourceRef, container: &str, variable: &str) -> Outcome {
+fn missing_env(
+    lookup: &Lookup<'_>,
+    object: &Value,
+    workload: &ResourceRef,
+    container: &str,
+    variable: &str,
+) -> Outcome {
     if let Some(outcome) = immutable_pod(workload) {
         return outcome;
     }
     let namespace = workload.namespace_str();
-    let mut steps = vec![format!("searched ConfigMaps and Secrets of namespace {namespace} for a key named {variable}")];
+    let mut steps = vec![format!(
+        "searched ConfigMaps and Secrets of namespace {namespace} for a key named {variable}"
+    )];
     let mut sources: Vec<(u8, String, Value)> = Vec::new();
     for (name, keys) in lookup.config_map_keys(namespace) {
         if keys.iter().any(|k| k == variable) {
             let affinity = u8::from(!name.starts_with(&workload.name));
-            sources.push((affinity, format!("ConfigMap {name}"), json!({"configMapKeyRef": {"name": name, "key": variable}})));
+            sources.push((
+                affinity,
+                format!("ConfigMap {name}"),
+                json!({"configMapKeyRef": {"name": name, "key": variable}}),
+            ));
         }
     }
     for (name, keys) in lookup.secret_keys(namespace) {
         if keys.iter().any(|k| k == variable) {
             let affinity = 2 + u8::from(!name.starts_with(&workload.name));
-            sources.push((affinity, format!("Secret {name}"), json!({"secretKeyRef": {"name": name, "key": variable}})));
+            sources.push((
+                affinity,
+                format!("Secret {name}"),
+                json!({"secretKeyRef": {"name": name, "key": variable}}),
+            ));
         }
     }
     sources.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
     let Some((_, source_name, value_from)) = sources.into_iter().next() else {
         return Outcome::NoFix {
-            reason: format!("no ConfigMap or Secret in namespace {namespace} has a key {variable}; its value must come from a human (AEGIS never invents configuration values)"),
+            reason: format!(
+                "no ConfigMap or Secret in namespace {namespace} has a key {variable}; its value must come from a human (AEGIS never invents configuration values)"
+            ),
             steps,
         };
     };
     steps.push(format!("found key {variable} in {source_name}"));
-    let current_env = container_spec(object, workload.kind, container).and_then(|c| c.get("env")).cloned().unwrap_or(Value::Null);
+    let current_env = container_spec(object, workload.kind, container)
+        .and_then(|c| c.get("env"))
+        .cloned()
+        .unwrap_or(Value::Null);
     Outcome::Proposed(Proposal {
-        summary: format!("Set {variable} in container {container} of {} {} from {source_name}", workload.kind, workload.name),
+        summary: format!(
+            "Set {variable} in container {container} of {} {} from {source_name}",
+            workload.kind, workload.name
+        ),
         target: workload.clone(),
-        patch: container_patch(workload.kind, container, json!({"env": [{"name": variable, "valueFrom": value_from}]})),
-        inverse: container_patch(workload.kind, container, json!({"env": [{"name": variable, "$patch": "delete"}]})),
+        patch: container_patch(
+            workload.kind,
+            container,
+            json!({"env": [{"name": variable, "valueFrom": value_from}]}),
+        ),
+        inverse: container_patch(
+            workload.kind,
+            container,
+            json!({"env": [{"name": variable, "$patch": "delete"}]}),
+        ),
         risk: Risk::Low,
         steps,
-        rationale: format!("{source_name} already holds {variable} in the same namespace; referencing it adds the missing variable without copying or inventing a value."),
-        evidence: vec![spec_evidence(workload, &format!("spec.template.spec.containers[{container}].env"), &current_env)],
+        rationale: format!(
+            "{source_name} already holds {variable} in the same namespace; referencing it adds the missing variable without copying or inventing a value."
+        ),
+        evidence: vec![spec_evidence(
+            workload,
+            &format!("spec.template.spec.containers[{container}].env"),
+            &current_env,
+        )],
         original: object.clone(),
     })
 }
@@ -176,45 +246,92 @@ fn parse_reference(message: &str) -> Option<(&'static str, String, Option<String
     let (key, rest) = rest.split_once(" in ")?;
     let (kind, path) = rest.split_once(' ')?;
     let name = path.rsplit('/').next()?.trim_end_matches(['.', '"']);
-    let kind = if kind == "ConfigMap" { "ConfigMap" } else { "Secret" };
+    let kind = if kind == "ConfigMap" {
+        "ConfigMap"
+    } else {
+        "Secret"
+    };
     Some((kind, name.to_owned(), Some(key.to_owned())))
 }
 
-fn config_ref(lookup: &Lookup<'_>, object: &Value, workload: &ResourceRef, container: Option<&str>, message: &str) -> Outcome {
+fn config_ref(
+    lookup: &Lookup<'_>,
+    object: &Value,
+    workload: &ResourceRef,
+    container: Option<&str>,
+    message: &str,
+) -> Outcome {
     let Some(container) = container else {
-        return no_fix(format!("a volume refers to a missing object ({message}); volume sources are fixed only by a human"));
+        return no_fix(format!(
+            "a volume refers to a missing object ({message}); volume sources are fixed only by a human"
+        ));
     };
     if let Some(outcome) = immutable_pod(workload) {
         return outcome;
     }
     let Some((kind, missing, missing_key)) = parse_reference(message) else {
-        return no_fix(format!("the kubelet's message does not name the missing reference: {message}"));
+        return no_fix(format!(
+            "the kubelet's message does not name the missing reference: {message}"
+        ));
     };
     let namespace = workload.namespace_str();
-    let ref_field = if kind == "ConfigMap" { "configMapKeyRef" } else { "secretKeyRef" };
-    let Some(spec) = container_spec(object, workload.kind, container) else {
-        return no_fix(format!("container {container} is not in the spec of {workload}"));
+    let ref_field = if kind == "ConfigMap" {
+        "configMapKeyRef"
+    } else {
+        "secretKeyRef"
     };
-    let env = spec.get("env").and_then(Value::as_array).cloned().unwrap_or_default();
+    let Some(spec) = container_spec(object, workload.kind, container) else {
+        return no_fix(format!(
+            "container {container} is not in the spec of {workload}"
+        ));
+    };
+    let env = spec
+        .get("env")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let referring: Vec<&Value> = env
         .iter()
-        .filter(|e| e.pointer(&format!("/valueFrom/{ref_field}/name")).and_then(Value::as_str) == Some(missing.as_str()))
+        .filter(|e| {
+            e.pointer(&format!("/valueFrom/{ref_field}/name"))
+                .and_then(Value::as_str)
+                == Some(missing.as_str())
+        })
         .collect();
     if referring.is_empty() {
-        return no_fix(format!("the missing {kind} {missing} is referenced outside the container's env (envFrom or a volume); no targeted change is safe"));
+        return no_fix(format!(
+            "the missing {kind} {missing} is referenced outside the container's env (envFrom or a volume); no targeted change is safe"
+        ));
     }
-    let available = if kind == "ConfigMap" { lookup.config_map_keys(namespace) } else { lookup.secret_keys(namespace) };
-    let mut steps = vec![format!("container {container} refers to {kind} {missing}{}", missing_key.as_ref().map(|k| format!(" key {k}")).unwrap_or_default())];
+    let available = if kind == "ConfigMap" {
+        lookup.config_map_keys(namespace)
+    } else {
+        lookup.secret_keys(namespace)
+    };
+    let mut steps = vec![format!(
+        "container {container} refers to {kind} {missing}{}",
+        missing_key
+            .as_ref()
+            .map(|k| format!(" key {k}"))
+            .unwrap_or_default()
+    )];
     let mut patched_env = Vec::new();
     let mut inverse_env = Vec::new();
     for entry in referring {
-        let key = entry.pointer(&format!("/valueFrom/{ref_field}/key")).and_then(Value::as_str).unwrap_or_default();
+        let key = entry
+            .pointer(&format!("/valueFrom/{ref_field}/key"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let replacement = if missing_key.is_some() {
             // The object exists but lacks the key: a key of a similar name is a typo.
             available
                 .iter()
                 .find(|(name, _)| *name == missing)
-                .and_then(|(_, keys)| keys.iter().filter(|k| similar(k, key)).min_by_key(|k| edit_distance(k, key)))
+                .and_then(|(_, keys)| {
+                    keys.iter()
+                        .filter(|k| similar(k, key))
+                        .min_by_key(|k| edit_distance(k, key))
+                })
                 .map(|k| (missing.clone(), (*k).clone()))
         } else {
             // The object is missing: another object of a similar name with the key is a typo.
@@ -227,18 +344,30 @@ fn config_ref(lookup: &Lookup<'_>, object: &Value, workload: &ResourceRef, conta
         let Some((new_name, new_key)) = replacement else {
             steps.push(format!("no {kind} in namespace {namespace} has a name or key close enough to be the intended one"));
             return Outcome::NoFix {
-                reason: format!("{kind} {missing} (or its key) must be created by a human; no similarly named {kind} in namespace {namespace} holds the value"),
+                reason: format!(
+                    "{kind} {missing} (or its key) must be created by a human; no similarly named {kind} in namespace {namespace} holds the value"
+                ),
                 steps,
             };
         };
-        steps.push(format!("{kind} {new_name} exists in namespace {namespace} and has key {new_key}"));
+        steps.push(format!(
+            "{kind} {new_name} exists in namespace {namespace} and has key {new_key}"
+        ));
         let variable = entry.get("name").cloned().unwrap_or(Value::Null);
-        patched_env.push(json!({"name": variable, "valueFrom": {ref_field: {"name": new_name, "key": new_key}}}));
+        patched_env.push(
+            json!({"name": variable, "valueFrom": {ref_field: {"name": new_name, "key": new_key}}}),
+        );
         inverse_env.push(json!({"name": variable, "valueFrom": entry.get("valueFrom").cloned().unwrap_or(Value::Null)}));
     }
     let (new_name, new_key) = (
-        patched_env[0].pointer(&format!("/valueFrom/{ref_field}/name")).cloned().unwrap_or(Value::Null),
-        patched_env[0].pointer(&format!("/valueFrom/{ref_field}/key")).cloned().unwrap_or(Value::Null),
+        patched_env[0]
+            .pointer(&format!("/valueFrom/{ref_field}/name"))
+            .cloned()
+            .unwrap_or(Value::Null),
+        patched_env[0]
+            .pointer(&format!("/valueFrom/{ref_field}/key"))
+            .cloned()
+            .unwrap_or(Value::Null),
     );
     Outcome::Proposed(Proposal {
         summary: format!(
@@ -253,18 +382,37 @@ fn config_ref(lookup: &Lookup<'_>, object: &Value, workload: &ResourceRef, conta
         inverse: container_patch(workload.kind, container, json!({"env": inverse_env})),
         risk: Risk::Low,
         steps,
-        rationale: format!("The reference names {kind} {missing}, which does not exist as written, while a {kind} of nearly the same name holds the same key: a typo in the reference."),
-        evidence: vec![spec_evidence(workload, &format!("containers[{container}].env"), &Value::Array(env.clone()))],
+        rationale: format!(
+            "The reference names {kind} {missing}, which does not exist as written, while a {kind} of nearly the same name holds the same key: a typo in the reference."
+        ),
+        evidence: vec![spec_evidence(
+            workload,
+            &format!("containers[{container}].env"),
+            &Value::Array(env.clone()),
+        )],
         original: object.clone(),
     })
 }
 
-fn image(lookup: &Lookup<'_>, index: &StateIndex<'_>, object: &Value, workload: &ResourceRef, container: &str) -> Outcome {
-    let Some(current) = container_spec(object, workload.kind, container).and_then(|c| c.get("image")).and_then(Value::as_str) else {
-        return no_fix(format!("container {container} is not in the spec of {workload}"));
+fn image(
+    lookup: &Lookup<'_>,
+    index: &StateIndex<'_>,
+    object: &Value,
+    workload: &ResourceRef,
+    container: &str,
+) -> Outcome {
+    let Some(current) = container_spec(object, workload.kind, container)
+        .and_then(|c| c.get("image"))
+        .and_then(Value::as_str)
+    else {
+        return no_fix(format!(
+            "container {container} is not in the spec of {workload}"
+        ));
     };
     let Some(reference) = ImageRef::parse(current) else {
-        return no_fix(format!("image {current} is not a valid reference, so no image of the same repository can be chosen; a human must name the image"));
+        return no_fix(format!(
+            "image {current} is not a valid reference, so no image of the same repository can be chosen; a human must name the image"
+        ));
     };
     let repository = reference.full_repository();
     let mut steps = Vec::new();
@@ -273,60 +421,121 @@ fn image(lookup: &Lookup<'_>, index: &StateIndex<'_>, object: &Value, workload: 
     if workload.kind == ResourceKind::Deployment
         && let Some(uid) = object.pointer("/metadata/uid").and_then(Value::as_str)
     {
-        steps.push(format!("looked for an earlier revision of deployment {} that ran {repository}", workload.name));
+        steps.push(format!(
+            "looked for an earlier revision of deployment {} that ran {repository}",
+            workload.name
+        ));
         let mut revisions: Vec<(u64, String)> = index
             .replica_sets_owned_by(uid)
             .iter()
-            .filter(|rs| rs.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0) > 0)
+            .filter(|rs| {
+                rs.status
+                    .as_ref()
+                    .and_then(|s| s.ready_replicas)
+                    .unwrap_or(0)
+                    > 0
+            })
             .filter_map(|rs| {
-                let revision = rs.metadata.annotations.as_ref()?.get("deployment.kubernetes.io/revision")?.parse().ok()?;
-                let image = rs.spec.as_ref()?.template.as_ref()?.spec.as_ref()?.containers.iter().find(|c| c.name == container)?.image.clone()?;
+                let revision = rs
+                    .metadata
+                    .annotations
+                    .as_ref()?
+                    .get("deployment.kubernetes.io/revision")?
+                    .parse()
+                    .ok()?;
+                let image = rs
+                    .spec
+                    .as_ref()?
+                    .template
+                    .as_ref()?
+                    .spec
+                    .as_ref()?
+                    .containers
+                    .iter()
+                    .find(|c| c.name == container)?
+                    .image
+                    .clone()?;
                 Some((revision, image))
             })
-            .filter(|(_, image)| image != current && ImageRef::parse(image).is_some_and(|r| r.full_repository() == repository))
+            .filter(|(_, image)| {
+                image != current
+                    && ImageRef::parse(image).is_some_and(|r| r.full_repository() == repository)
+            })
             .collect();
         revisions.sort();
         if let Some((revision, image)) = revisions.pop() {
             steps.push(format!("revision {revision} ran {image} with ready pods"));
-            candidate = Some((image, format!("revision {revision} of this Deployment ran it with ready pods"), Risk::Low));
+            candidate = Some((
+                image,
+                format!("revision {revision} of this Deployment ran it with ready pods"),
+                Risk::Low,
+            ));
         }
     }
     // Second choice: a tag of the same repository that runs, ready, elsewhere in the cluster.
     if candidate.is_none() {
-        steps.push(format!("looked for ready pods anywhere in the cluster running {repository}"));
+        steps.push(format!(
+            "looked for ready pods anywhere in the cluster running {repository}"
+        ));
         let wanted_tag = reference.tag.clone().unwrap_or_default();
         let running = lookup.ready_images().into_iter().filter(|(image, _)| {
-            image != current && ImageRef::parse(image).is_some_and(|r| r.full_repository() == repository && r.digest.is_none())
+            image != current
+                && ImageRef::parse(image)
+                    .is_some_and(|r| r.full_repository() == repository && r.digest.is_none())
         });
         let best = running.min_by_key(|(image, _)| {
-            let tag = ImageRef::parse(image).and_then(|r| r.tag).unwrap_or_default();
+            let tag = ImageRef::parse(image)
+                .and_then(|r| r.tag)
+                .unwrap_or_default();
             (edit_distance(&tag, &wanted_tag), image.clone())
         });
         if let Some((image, pod)) = best {
             steps.push(format!("pod {pod} runs {image} and is ready"));
-            candidate = Some((image, format!("pod {pod} runs it, ready, in this cluster; its tag is the closest to the requested one"), Risk::Medium));
+            candidate = Some((
+                image,
+                format!(
+                    "pod {pod} runs it, ready, in this cluster; its tag is the closest to the requested one"
+                ),
+                Risk::Medium,
+            ));
         }
     }
     let Some((image, why, risk)) = candidate else {
         return Outcome::NoFix {
-            reason: format!("no earlier revision and no running pod uses another tag of {repository}; a human must choose the tag"),
+            reason: format!(
+                "no earlier revision and no running pod uses another tag of {repository}; a human must choose the tag"
+            ),
             steps,
         };
     };
     Outcome::Proposed(Proposal {
-        summary: format!("Change the image of container {container} of {} {} from {current} to {image}", workload.kind, workload.name),
+        summary: format!(
+            "Change the image of container {container} of {} {} from {current} to {image}",
+            workload.kind, workload.name
+        ),
         target: workload.clone(),
         patch: container_patch(workload.kind, container, json!({"image": image})),
         inverse: container_patch(workload.kind, container, json!({"image": current})),
         risk,
         steps,
-        rationale: format!("{current} does not exist; {image} is from the same repository and is known to work: {why}."),
-        evidence: vec![spec_evidence(workload, &format!("containers[{container}].image"), &json!(current))],
+        rationale: format!(
+            "{current} does not exist; {image} is from the same repository and is known to work: {why}."
+        ),
+        evidence: vec![spec_evidence(
+            workload,
+            &format!("containers[{container}].image"),
+            &json!(current),
+        )],
         original: object.clone(),
     })
 }
 
-fn pull_auth(lookup: &Lookup<'_>, object: &Value, workload: &ResourceRef, container: &str) -> Outcome {
+fn pull_auth(
+    lookup: &Lookup<'_>,
+    object: &Value,
+    workload: &ResourceRef,
+    container: &str,
+) -> Outcome {
     if let Some(outcome) = immutable_pod(workload) {
         return outcome;
     }
@@ -338,26 +547,48 @@ fn pull_auth(lookup: &Lookup<'_>, object: &Value, workload: &ResourceRef, contai
         .flatten()
         .filter_map(|s| s.get("name").and_then(Value::as_str).map(str::to_owned))
         .collect();
-    let candidates: Vec<String> = lookup.pull_secrets(namespace).into_iter().filter(|s| !existing.contains(s)).collect();
-    let steps = vec![format!("looked for registry credentials (kubernetes.io/dockerconfigjson Secrets) in namespace {namespace} not yet used by the pod")];
+    let candidates: Vec<String> = lookup
+        .pull_secrets(namespace)
+        .into_iter()
+        .filter(|s| !existing.contains(s))
+        .collect();
+    let steps = vec![format!(
+        "looked for registry credentials (kubernetes.io/dockerconfigjson Secrets) in namespace {namespace} not yet used by the pod"
+    )];
     let [secret] = candidates.as_slice() else {
         return Outcome::NoFix {
             reason: if candidates.is_empty() {
-                format!("namespace {namespace} has no unused registry-credential Secret; a human must create one")
+                format!(
+                    "namespace {namespace} has no unused registry-credential Secret; a human must create one"
+                )
             } else {
-                format!("several registry-credential Secrets could apply ({}); a human must choose", candidates.join(", "))
+                format!(
+                    "several registry-credential Secrets could apply ({}); a human must choose",
+                    candidates.join(", ")
+                )
             },
             steps,
         };
     };
     Outcome::Proposed(Proposal {
-        summary: format!("Add imagePullSecret {secret} to {} {}", workload.kind, workload.name),
+        summary: format!(
+            "Add imagePullSecret {secret} to {} {}",
+            workload.kind, workload.name
+        ),
         target: workload.clone(),
-        patch: wrap(workload.kind, json!({"imagePullSecrets": [{"name": secret}]})),
-        inverse: wrap(workload.kind, json!({"imagePullSecrets": [{"name": secret, "$patch": "delete"}]})),
+        patch: wrap(
+            workload.kind,
+            json!({"imagePullSecrets": [{"name": secret}]}),
+        ),
+        inverse: wrap(
+            workload.kind,
+            json!({"imagePullSecrets": [{"name": secret, "$patch": "delete"}]}),
+        ),
         risk: Risk::Low,
         steps,
-        rationale: format!("Secret {secret} is the only registry credential in namespace {namespace}; container {container} needs one to pull its image."),
+        rationale: format!(
+            "Secret {secret} is the only registry credential in namespace {namespace}; container {container} needs one to pull its image."
+        ),
         evidence: Vec::new(),
         original: object.clone(),
     })
@@ -368,22 +599,35 @@ fn oom(lookup: &Lookup<'_>, object: &Value, workload: &ResourceRef, container: &
         return outcome;
     }
     let Some(spec) = container_spec(object, workload.kind, container) else {
-        return no_fix(format!("container {container} is not in the spec of {workload}"));
+        return no_fix(format!(
+            "container {container} is not in the spec of {workload}"
+        ));
     };
-    let limit_text = spec.pointer("/resources/limits/memory").and_then(Value::as_str);
+    let limit_text = spec
+        .pointer("/resources/limits/memory")
+        .and_then(Value::as_str);
     let Some(limit) = limit_text.and_then(quantity::bytes) else {
-        return no_fix(format!("container {container} has no memory limit, so the kill came from node memory pressure; raising a limit would not help"));
+        return no_fix(format!(
+            "container {container} has no memory limit, so the kill came from node memory pressure; raising a limit would not help"
+        ));
     };
     let new_limit = limit * 2;
     let largest_node = lookup.largest_node_memory();
     if largest_node.is_some_and(|n| new_limit > n) {
-        return no_fix(format!("doubling the memory limit of container {container} would exceed every node's memory; the application's memory use needs a human"));
+        return no_fix(format!(
+            "doubling the memory limit of container {container} would exceed every node's memory; the application's memory use needs a human"
+        ));
     }
     let new_text = quantity::format_bytes(new_limit);
     let mut patch_resources = json!({"limits": {"memory": new_text}});
     let mut inverse_resources = json!({"limits": {"memory": limit_text}});
-    let request = spec.pointer("/resources/requests/memory").and_then(Value::as_str);
-    if request.and_then(quantity::bytes).is_some_and(|r| r > new_limit) {
+    let request = spec
+        .pointer("/resources/requests/memory")
+        .and_then(Value::as_str);
+    if request
+        .and_then(quantity::bytes)
+        .is_some_and(|r| r > new_limit)
+    {
         patch_resources["requests"] = json!({"memory": new_text});
         inverse_resources["requests"] = json!({"memory": request});
     }
@@ -400,118 +644,240 @@ fn oom(lookup: &Lookup<'_>, object: &Value, workload: &ResourceRef, container: &
     })
 }
 
-fn probe_fix(object: &Value, workload: &ResourceRef, container: &str, probe: ProbeKind, failure: &str) -> Outcome {
+fn probe_fix(
+    object: &Value,
+    workload: &ResourceRef,
+    container: &str,
+    probe: ProbeKind,
+    failure: &str,
+) -> Outcome {
     if let Some(outcome) = immutable_pod(workload) {
         return outcome;
     }
     let Some(spec) = container_spec(object, workload.kind, container) else {
-        return no_fix(format!("container {container} is not in the spec of {workload}"));
+        return no_fix(format!(
+            "container {container} is not in the spec of {workload}"
+        ));
     };
     let field = probe.field();
     let Some(current) = spec.get(field) else {
         return no_fix(format!("container {container} has no {field}"));
     };
-    let handler = if current.get("httpGet").is_some() { "httpGet" } else if current.get("tcpSocket").is_some() { "tcpSocket" } else { "" };
-    let declared: Vec<&Value> = spec.get("ports").and_then(Value::as_array).into_iter().flatten().collect();
-    let mut steps = Vec::new();
-    let evidence = vec![spec_evidence(workload, &format!("containers[{container}].{field}"), current)];
-    let proposal = |summary: String, change: Value, undo: Value, steps: Vec<String>, rationale: String| {
-        Outcome::Proposed(Proposal {
-            summary,
-            target: workload.clone(),
-            patch: container_patch(workload.kind, container, json!({ field: change })),
-            inverse: container_patch(workload.kind, container, json!({ field: undo })),
-            risk: Risk::Low,
-            steps,
-            rationale,
-            evidence: evidence.clone(),
-            original: object.clone(),
-        })
+    let handler = if current.get("httpGet").is_some() {
+        "httpGet"
+    } else if current.get("tcpSocket").is_some() {
+        "tcpSocket"
+    } else {
+        ""
     };
+    let declared: Vec<&Value> = spec
+        .get("ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut steps = Vec::new();
+    let evidence = vec![spec_evidence(
+        workload,
+        &format!("containers[{container}].{field}"),
+        current,
+    )];
+    let proposal =
+        |summary: String, change: Value, undo: Value, steps: Vec<String>, rationale: String| {
+            Outcome::Proposed(Proposal {
+                summary,
+                target: workload.clone(),
+                patch: container_patch(workload.kind, container, json!({ field: change })),
+                inverse: container_patch(workload.kind, container, json!({ field: undo })),
+                risk: Risk::Low,
+                steps,
+                rationale,
+                evidence: evidence.clone(),
+                original: object.clone(),
+            })
+        };
     if failure.contains("connection refused") && !handler.is_empty() {
-        let port = current.pointer(&format!("/{handler}/port")).cloned().unwrap_or(Value::Null);
+        let port = current
+            .pointer(&format!("/{handler}/port"))
+            .cloned()
+            .unwrap_or(Value::Null);
         let matches_declared = declared.iter().any(|p| match &port {
             Value::String(name) => p.get("name").and_then(Value::as_str) == Some(name),
             number => p.get("containerPort") == Some(number),
         });
-        steps.push(format!("the probe connects to port {port}; the container declares {}", declared.iter().map(|p| p.get("containerPort").map(ToString::to_string).unwrap_or_default()).collect::<Vec<_>>().join(", ")));
+        steps.push(format!(
+            "the probe connects to port {port}; the container declares {}",
+            declared
+                .iter()
+                .map(|p| p
+                    .get("containerPort")
+                    .map(ToString::to_string)
+                    .unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
         if !matches_declared && let [only] = declared.as_slice() {
-            let new_port = only.get("name").cloned().filter(Value::is_string).or_else(|| only.get("containerPort").cloned()).unwrap_or(Value::Null);
+            let new_port = only
+                .get("name")
+                .cloned()
+                .filter(Value::is_string)
+                .or_else(|| only.get("containerPort").cloned())
+                .unwrap_or(Value::Null);
             steps.push(format!("the only declared port is {new_port}"));
             return proposal(
-                format!("Point the {} probe of container {container} at port {new_port} instead of {port}", probe.word()),
+                format!(
+                    "Point the {} probe of container {container} at port {new_port} instead of {port}",
+                    probe.word()
+                ),
                 json!({ handler: {"port": new_port} }),
                 json!({ handler: {"port": port} }),
                 steps,
-                format!("Nothing listens on port {port}: the connection is refused. The container's only declared port is {new_port}, where the application serves."),
+                format!(
+                    "Nothing listens on port {port}: the connection is refused. The container's only declared port is {new_port}, where the application serves."
+                ),
             );
         }
         return Outcome::NoFix {
-            reason: format!("the {} probe's port {port} is refused, but the container does not declare a single other port to use", probe.word()),
+            reason: format!(
+                "the {} probe's port {port} is refused, but the container does not declare a single other port to use",
+                probe.word()
+            ),
             steps,
         };
     }
     if failure.contains("statuscode: 404") && handler == "httpGet" {
-        let path = current.pointer("/httpGet/path").cloned().unwrap_or(json!("/"));
-        let port = current.pointer("/httpGet/port").cloned().unwrap_or(Value::Null);
+        let path = current
+            .pointer("/httpGet/path")
+            .cloned()
+            .unwrap_or(json!("/"));
+        let port = current
+            .pointer("/httpGet/port")
+            .cloned()
+            .unwrap_or(Value::Null);
         // Another probe of the same container that answers on the same port shows a path that works.
-        let working = [ProbeKind::Readiness, ProbeKind::Liveness, ProbeKind::Startup]
-            .into_iter()
-            .filter(|other| *other != probe)
-            .filter_map(|other| spec.get(other.field()).map(|p| (other, p)))
-            .find(|(_, p)| p.pointer("/httpGet/port") == Some(&port) && p.pointer("/httpGet/path") != Some(&path));
+        let working = [
+            ProbeKind::Readiness,
+            ProbeKind::Liveness,
+            ProbeKind::Startup,
+        ]
+        .into_iter()
+        .filter(|other| *other != probe)
+        .filter_map(|other| spec.get(other.field()).map(|p| (other, p)))
+        .find(|(_, p)| {
+            p.pointer("/httpGet/port") == Some(&port) && p.pointer("/httpGet/path") != Some(&path)
+        });
         if let Some((other, other_probe)) = working {
-            let new_path = other_probe.pointer("/httpGet/path").cloned().unwrap_or(json!("/"));
-            steps.push(format!("the {} probe answers on the same port at path {new_path}", other.word()));
+            let new_path = other_probe
+                .pointer("/httpGet/path")
+                .cloned()
+                .unwrap_or(json!("/"));
+            steps.push(format!(
+                "the {} probe answers on the same port at path {new_path}",
+                other.word()
+            ));
             return proposal(
-                format!("Probe path {new_path} instead of {path} in the {} probe of container {container}", probe.word()),
+                format!(
+                    "Probe path {new_path} instead of {path} in the {} probe of container {container}",
+                    probe.word()
+                ),
                 json!({"httpGet": {"path": new_path}}),
                 json!({"httpGet": {"path": path}}),
                 steps,
-                format!("The application answers 404 at {path}; its {} probe succeeds at {new_path} on the same port.", other.word()),
+                format!(
+                    "The application answers 404 at {path}; its {} probe succeeds at {new_path} on the same port.",
+                    other.word()
+                ),
             );
         }
         return Outcome::NoFix {
-            reason: format!("the application answers 404 at {path} and no other probe shows a path that works"),
+            reason: format!(
+                "the application answers 404 at {path} and no other probe shows a path that works"
+            ),
             steps,
         };
     }
-    if failure.contains("deadline exceeded") || failure.contains("Timeout") || failure.contains("timed out") {
-        let timeout = current.get("timeoutSeconds").and_then(Value::as_i64).unwrap_or(1);
+    if failure.contains("deadline exceeded")
+        || failure.contains("Timeout")
+        || failure.contains("timed out")
+    {
+        let timeout = current
+            .get("timeoutSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
         let new_timeout = (timeout * 3).max(5);
-        steps.push(format!("the probe gives up after {timeout} s, before the application answers"));
+        steps.push(format!(
+            "the probe gives up after {timeout} s, before the application answers"
+        ));
         return proposal(
-            format!("Raise the {} probe timeout of container {container} from {timeout} s to {new_timeout} s", probe.word()),
+            format!(
+                "Raise the {} probe timeout of container {container} from {timeout} s to {new_timeout} s",
+                probe.word()
+            ),
             json!({"timeoutSeconds": new_timeout}),
             json!({"timeoutSeconds": current.get("timeoutSeconds").cloned().unwrap_or(Value::Null)}),
             steps,
-            format!("The endpoint answers, but slower than the probe's {timeout} s timeout; a longer timeout lets a slow but healthy answer count."),
+            format!(
+                "The endpoint answers, but slower than the probe's {timeout} s timeout; a longer timeout lets a slow but healthy answer count."
+            ),
         );
     }
-    no_fix(format!("the {} probe fails with `{failure}`, which no rule knows how to correct", probe.word()))
+    no_fix(format!(
+        "the {} probe fails with `{failure}`, which no rule knows how to correct",
+        probe.word()
+    ))
 }
 
 fn requests(lookup: &Lookup<'_>, object: &Value, workload: &ResourceRef) -> Outcome {
     if let Some(outcome) = immutable_pod(workload) {
         return outcome;
     }
-    let Some(containers) = pod_spec(object, workload.kind).and_then(|s| s.get("containers")).and_then(Value::as_array) else {
+    let Some(containers) = pod_spec(object, workload.kind)
+        .and_then(|s| s.get("containers"))
+        .and_then(Value::as_array)
+    else {
         return no_fix("the workload has no containers");
     };
-    let Some((node, free_cpu, free_memory, allocatable_cpu, allocatable_memory)) = lookup.roomiest_node() else {
+    let Some((node, free_cpu, free_memory, allocatable_cpu, allocatable_memory)) =
+        lookup.roomiest_node()
+    else {
         return no_fix("no schedulable node is known");
     };
-    let mut steps = vec![format!("node {node} has the most room: {} CPU and {} memory free", quantity::format_cpu_millis(free_cpu), quantity::format_bytes(free_memory))];
+    let mut steps = vec![format!(
+        "node {node} has the most room: {} CPU and {} memory free",
+        quantity::format_cpu_millis(free_cpu),
+        quantity::format_bytes(free_memory)
+    )];
     // Only requests larger than any node can ever offer are a mistake in the spec; a cluster
     // that is merely full needs capacity, not a smaller request.
     for container in containers {
-        let name = container.get("name").and_then(Value::as_str).unwrap_or_default();
+        let name = container
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         for (resource, allocatable, free, parse, format, step) in [
-            ("memory", allocatable_memory, free_memory, quantity::bytes as fn(&str) -> Option<u64>, quantity::format_bytes as fn(u64) -> String, 64 * 1024 * 1024),
-            ("cpu", allocatable_cpu, free_cpu, quantity::cpu_millis, quantity::format_cpu_millis, 100),
+            (
+                "memory",
+                allocatable_memory,
+                free_memory,
+                quantity::bytes as fn(&str) -> Option<u64>,
+                quantity::format_bytes as fn(u64) -> String,
+                64 * 1024 * 1024,
+            ),
+            (
+                "cpu",
+                allocatable_cpu,
+                free_cpu,
+                quantity::cpu_millis,
+                quantity::format_cpu_millis,
+                100,
+            ),
         ] {
-            let request_text = container.pointer(&format!("/resources/requests/{resource}")).and_then(Value::as_str);
-            let Some(request) = request_text.and_then(parse) else { continue };
+            let request_text = container
+                .pointer(&format!("/resources/requests/{resource}"))
+                .and_then(Value::as_str);
+            let Some(request) = request_text.and_then(parse) else {
+                continue;
+            };
             if request <= allocatable {
                 continue;
             }
@@ -520,27 +886,52 @@ fn requests(lookup: &Lookup<'_>, object: &Value, workload: &ResourceRef) -> Outc
                 continue;
             }
             let new_text = format(new_request);
-            steps.push(format!("container {name} requests {} {resource}, more than any node's {} allocatable", request_text.unwrap_or_default(), format(allocatable)));
+            steps.push(format!(
+                "container {name} requests {} {resource}, more than any node's {} allocatable",
+                request_text.unwrap_or_default(),
+                format(allocatable)
+            ));
             let mut patch_resources = json!({"requests": {resource: new_text}});
             let mut inverse_resources = json!({"requests": {resource: request_text}});
             // A limit above what any node has is meaningless; cap it at the node's size.
-            let limit_text = container.pointer(&format!("/resources/limits/{resource}")).and_then(Value::as_str);
-            if limit_text.and_then(parse).is_some_and(|limit| limit > allocatable) {
+            let limit_text = container
+                .pointer(&format!("/resources/limits/{resource}"))
+                .and_then(Value::as_str);
+            if limit_text
+                .and_then(parse)
+                .is_some_and(|limit| limit > allocatable)
+            {
                 patch_resources["limits"] = json!({resource: format(allocatable)});
                 inverse_resources["limits"] = json!({resource: limit_text});
-                steps.push(format!("its {resource} limit {} is above any node's size too", limit_text.unwrap_or_default()));
+                steps.push(format!(
+                    "its {resource} limit {} is above any node's size too",
+                    limit_text.unwrap_or_default()
+                ));
             }
             return Outcome::Proposed(Proposal {
-                summary: format!("Lower the {resource} request of container {name} of {} {} from {} to {new_text}", workload.kind, workload.name, request_text.unwrap_or_default()),
+                summary: format!(
+                    "Lower the {resource} request of container {name} of {} {} from {} to {new_text}",
+                    workload.kind,
+                    workload.name,
+                    request_text.unwrap_or_default()
+                ),
                 target: workload.clone(),
                 patch: container_patch(workload.kind, name, json!({"resources": patch_resources})),
-                inverse: container_patch(workload.kind, name, json!({"resources": inverse_resources})),
+                inverse: container_patch(
+                    workload.kind,
+                    name,
+                    json!({"resources": inverse_resources}),
+                ),
                 risk: Risk::Medium,
                 steps,
                 rationale: format!(
                     "The request exceeds the {resource} of every node, so the pod can never be scheduled. {new_text} is what the roomiest node can give; check that the application fits in it."
                 ),
-                evidence: vec![spec_evidence(workload, &format!("containers[{name}].resources.requests.{resource}"), &json!(request_text))],
+                evidence: vec![spec_evidence(
+                    workload,
+                    &format!("containers[{name}].resources.requests.{resource}"),
+                    &json!(request_text),
+                )],
                 original: object.clone(),
             });
         }
@@ -556,7 +947,9 @@ fn selector(lookup: &Lookup<'_>, object: &Value, service: &ResourceRef) -> Outco
         return no_fix("the Service has no selector");
     };
     let namespace = service.namespace_str();
-    let mut steps = vec![format!("compared the selector with the pod labels of every workload in namespace {namespace}")];
+    let mut steps = vec![format!(
+        "compared the selector with the pod labels of every workload in namespace {namespace}"
+    )];
     let mut scored: Vec<(usize, usize, ResourceRef, Map<String, Value>)> = Vec::new();
     for (workload, labels) in lookup.pod_template_labels(namespace) {
         let mut distance = 0;
@@ -566,7 +959,9 @@ fn selector(lookup: &Lookup<'_>, object: &Value, service: &ResourceRef) -> Outco
             let wanted = wanted.as_str().unwrap_or_default();
             match labels.get(key) {
                 Some(actual) if actual == wanted => {}
-                Some(actual) if similar(actual, wanted) => distance += edit_distance(actual, wanted).max(1),
+                Some(actual) if similar(actual, wanted) => {
+                    distance += edit_distance(actual, wanted).max(1);
+                }
                 _ => matched = false,
             }
             if let Some(actual) = labels.get(key) {
@@ -578,9 +973,8 @@ fn selector(lookup: &Lookup<'_>, object: &Value, service: &ResourceRef) -> Outco
             scored.push((distance, name_distance, workload, new_selector));
         }
     }
-    scored.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    scored.sort_by_key(|a| (a.0, a.1));
     let unique = match scored.as_slice() {
-        [] => None,
         [only] => Some(only),
         [first, second, ..] if (first.0, first.1) < (second.0, second.1) => Some(first),
         _ => None,
@@ -591,68 +985,120 @@ fn selector(lookup: &Lookup<'_>, object: &Value, service: &ResourceRef) -> Outco
             steps,
         };
     };
-    steps.push(format!("{workload} labels its pods {}", Value::Object(new_selector.clone())));
+    steps.push(format!(
+        "{workload} labels its pods {}",
+        Value::Object(new_selector.clone())
+    ));
     let old = Value::Object(selector.clone());
     Outcome::Proposed(Proposal {
-        summary: format!("Select the pods of {} {} in Service {}", workload.kind, workload.name, service.name),
+        summary: format!(
+            "Select the pods of {} {} in Service {}",
+            workload.kind, workload.name, service.name
+        ),
         target: service.clone(),
         patch: json!({"spec": {"selector": new_selector}}),
         inverse: json!({"spec": {"selector": old}}),
         risk: Risk::Medium,
         steps,
-        rationale: format!("The selector differs from the pod labels of {} {} by a typo; correcting it gives the Service endpoints.", workload.kind, workload.name),
+        rationale: format!(
+            "The selector differs from the pod labels of {} {} by a typo; correcting it gives the Service endpoints.",
+            workload.kind, workload.name
+        ),
         evidence: vec![spec_evidence(service, "spec.selector", &old)],
         original: object.clone(),
     })
 }
 
 fn target_port(lookup: &Lookup<'_>, object: &Value, service: &ResourceRef) -> Outcome {
-    let ports = object.pointer("/spec/ports").and_then(Value::as_array).cloned().unwrap_or_default();
+    let ports = object
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let [port] = ports.as_slice() else {
         return no_fix("the Service has several ports; which target each should use needs a human");
     };
-    let selector = object.pointer("/spec/selector").and_then(Value::as_object).cloned().unwrap_or_default();
+    let selector = object
+        .pointer("/spec/selector")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     let declared = lookup.declared_ports(service.namespace_str(), &selector);
     let [only] = declared.as_slice() else {
         return no_fix("the selected pods do not declare exactly one port to send traffic to");
     };
-    let new_target = only.get("name").cloned().filter(Value::is_string).or_else(|| only.get("containerPort").cloned()).unwrap_or(Value::Null);
-    let old_target = port.get("targetPort").cloned().unwrap_or_else(|| port.get("port").cloned().unwrap_or(Value::Null));
+    let new_target = only
+        .get("name")
+        .cloned()
+        .filter(Value::is_string)
+        .or_else(|| only.get("containerPort").cloned())
+        .unwrap_or(Value::Null);
+    let old_target = port
+        .get("targetPort")
+        .cloned()
+        .unwrap_or_else(|| port.get("port").cloned().unwrap_or(Value::Null));
     let number = port.get("port").cloned().unwrap_or(Value::Null);
     Outcome::Proposed(Proposal {
-        summary: format!("Send port {number} of Service {} to target port {new_target}", service.name),
+        summary: format!(
+            "Send port {number} of Service {} to target port {new_target}",
+            service.name
+        ),
         target: service.clone(),
         patch: json!({"spec": {"ports": [{"port": number, "targetPort": new_target}]}}),
         inverse: json!({"spec": {"ports": [{"port": number, "targetPort": old_target}]}}),
         risk: Risk::Medium,
         steps: vec![format!("the selected pods declare one port, {new_target}")],
-        rationale: format!("Target port {old_target} is not exposed by the selected pods; their only port is {new_target}."),
-        evidence: vec![spec_evidence(service, "spec.ports[0].targetPort", &old_target)],
+        rationale: format!(
+            "Target port {old_target} is not exposed by the selected pods; their only port is {new_target}."
+        ),
+        evidence: vec![spec_evidence(
+            service,
+            "spec.ports[0].targetPort",
+            &old_target,
+        )],
         original: object.clone(),
     })
 }
 
-fn ingress_backend(lookup: &Lookup<'_>, object: &Value, ingress: &ResourceRef, missing: &str) -> Outcome {
+fn ingress_backend(
+    lookup: &Lookup<'_>,
+    object: &Value,
+    ingress: &ResourceRef,
+    missing: &str,
+) -> Outcome {
     let services = lookup.service_names(ingress.namespace_str());
     let candidates: Vec<&String> = services.iter().filter(|s| similar(s, missing)).collect();
     let [replacement] = candidates.as_slice() else {
-        return no_fix(format!("no single Service in namespace {} has a name close to {missing}", ingress.namespace_str()));
+        return no_fix(format!(
+            "no single Service in namespace {} has a name close to {missing}",
+            ingress.namespace_str()
+        ));
     };
     let Some(rules) = object.pointer("/spec/rules").cloned() else {
         return no_fix("only rule backends are corrected automatically");
     };
-    let text = rules.to_string().replace(&format!("\"name\":\"{missing}\""), &format!("\"name\":\"{replacement}\""));
+    let text = rules.to_string().replace(
+        &format!("\"name\":\"{missing}\""),
+        &format!("\"name\":\"{replacement}\""),
+    );
     let Ok(new_rules) = serde_json::from_str::<Value>(&text) else {
         return no_fix("the ingress rules could not be rewritten");
     };
     Outcome::Proposed(Proposal {
-        summary: format!("Route ingress {} to Service {replacement} instead of the missing {missing}", ingress.name),
+        summary: format!(
+            "Route ingress {} to Service {replacement} instead of the missing {missing}",
+            ingress.name
+        ),
         target: ingress.clone(),
         patch: json!({"spec": {"rules": new_rules}}),
         inverse: json!({"spec": {"rules": rules}}),
         risk: Risk::Medium,
-        steps: vec![format!("Service {replacement} exists and its name is a near match for {missing}")],
-        rationale: format!("Service {missing} does not exist; {replacement} is the only Service of a similar name."),
+        steps: vec![format!(
+            "Service {replacement} exists and its name is a near match for {missing}"
+        )],
+        rationale: format!(
+            "Service {missing} does not exist; {replacement} is the only Service of a similar name."
+        ),
         evidence: Vec::new(),
         original: object.clone(),
     })

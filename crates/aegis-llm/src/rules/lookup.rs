@@ -16,8 +16,11 @@ pub struct Lookup<'a> {
     objects: HashMap<(ResourceKind, &'a str, &'a str), usize>,
 }
 
-fn key<'a>(meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (&'a str, &'a str) {
-    (meta.namespace.as_deref().unwrap_or("default"), meta.name.as_deref().unwrap_or_default())
+fn key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (&str, &str) {
+    (
+        meta.namespace.as_deref().unwrap_or("default"),
+        meta.name.as_deref().unwrap_or_default(),
+    )
 }
 
 impl<'a> Lookup<'a> {
@@ -40,7 +43,11 @@ impl<'a> Lookup<'a> {
         add!(ResourceKind::CronJob, state.cron_jobs);
         add!(ResourceKind::Service, state.services);
         add!(ResourceKind::Ingress, state.ingresses);
-        Self { state, pods, objects }
+        Self {
+            state,
+            pods,
+            objects,
+        }
     }
 
     /// A pod by namespace and name.
@@ -57,7 +64,9 @@ impl<'a> Lookup<'a> {
         if reference.kind == ResourceKind::Pod {
             return self.pod(namespace, &reference.name).and_then(to_json);
         }
-        let position = *self.objects.get(&(reference.kind, namespace, reference.name.as_str()))?;
+        let position = *self
+            .objects
+            .get(&(reference.kind, namespace, reference.name.as_str()))?;
         let state = self.state;
         match reference.kind {
             ResourceKind::Deployment => to_json(&state.deployments[position]),
@@ -79,7 +88,13 @@ impl<'a> Lookup<'a> {
             .iter()
             .filter(|c| c.metadata.namespace.as_deref() == Some(namespace))
             .map(|c| {
-                let keys = c.data.iter().flat_map(|d| d.keys()).chain(c.binary_data.iter().flat_map(|d| d.keys())).cloned().collect();
+                let keys = c
+                    .data
+                    .iter()
+                    .flat_map(|d| d.keys())
+                    .chain(c.binary_data.iter().flat_map(|d| d.keys()))
+                    .cloned()
+                    .collect();
                 (c.metadata.name.clone().unwrap_or_default(), keys)
             })
             .collect()
@@ -91,7 +106,12 @@ impl<'a> Lookup<'a> {
             .secrets
             .iter()
             .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
-            .map(|s| (s.metadata.name.clone().unwrap_or_default(), s.data.iter().flat_map(|d| d.keys()).cloned().collect()))
+            .map(|s| {
+                (
+                    s.metadata.name.clone().unwrap_or_default(),
+                    s.data.iter().flat_map(|d| d.keys()).cloned().collect(),
+                )
+            })
             .collect()
     }
 
@@ -101,7 +121,12 @@ impl<'a> Lookup<'a> {
             .secrets
             .iter()
             .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
-            .filter(|s| matches!(s.type_.as_deref(), Some("kubernetes.io/dockerconfigjson" | "kubernetes.io/dockercfg")))
+            .filter(|s| {
+                matches!(
+                    s.type_.as_deref(),
+                    Some("kubernetes.io/dockerconfigjson" | "kubernetes.io/dockercfg")
+                )
+            })
             .filter_map(|s| s.metadata.name.clone())
             .collect()
     }
@@ -110,7 +135,11 @@ impl<'a> Lookup<'a> {
     pub fn ready_images(&self) -> Vec<(String, String)> {
         let mut images = Vec::new();
         for pod in &self.state.pods {
-            for status in pod.status.iter().flat_map(|s| s.container_statuses.iter().flatten()) {
+            for status in pod
+                .status
+                .iter()
+                .flat_map(|s| s.container_statuses.iter().flatten())
+            {
                 if !status.ready {
                     continue;
                 }
@@ -137,12 +166,21 @@ impl<'a> Lookup<'a> {
                 .iter()
                 .flat_map(|s| s.conditions.iter().flatten())
                 .any(|c| c.type_ == "Ready" && c.status == "True")
-                && !n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false)
+                && !n
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.unschedulable)
+                    .unwrap_or(false)
         })
     }
 
     fn allocatable(node: &k8s_openapi::api::core::v1::Node, resource: &str) -> Option<String> {
-        node.status.as_ref()?.allocatable.as_ref()?.get(resource).map(|q| q.0.clone())
+        node.status
+            .as_ref()?
+            .allocatable
+            .as_ref()?
+            .get(resource)
+            .map(|q| q.0.clone())
     }
 
     /// The memory of the largest schedulable node.
@@ -157,16 +195,31 @@ impl<'a> Lookup<'a> {
     pub fn roomiest_node(&self) -> Option<(String, u64, u64, u64, u64)> {
         let mut used: HashMap<&str, (u64, u64)> = HashMap::new();
         for pod in &self.state.pods {
-            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or_default();
-            let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) else { continue };
+            let phase = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.as_deref())
+                .unwrap_or_default();
+            let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) else {
+                continue;
+            };
             if matches!(phase, "Succeeded" | "Failed") {
                 continue;
             }
             let entry = used.entry(node).or_default();
             for container in pod.spec.iter().flat_map(|s| s.containers.iter()) {
-                let requests = container.resources.as_ref().and_then(|r| r.requests.as_ref());
-                entry.0 += requests.and_then(|r| r.get("cpu")).and_then(|q| quantity::cpu_millis(&q.0)).unwrap_or_default();
-                entry.1 += requests.and_then(|r| r.get("memory")).and_then(|q| quantity::bytes(&q.0)).unwrap_or_default();
+                let requests = container
+                    .resources
+                    .as_ref()
+                    .and_then(|r| r.requests.as_ref());
+                entry.0 += requests
+                    .and_then(|r| r.get("cpu"))
+                    .and_then(|q| quantity::cpu_millis(&q.0))
+                    .unwrap_or_default();
+                entry.1 += requests
+                    .and_then(|r| r.get("memory"))
+                    .and_then(|q| quantity::bytes(&q.0))
+                    .unwrap_or_default();
             }
         }
         self.ready_nodes()
@@ -175,31 +228,77 @@ impl<'a> Lookup<'a> {
                 let cpu = Self::allocatable(node, "cpu").and_then(|q| quantity::cpu_millis(&q))?;
                 let memory = Self::allocatable(node, "memory").and_then(|q| quantity::bytes(&q))?;
                 let (used_cpu, used_memory) = used.get(name.as_str()).copied().unwrap_or_default();
-                Some((name, cpu.saturating_sub(used_cpu), memory.saturating_sub(used_memory), cpu, memory))
+                Some((
+                    name,
+                    cpu.saturating_sub(used_cpu),
+                    memory.saturating_sub(used_memory),
+                    cpu,
+                    memory,
+                ))
             })
             .max_by_key(|n| (n.2, n.1, std::cmp::Reverse(n.0.clone())))
     }
 
     /// Workloads of a namespace (and bare pods) with the labels their pods carry.
-    pub fn pod_template_labels(&self, namespace: &str) -> Vec<(ResourceRef, BTreeMap<String, String>)> {
+    pub fn pod_template_labels(
+        &self,
+        namespace: &str,
+    ) -> Vec<(ResourceRef, BTreeMap<String, String>)> {
         let state = self.state;
-        let in_namespace = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| meta.namespace.as_deref() == Some(namespace);
+        let in_namespace = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+            meta.namespace.as_deref() == Some(namespace)
+        };
         let mut out = Vec::new();
-        for d in state.deployments.iter().filter(|d| in_namespace(&d.metadata)) {
-            let labels = d.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).and_then(|m| m.labels.clone()).unwrap_or_default();
+        for d in state
+            .deployments
+            .iter()
+            .filter(|d| in_namespace(&d.metadata))
+        {
+            let labels = d
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.metadata.as_ref())
+                .and_then(|m| m.labels.clone())
+                .unwrap_or_default();
             out.push((ref_of(ResourceKind::Deployment, &d.metadata), labels));
         }
-        for s in state.stateful_sets.iter().filter(|s| in_namespace(&s.metadata)) {
-            let labels = s.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).and_then(|m| m.labels.clone()).unwrap_or_default();
+        for s in state
+            .stateful_sets
+            .iter()
+            .filter(|s| in_namespace(&s.metadata))
+        {
+            let labels = s
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.metadata.as_ref())
+                .and_then(|m| m.labels.clone())
+                .unwrap_or_default();
             out.push((ref_of(ResourceKind::StatefulSet, &s.metadata), labels));
         }
-        for d in state.daemon_sets.iter().filter(|d| in_namespace(&d.metadata)) {
-            let labels = d.spec.as_ref().and_then(|s| s.template.metadata.as_ref()).and_then(|m| m.labels.clone()).unwrap_or_default();
+        for d in state
+            .daemon_sets
+            .iter()
+            .filter(|d| in_namespace(&d.metadata))
+        {
+            let labels = d
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.metadata.as_ref())
+                .and_then(|m| m.labels.clone())
+                .unwrap_or_default();
             out.push((ref_of(ResourceKind::DaemonSet, &d.metadata), labels));
         }
         for pod in state.pods.iter().filter(|p| in_namespace(&p.metadata)) {
-            if pod.metadata.owner_references.as_ref().is_none_or(Vec::is_empty) {
-                out.push((ref_of(ResourceKind::Pod, &pod.metadata), pod.metadata.labels.clone().unwrap_or_default()));
+            if pod
+                .metadata
+                .owner_references
+                .as_ref()
+                .is_none_or(Vec::is_empty)
+            {
+                out.push((
+                    ref_of(ResourceKind::Pod, &pod.metadata),
+                    pod.metadata.labels.clone().unwrap_or_default(),
+                ));
             }
         }
         out
@@ -210,7 +309,14 @@ impl<'a> Lookup<'a> {
         let Some(pod) = self.state.pods.iter().find(|p| {
             p.metadata.namespace.as_deref() == Some(namespace)
                 && !selector.is_empty()
-                && selector.iter().all(|(k, v)| p.metadata.labels.as_ref().and_then(|l| l.get(k)).map(String::as_str) == v.as_str())
+                && selector.iter().all(|(k, v)| {
+                    p.metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(k))
+                        .map(String::as_str)
+                        == v.as_str()
+                })
         }) else {
             return Vec::new();
         };

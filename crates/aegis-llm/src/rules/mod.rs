@@ -14,7 +14,10 @@ use std::collections::BTreeMap;
 use aegis_core::policy::{self, PolicyDecision};
 use aegis_core::settings::ShadowSettings;
 use aegis_core::state::StateIndex;
-use aegis_core::{Category, ClusterState, Evidence, Finding, Fix, PatchType, Rca, ResourceKind, ResourceRef, VerificationPlan};
+use aegis_core::{
+    Category, ClusterState, Evidence, Finding, Fix, PatchType, Rca, ResourceKind, ResourceRef,
+    VerificationPlan,
+};
 use aegis_k8sgpt::Detection;
 
 pub use classify::{Cause, ProbeKind, Signal, classify};
@@ -72,12 +75,20 @@ impl RulesEngine {
     }
 
     /// Diagnoses the detections of one workload.
-    pub fn diagnose(&self, lookup: &Lookup<'_>, index: &StateIndex<'_>, workload: &ResourceRef, detections: &[&Detection]) -> Vec<Diagnosis> {
+    pub fn diagnose(
+        &self,
+        lookup: &Lookup<'_>,
+        index: &StateIndex<'_>,
+        workload: &ResourceRef,
+        detections: &[&Detection],
+    ) -> Vec<Diagnosis> {
         let classified: Vec<(&Detection, Signal)> = detections
             .iter()
             .map(|d| {
                 let pod = (d.finding.resource.kind == ResourceKind::Pod)
-                    .then(|| lookup.pod(d.finding.resource.namespace_str(), &d.finding.resource.name))
+                    .then(|| {
+                        lookup.pod(d.finding.resource.namespace_str(), &d.finding.resource.name)
+                    })
                     .flatten();
                 (*d, classify(d, pod))
             })
@@ -88,19 +99,30 @@ impl RulesEngine {
             if signal.generic {
                 generic.push((detection, signal));
             } else {
-                specific.entry(signal.category).or_default().push((detection, signal));
+                specific
+                    .entry(signal.category)
+                    .or_default()
+                    .push((detection, signal));
             }
         }
         if specific.is_empty() {
             for (detection, signal) in generic {
-                specific.entry(signal.category).or_default().push((detection, signal));
+                specific
+                    .entry(signal.category)
+                    .or_default()
+                    .push((detection, signal));
             }
         } else {
             // The generic findings are symptoms of the strongest specific diagnosis.
             let strongest = specific
                 .iter()
                 .max_by(|a, b| {
-                    let score = |group: &Vec<(&Detection, Signal)>| (group.iter().map(|(_, s)| s.confidence).fold(0.0, f64::max), group.len());
+                    let score = |group: &Vec<(&Detection, Signal)>| {
+                        (
+                            group.iter().map(|(_, s)| s.confidence).fold(0.0, f64::max),
+                            group.len(),
+                        )
+                    };
                     let (ca, na) = score(a.1);
                     let (cb, nb) = score(b.1);
                     ca.total_cmp(&cb).then(na.cmp(&nb))
@@ -114,17 +136,25 @@ impl RulesEngine {
         }
         specific
             .into_iter()
-            .map(|(category, group)| self.diagnosis(lookup, index, workload, category, group))
+            .map(|(category, group)| self.diagnosis(lookup, index, workload, category, &group))
             .collect()
     }
 
-    fn diagnosis(&self, lookup: &Lookup<'_>, index: &StateIndex<'_>, workload: &ResourceRef, category: Category, group: Vec<(&Detection, Signal)>) -> Diagnosis {
+    fn diagnosis(
+        &self,
+        lookup: &Lookup<'_>,
+        index: &StateIndex<'_>,
+        workload: &ResourceRef,
+        category: Category,
+        group: &[(&Detection, Signal)],
+    ) -> Diagnosis {
         let lead_position = group
             .iter()
             .enumerate()
             .filter(|(_, (_, s))| !s.generic || group.iter().all(|(_, s)| s.generic))
             .max_by(|(ia, (da, sa)), (ib, (db, sb))| {
-                let pod_first = |d: &Detection| u8::from(d.finding.resource.kind == ResourceKind::Pod);
+                let pod_first =
+                    |d: &Detection| u8::from(d.finding.resource.kind == ResourceKind::Pod);
                 sa.confidence
                     .total_cmp(&sb.confidence)
                     .then(pod_first(da).cmp(&pod_first(db)))
@@ -133,7 +163,7 @@ impl RulesEngine {
             .map_or(0, |(i, _)| i);
         let (lead, signal) = &group[lead_position];
         let mut findings: Vec<Finding> = Vec::new();
-        for (detection, _) in &group {
+        for (detection, _) in group {
             if !findings.contains(&detection.finding) {
                 findings.push(detection.finding.clone());
             }
@@ -145,13 +175,21 @@ impl RulesEngine {
             }
         }
         let mut steps = signal.steps.clone();
-        let affected = group.iter().filter(|(d, _)| d.finding.resource.kind == ResourceKind::Pod).count();
+        let affected = group
+            .iter()
+            .filter(|(d, _)| d.finding.resource.kind == ResourceKind::Pod)
+            .count();
         if affected > 1 {
-            steps.push(format!("{affected} pods of {workload} show the same failure"));
+            steps.push(format!(
+                "{affected} pods of {workload} show the same failure"
+            ));
         }
-        for (detection, other) in &group {
+        for (detection, other) in group {
             if other.generic {
-                steps.push(format!("{} is a symptom of this cause: {}", detection.finding.resource, detection.finding.message));
+                steps.push(format!(
+                    "{} is a symptom of this cause: {}",
+                    detection.finding.resource, detection.finding.message
+                ));
             }
         }
         let confidence = signal.confidence;
@@ -166,7 +204,12 @@ impl RulesEngine {
                         evidence.push(item.clone());
                     }
                 }
-                let decision = policy::check(proposal.target.kind, PatchType::StrategicMerge, &proposal.patch, Some(&proposal.original));
+                let decision = policy::check(
+                    proposal.target.kind,
+                    PatchType::StrategicMerge,
+                    &proposal.patch,
+                    Some(&proposal.original),
+                );
                 steps.push(policy_step(&decision));
                 if confidence < self.config.confidence_threshold {
                     rationale = format!(
@@ -189,16 +232,27 @@ impl RulesEngine {
                         requires_approval: true,
                     };
                     let services = services_selecting(lookup, index, workload);
-                    plan = Some(verification_plan(category, &candidate, &services, &self.config.shadow));
+                    plan = Some(verification_plan(
+                        category,
+                        &candidate,
+                        &services,
+                        &self.config.shadow,
+                    ));
                     fix = Some(candidate);
                 }
             }
-            fix::Outcome::NoFix { reason, steps: more } => {
+            fix::Outcome::NoFix {
+                reason,
+                steps: more,
+            } => {
                 steps.extend(more);
                 rationale = format!("No fix proposed: {reason}.");
             }
         }
-        if fix.is_none() && confidence < self.config.confidence_threshold && !rationale.contains("below the threshold") {
+        if fix.is_none()
+            && confidence < self.config.confidence_threshold
+            && !rationale.contains("below the threshold")
+        {
             rationale.push_str(&format!(
                 " Confidence {confidence:.2} is below the threshold {:.2}; escalated to a human with the evidence gathered.",
                 self.config.confidence_threshold
@@ -228,13 +282,24 @@ fn policy_step(decision: &PolicyDecision) -> String {
     if decision.allowed {
         "checked the patch against the fix policy: allowed".to_owned()
     } else {
-        let rules: Vec<&str> = decision.violations.iter().map(|v| v.rule.as_str()).collect();
-        format!("checked the patch against the fix policy: denied ({})", rules.join(", "))
+        let rules: Vec<&str> = decision
+            .violations
+            .iter()
+            .map(|v| v.rule.as_str())
+            .collect();
+        format!(
+            "checked the patch against the fix policy: denied ({})",
+            rules.join(", ")
+        )
     }
 }
 
 /// Services whose selector matches the pods of `workload`.
-fn services_selecting(lookup: &Lookup<'_>, index: &StateIndex<'_>, workload: &ResourceRef) -> Vec<String> {
+fn services_selecting(
+    lookup: &Lookup<'_>,
+    index: &StateIndex<'_>,
+    workload: &ResourceRef,
+) -> Vec<String> {
     let state: &ClusterState = index.state();
     let labels = lookup
         .pod_template_labels(workload.namespace_str())
@@ -253,7 +318,9 @@ fn services_selecting(lookup: &Lookup<'_>, index: &StateIndex<'_>, workload: &Re
             s.spec
                 .as_ref()
                 .and_then(|spec| spec.selector.as_ref())
-                .is_some_and(|selector| !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v)))
+                .is_some_and(|selector| {
+                    !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+                })
         })
         .filter_map(|s| s.metadata.name.clone())
         .collect()

@@ -14,7 +14,10 @@ fn diagnose_all(state: &ClusterState, config: RulesConfig) -> Vec<(ResourceRef, 
     let detections = analyze(state, &AnalyzerConfig::default(), None);
     let mut by_workload: BTreeMap<ResourceRef, Vec<&Detection>> = BTreeMap::new();
     for detection in &detections {
-        by_workload.entry(detection.workload.clone()).or_default().push(detection);
+        by_workload
+            .entry(detection.workload.clone())
+            .or_default()
+            .push(detection);
     }
     let index = state.index();
     let lookup = Lookup::new(state);
@@ -31,7 +34,11 @@ fn diagnose_all(state: &ClusterState, config: RulesConfig) -> Vec<(ResourceRef, 
 }
 
 fn demo() -> ClusterState {
-    MockSource::demo().expect("demo").observe(&Scope::all()).expect("simulates").state
+    MockSource::demo()
+        .expect("demo")
+        .observe(&Scope::all())
+        .expect("simulates")
+        .state
 }
 
 fn container_field(patch: &Value, field: &str) -> Value {
@@ -47,61 +54,173 @@ fn container_field(patch: &Value, field: &str) -> Value {
 fn every_demo_incident_gets_its_category_and_a_policy_allowed_fix_on_the_workload() {
     let diagnoses = diagnose_all(&demo(), RulesConfig::default());
     let cases: [(&str, Category, &str, Value); 9] = [
-        ("orders-api", Category::MissingEnvVar, "env", json!([{"name": "DATABASE_URL", "valueFrom": {"configMapKeyRef": {"name": "orders-api-config", "key": "DATABASE_URL"}}}])),
-        ("report-worker", Category::OomKilled, "resources", json!({"limits": {"memory": "256Mi"}})),
-        ("payments-web", Category::ImageNotFound, "image", json!("nginx:1.27.2")),
-        ("inventory", Category::LivenessProbeFailure, "livenessProbe", json!({"httpGet": {"port": "http"}})),
-        ("catalog", Category::ReadinessProbeFailure, "readinessProbe", json!({"timeoutSeconds": 5})),
-        ("ml-trainer", Category::InsufficientResources, "resources", json!({"requests": {"memory": "7680Mi"}, "limits": {"memory": "8Gi"}})),
-        ("demo-nginx", Category::ImageNotFound, "image", json!("nginx:1.25.3")),
-        ("api-gateway", Category::MissingConfigRef, "env", json!([{"name": "UPSTREAM_URL", "valueFrom": {"configMapKeyRef": {"name": "api-gateway-config", "key": "UPSTREAM_URL"}}}])),
-        ("storefront", Category::ServiceSelectorMismatch, "", json!({"spec": {"selector": {"app": "storefront", "tier": "web"}}})),
+        (
+            "orders-api",
+            Category::MissingEnvVar,
+            "env",
+            json!([{"name": "DATABASE_URL", "valueFrom": {"configMapKeyRef": {"name": "orders-api-config", "key": "DATABASE_URL"}}}]),
+        ),
+        (
+            "report-worker",
+            Category::OomKilled,
+            "resources",
+            json!({"limits": {"memory": "256Mi"}}),
+        ),
+        (
+            "payments-web",
+            Category::ImageNotFound,
+            "image",
+            json!("nginx:1.27.2"),
+        ),
+        (
+            "inventory",
+            Category::LivenessProbeFailure,
+            "livenessProbe",
+            json!({"httpGet": {"port": "http"}}),
+        ),
+        (
+            "catalog",
+            Category::ReadinessProbeFailure,
+            "readinessProbe",
+            json!({"timeoutSeconds": 5}),
+        ),
+        (
+            "ml-trainer",
+            Category::InsufficientResources,
+            "resources",
+            json!({"requests": {"memory": "7680Mi"}, "limits": {"memory": "8Gi"}}),
+        ),
+        (
+            "demo-nginx",
+            Category::ImageNotFound,
+            "image",
+            json!("nginx:1.25.3"),
+        ),
+        (
+            "api-gateway",
+            Category::MissingConfigRef,
+            "env",
+            json!([{"name": "UPSTREAM_URL", "valueFrom": {"configMapKeyRef": {"name": "api-gateway-config", "key": "UPSTREAM_URL"}}}]),
+        ),
+        (
+            "storefront",
+            Category::ServiceSelectorMismatch,
+            "",
+            json!({"spec": {"selector": {"app": "storefront", "tier": "web"}}}),
+        ),
     ];
     for (workload, category, field, expected) in cases {
-        let found: Vec<_> = diagnoses.iter().filter(|(w, _)| w.name == workload).collect();
-        assert_eq!(found.len(), 1, "{workload}: one incident, got {:?}", found.iter().map(|(_, d)| d.category).collect::<Vec<_>>());
+        let found: Vec<_> = diagnoses
+            .iter()
+            .filter(|(w, _)| w.name == workload)
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "{workload}: one incident, got {:?}",
+            found.iter().map(|(_, d)| d.category).collect::<Vec<_>>()
+        );
         let (owner, diagnosis) = found[0];
         assert_eq!(diagnosis.category, category, "{workload}");
         assert!(diagnosis.rca.confidence >= 0.7, "{workload}");
-        assert!(!diagnosis.rca.evidence.is_empty(), "{workload} cites evidence");
-        let fix = diagnosis.fix.as_ref().unwrap_or_else(|| panic!("{workload}: {}", diagnosis.rca.decision_rationale));
-        assert_eq!(&fix.target, owner, "{workload}: the fix targets the owning workload");
-        assert!(fix.policy.allowed, "{workload}: {:?}", fix.policy.violations);
-        let patched = if field.is_empty() { fix.patch.clone() } else { container_field(&fix.patch, field) };
+        assert!(
+            !diagnosis.rca.evidence.is_empty(),
+            "{workload} cites evidence"
+        );
+        let fix = diagnosis
+            .fix
+            .as_ref()
+            .unwrap_or_else(|| panic!("{workload}: {}", diagnosis.rca.decision_rationale));
+        assert_eq!(
+            &fix.target, owner,
+            "{workload}: the fix targets the owning workload"
+        );
+        assert!(
+            fix.policy.allowed,
+            "{workload}: {:?}",
+            fix.policy.violations
+        );
+        let patched = if field.is_empty() {
+            fix.patch.clone()
+        } else {
+            container_field(&fix.patch, field)
+        };
         assert_eq!(patched, expected, "{workload}");
         assert_ne!(fix.patch, fix.inverse_patch, "{workload}");
-        assert!(diagnosis.plan.is_some(), "{workload} has a verification plan");
+        assert!(
+            diagnosis.plan.is_some(),
+            "{workload} has a verification plan"
+        );
     }
 }
 
 #[test]
 fn the_stuck_rollout_and_service_symptoms_join_the_root_cause() {
     let diagnoses = diagnose_all(&demo(), RulesConfig::default());
-    let (_, catalog) = diagnoses.iter().find(|(w, _)| w.name == "catalog").expect("catalog");
-    let analyzers: Vec<&str> = catalog.findings.iter().map(|f| f.analyzer.as_str()).collect();
-    assert!(analyzers.contains(&"Deployment") && analyzers.contains(&"Service") && analyzers.contains(&"Pod"), "{analyzers:?}");
-    assert_eq!(catalog.resource.kind, ResourceKind::Pod, "the most telling object is a pod");
+    let (_, catalog) = diagnoses
+        .iter()
+        .find(|(w, _)| w.name == "catalog")
+        .expect("catalog");
+    let analyzers: Vec<&str> = catalog
+        .findings
+        .iter()
+        .map(|f| f.analyzer.as_str())
+        .collect();
+    assert!(
+        analyzers.contains(&"Deployment")
+            && analyzers.contains(&"Service")
+            && analyzers.contains(&"Pod"),
+        "{analyzers:?}"
+    );
+    assert_eq!(
+        catalog.resource.kind,
+        ResourceKind::Pod,
+        "the most telling object is a pod"
+    );
 }
 
 #[test]
 fn below_the_threshold_no_fix_is_proposed_and_the_rationale_says_why() {
-    let config = RulesConfig { confidence_threshold: 0.99, ..RulesConfig::default() };
+    let config = RulesConfig {
+        confidence_threshold: 0.99,
+        ..RulesConfig::default()
+    };
     let diagnoses = diagnose_all(&demo(), config);
-    let (_, orders) = diagnoses.iter().find(|(w, _)| w.name == "orders-api").expect("orders");
+    let (_, orders) = diagnoses
+        .iter()
+        .find(|(w, _)| w.name == "orders-api")
+        .expect("orders");
     assert!(orders.fix.is_none());
-    assert!(orders.rca.decision_rationale.contains("below the threshold"), "{}", orders.rca.decision_rationale);
+    assert!(
+        orders
+            .rca
+            .decision_rationale
+            .contains("below the threshold"),
+        "{}",
+        orders.rca.decision_rationale
+    );
 }
 
 #[test]
 fn a_missing_variable_with_no_source_gets_no_invented_value() {
     let mut source = MockSource::demo().expect("demo");
     source.apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "orders-api-config", "namespace": "demo"}, "data": {"LOG_LEVEL": "info"}}));
-    let state = source.observe(&Scope::namespace("demo")).expect("simulates").state;
+    let state = source
+        .observe(&Scope::namespace("demo"))
+        .expect("simulates")
+        .state;
     let diagnoses = diagnose_all(&state, RulesConfig::default());
-    let (_, orders) = diagnoses.iter().find(|(w, _)| w.name == "orders-api").expect("orders");
+    let (_, orders) = diagnoses
+        .iter()
+        .find(|(w, _)| w.name == "orders-api")
+        .expect("orders");
     assert_eq!(orders.category, Category::MissingEnvVar);
     assert!(orders.fix.is_none());
-    assert!(orders.rca.decision_rationale.contains("never invents"), "{}", orders.rca.decision_rationale);
+    assert!(
+        orders.rca.decision_rationale.contains("never invents"),
+        "{}",
+        orders.rca.decision_rationale
+    );
 }
 
 #[test]
@@ -111,18 +230,38 @@ fn a_bare_pod_gets_only_image_fixes() {
         "spec": {"containers": [{"name": "w", "image": "ghcr.io/aegis-demo/report-worker:1.8.0", "resources": {"limits": {"memory": "64Mi"}}}]}}));
     let state = source.observe(&Scope::all()).expect("simulates").state;
     let diagnoses = diagnose_all(&state, RulesConfig::default());
-    let (_, solo) = diagnoses.iter().find(|(w, _)| w.name == "solo").expect("solo");
+    let (_, solo) = diagnoses
+        .iter()
+        .find(|(w, _)| w.name == "solo")
+        .expect("solo");
     assert_eq!(solo.category, Category::OomKilled);
     assert!(solo.fix.is_none());
-    assert!(solo.rca.decision_rationale.contains("cannot be changed in place"));
+    assert!(
+        solo.rca
+            .decision_rationale
+            .contains("cannot be changed in place")
+    );
 }
 
 #[test]
 fn fix_risks_follow_what_the_change_touches() {
     let diagnoses = diagnose_all(&demo(), RulesConfig::default());
-    let risk = |name: &str| diagnoses.iter().find(|(w, _)| w.name == name).and_then(|(_, d)| d.fix.as_ref()).map(|f| f.risk);
-    assert_eq!(risk("payments-web"), Some(Risk::Low), "rolling back to a known revision");
-    assert_eq!(risk("demo-nginx"), Some(Risk::Medium), "a tag seen elsewhere");
+    let risk = |name: &str| {
+        diagnoses
+            .iter()
+            .find(|(w, _)| w.name == name)
+            .and_then(|(_, d)| d.fix.as_ref())
+            .map(|f| f.risk)
+    };
+    assert_eq!(
+        risk("payments-web"),
+        Some(Risk::Low),
+        "rolling back to a known revision"
+    );
+    assert_eq!(
+        risk("demo-nginx"),
+        Some(Risk::Medium),
+        "a tag seen elsewhere"
+    );
     assert_eq!(risk("report-worker"), Some(Risk::Medium));
 }
-
