@@ -133,6 +133,8 @@ fn collect_leaves<'a>(
                 path.pop();
             }
         }
+        // Merging an empty map changes nothing.
+        Value::Object(_) => {}
         Value::Array(items) if items.iter().any(Value::is_object) => {
             let last = path.pop().unwrap_or_default();
             path.push(format!("{last}[]"));
