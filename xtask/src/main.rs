@@ -1,1 +1,210 @@
-fn main() {}
+//! Project automation behind `cargo xtask`: benchmarks and the fixtures they need.
+//!
+//! - `cargo xtask bench` builds the release binary, generates a 10,000-pod snapshot, and
+//!   measures wall time and peak RSS of `aegis analyze --snapshot … --all -o json`, and the
+//!   whole-process time of `aegis analyze pod/demo-nginx --mock`, against SPEC §13's targets.
+//! - `cargo xtask gen-snapshot DIR [--pods N]` writes such a snapshot.
+
+mod snapshot;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage() -> &'static str {
+    "usage: cargo xtask <command>\n\n\
+     commands:\n  \
+     bench [--runs N] [--out FILE]   measure the SPEC §13 targets and print a report\n  \
+     gen-snapshot DIR [--pods N]     write a synthetic snapshot of N pods (default 10000)\n  \
+     measure-rss -- CMD ARGS…        run CMD and print its wall time (ms) and peak RSS (KiB)"
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("bench") => bench(&args[1..]),
+        Some("gen-snapshot") => {
+            let dir = args.get(1).context("gen-snapshot needs a directory")?;
+            let pods = flag(&args, "--pods")?.unwrap_or(10_000);
+            let written = snapshot::generate(Path::new(dir), pods)?;
+            eprintln!("wrote {written} objects to {dir}");
+            Ok(())
+        }
+        Some("measure-rss") => measure_rss(&args[1..]),
+        _ => bail!("{}", usage()),
+    }
+}
+
+fn flag(args: &[String], name: &str) -> Result<Option<usize>> {
+    match args.iter().position(|a| a == name) {
+        Some(i) => {
+            let value = args
+                .get(i + 1)
+                .with_context(|| format!("{name} needs a value"))?;
+            Ok(Some(value.parse().with_context(|| {
+                format!("{name} {value}: not a number")
+            })?))
+        }
+        None => Ok(None),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Runs a command as the only child of this process, and reports its wall time and the peak
+/// RSS of the children (which is that command's).
+fn measure_rss(args: &[String]) -> Result<()> {
+    let args = args.strip_prefix(&["--".to_owned()]).unwrap_or(args);
+    let (program, rest) = args.split_first().context("measure-rss needs a command")?;
+    let start = Instant::now();
+    let status = Command::new(program)
+        .args(rest)
+        .stdout(Stdio::null())
+        .status()
+        .with_context(|| format!("cannot run {program}"))?;
+    let elapsed = start.elapsed();
+    if !status.success() {
+        bail!("{program} failed with {status}");
+    }
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)?;
+    println!("{} {}", elapsed.as_micros(), usage.max_rss());
+    Ok(())
+}
+
+/// One measured run: wall time and peak RSS in KiB.
+fn measured(aegis: &Path, args: &[&str], state_dir: &Path) -> Result<(Duration, u64)> {
+    let me = std::env::current_exe()?;
+    let output = Command::new(me)
+        .arg("measure-rss")
+        .arg("--")
+        .arg(aegis)
+        .args(args)
+        .env("AEGIS_AGENT__STATE_DIR", state_dir)
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !output.status.success() {
+        bail!("measuring {args:?} failed");
+    }
+    let text = String::from_utf8(output.stdout)?;
+    let mut fields = text.split_whitespace();
+    let micros: u64 = fields.next().context("no time")?.parse()?;
+    let rss: u64 = fields.next().context("no rss")?.parse()?;
+    Ok((Duration::from_micros(micros), rss))
+}
+
+fn summary(samples: &mut [(Duration, u64)]) -> (Duration, Duration, u64) {
+    samples.sort_by_key(|s| s.0);
+    let median = samples[samples.len() / 2].0;
+    let min = samples[0].0;
+    let rss = samples.iter().map(|s| s.1).max().unwrap_or_default();
+    (min, median, rss)
+}
+
+fn bench(args: &[String]) -> Result<()> {
+    let runs = flag(args, "--runs")?.unwrap_or(5).max(1);
+    let root = workspace_root();
+    eprintln!("building the release binary…");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+        .args(["build", "--release", "--quiet", "-p", "aegis-cli"])
+        .current_dir(&root)
+        .status()?;
+    if !status.success() {
+        bail!("cargo build --release failed");
+    }
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let aegis = target.join("release").join("aegis");
+    let bench_dir = target.join("bench");
+    let snapshot_dir = bench_dir.join("snapshot-10k");
+    if !snapshot_dir.join("pods.yaml").is_file() {
+        eprintln!(
+            "generating a 10,000-pod snapshot in {}…",
+            snapshot_dir.display()
+        );
+        let _ = std::fs::remove_dir_all(&snapshot_dir);
+        snapshot::generate(&snapshot_dir, 10_000)?;
+    }
+    let state_dir = bench_dir.join("state");
+    let snapshot_arg = snapshot_dir.to_string_lossy().into_owned();
+
+    // Warm the page cache once so every measured run reads the same way.
+    measured(
+        &aegis,
+        &[
+            "analyze",
+            "--all",
+            "--snapshot",
+            &snapshot_arg,
+            "-o",
+            "json",
+        ],
+        &state_dir,
+    )?;
+    let mut large = Vec::new();
+    for _ in 0..runs {
+        large.push(measured(
+            &aegis,
+            &[
+                "analyze",
+                "--all",
+                "--snapshot",
+                &snapshot_arg,
+                "-o",
+                "json",
+            ],
+            &state_dir,
+        )?);
+    }
+    let mut mock = Vec::new();
+    for _ in 0..(runs * 4) {
+        mock.push(measured(
+            &aegis,
+            &["analyze", "pod/demo-nginx", "--mock", "-o", "json"],
+            &state_dir,
+        )?);
+    }
+    let (large_min, large_median, large_rss) = summary(&mut large);
+    let (mock_min, mock_median, mock_rss) = summary(&mut mock);
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let verdict = |ok: bool| if ok { "meets" } else { "MISSES" };
+    let report = format!(
+        "| benchmark | runs | min | median | peak RSS | target | verdict |\n\
+         |---|---|---|---|---|---|---|\n\
+         | `aegis analyze --snapshot <10,000 pods> --all -o json` | {runs} | {:.0} ms | {:.0} ms | {:.1} MiB | < 1 s, < 300 MB | {} |\n\
+         | `aegis analyze pod/demo-nginx --mock -o json` (whole process) | {} | {:.1} ms | {:.1} ms | {:.1} MiB | < 20 ms | {} |\n",
+        ms(large_min),
+        ms(large_median),
+        large_rss as f64 / 1024.0,
+        verdict(large_median < Duration::from_secs(1) && large_rss * 1024 < 300_000_000),
+        runs * 4,
+        ms(mock_min),
+        ms(mock_median),
+        mock_rss as f64 / 1024.0,
+        verdict(mock_median < Duration::from_millis(20)),
+    );
+    print!("{report}");
+    if let Some(out) = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+    {
+        std::fs::write(out, &report).with_context(|| format!("cannot write {out}"))?;
+    }
+    Ok(())
+}

@@ -1,10 +1,136 @@
-//! Sorting untyped Kubernetes objects (from files or the simulator) into a [`ClusterState`].
+//! Sorting Kubernetes objects (from files, API answers or the simulator) into a [`ClusterState`].
+//!
+//! Objects are decoded straight into their typed form from whatever carries them — a JSON value
+//! or the YAML text of one item — so large snapshots never hold an untyped copy of every object.
 
 use aegis_core::ClusterState;
-
-use crate::Scope;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Event, Namespace, Node, PersistentVolumeClaim, Pod, Secret, Service,
+};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+
+use crate::Scope;
+
+/// Something an object can be decoded from.
+pub trait Decoder {
+    fn decode<T: DeserializeOwned>(self) -> Result<T, String>;
+}
+
+impl Decoder for Value {
+    fn decode<T: DeserializeOwned>(self) -> Result<T, String> {
+        serde_json::from_value(self).map_err(|e| e.to_string())
+    }
+}
+
+/// The YAML text of one object.
+#[derive(Debug, Clone, Copy)]
+pub struct YamlText<'a>(pub &'a str);
+
+impl Decoder for YamlText<'_> {
+    fn decode<T: DeserializeOwned>(self) -> Result<T, String> {
+        serde_yaml::from_str(self.0).map_err(|e| e.to_string())
+    }
+}
+
+/// One typed object of a kind AEGIS reads, or a note that another kind was seen.
+#[derive(Debug, Clone)]
+pub enum Object {
+    Namespace(Namespace),
+    Pod(Pod),
+    Deployment(Deployment),
+    ReplicaSet(ReplicaSet),
+    StatefulSet(StatefulSet),
+    DaemonSet(DaemonSet),
+    Job(Job),
+    CronJob(CronJob),
+    Service(Service),
+    EndpointSlice(EndpointSlice),
+    Node(Node),
+    PersistentVolumeClaim(PersistentVolumeClaim),
+    Ingress(Ingress),
+    HorizontalPodAutoscaler(HorizontalPodAutoscaler),
+    ConfigMap(ConfigMap),
+    Secret(Secret),
+    Event(Event),
+    Other { namespace: Option<String> },
+}
+
+impl Object {
+    /// Decodes an object of `kind` in `api_version`.
+    pub fn decode(api_version: &str, kind: &str, decoder: impl Decoder) -> Result<Self, String> {
+        if kind.is_empty() {
+            return Err("the document has no `kind`".to_owned());
+        }
+        let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
+        Ok(match (group, kind) {
+            ("", "Pod") => Self::Pod(decoder.decode()?),
+            ("", "Namespace") => Self::Namespace(decoder.decode()?),
+            ("", "Service") => Self::Service(decoder.decode()?),
+            ("", "Node") => Self::Node(decoder.decode()?),
+            ("", "PersistentVolumeClaim") => Self::PersistentVolumeClaim(decoder.decode()?),
+            ("", "ConfigMap") => Self::ConfigMap(decoder.decode()?),
+            ("", "Secret") => {
+                let mut secret: Secret = decoder.decode()?;
+                ClusterState::redact_secret(&mut secret);
+                Self::Secret(secret)
+            }
+            ("", "Event") => Self::Event(decoder.decode()?),
+            ("apps", "Deployment") => Self::Deployment(decoder.decode()?),
+            ("apps", "ReplicaSet") => Self::ReplicaSet(decoder.decode()?),
+            ("apps", "StatefulSet") => Self::StatefulSet(decoder.decode()?),
+            ("apps", "DaemonSet") => Self::DaemonSet(decoder.decode()?),
+            ("batch", "Job") => Self::Job(decoder.decode()?),
+            ("batch", "CronJob") => Self::CronJob(decoder.decode()?),
+            ("discovery.k8s.io", "EndpointSlice") => Self::EndpointSlice(decoder.decode()?),
+            ("networking.k8s.io", "Ingress") => Self::Ingress(decoder.decode()?),
+            ("autoscaling", "HorizontalPodAutoscaler") if api_version == "autoscaling/v2" => {
+                Self::HorizontalPodAutoscaler(decoder.decode()?)
+            }
+            _ => {
+                #[derive(serde::Deserialize)]
+                struct Meta {
+                    #[serde(default)]
+                    metadata: Option<ObjectMeta>,
+                }
+                let meta: Meta = decoder.decode().unwrap_or(Meta { metadata: None });
+                Self::Other {
+                    namespace: meta.metadata.and_then(|m| m.namespace),
+                }
+            }
+        })
+    }
+
+    fn namespace(&self) -> Option<&str> {
+        let meta = match self {
+            Self::Namespace(o) => &o.metadata,
+            Self::Pod(o) => &o.metadata,
+            Self::Deployment(o) => &o.metadata,
+            Self::ReplicaSet(o) => &o.metadata,
+            Self::StatefulSet(o) => &o.metadata,
+            Self::DaemonSet(o) => &o.metadata,
+            Self::Job(o) => &o.metadata,
+            Self::CronJob(o) => &o.metadata,
+            Self::Service(o) => &o.metadata,
+            Self::EndpointSlice(o) => &o.metadata,
+            Self::Node(o) => &o.metadata,
+            Self::PersistentVolumeClaim(o) => &o.metadata,
+            Self::Ingress(o) => &o.metadata,
+            Self::HorizontalPodAutoscaler(o) => &o.metadata,
+            Self::ConfigMap(o) => &o.metadata,
+            Self::Secret(o) => &o.metadata,
+            Self::Event(o) => &o.metadata,
+            Self::Other { namespace } => return namespace.as_deref(),
+        };
+        meta.namespace.as_deref()
+    }
+}
 
 /// Accepts Kubernetes objects one at a time and files them by kind.
 #[derive(Debug, Default)]
@@ -23,20 +149,21 @@ impl ObjectSink {
         }
     }
 
-    /// Adds one object, or every item of a `List`. Returns the number of objects added, or why
-    /// the object (or the first bad item of a list) could not be read.
+    /// Adds one untyped object, or every item of a `List`. Returns the number of objects
+    /// added, or why the object (or the first bad item of a list) could not be read.
     pub fn add(&mut self, value: Value) -> Result<usize, String> {
         let kind = value
             .get("kind")
             .and_then(Value::as_str)
-            .unwrap_or_default();
-        if kind.ends_with("List")
-            && let Some(Value::Array(_)) = value.get("items")
-        {
-            let Value::Object(mut map) = value else {
-                return Err("a List that is not an object".to_owned());
+            .unwrap_or_default()
+            .to_owned();
+        if kind.ends_with("List") {
+            let items = match value {
+                Value::Object(mut map) => map.remove("items"),
+                _ => None,
             };
-            let Some(Value::Array(items)) = map.remove("items") else {
+            let Some(Value::Array(items)) = items else {
+                // A List without items holds nothing.
                 return Ok(0);
             };
             let mut added = 0;
@@ -54,73 +181,48 @@ impl ObjectSink {
                 None => Ok(added),
             };
         }
-        if !self
-            .scope
-            .includes(value.pointer("/metadata/namespace").and_then(Value::as_str))
-        {
-            return Ok(0);
-        }
-        let kind = kind.to_owned();
-        self.add_object(&kind, value)?;
-        Ok(1)
-    }
-
-    fn add_object(&mut self, kind: &str, value: Value) -> Result<(), String> {
-        if kind.is_empty() {
-            return Err("the document has no `kind`".to_owned());
-        }
         let api_version = value
             .get("apiVersion")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
-        let state = &mut self.state;
-        match (group, kind) {
-            ("", "Pod") => push(&mut state.pods, value),
-            ("", "Namespace") => push(&mut state.namespaces, value),
-            ("", "Service") => push(&mut state.services, value),
-            ("", "Node") => push(&mut state.nodes, value),
-            ("", "PersistentVolumeClaim") => push(&mut state.persistent_volume_claims, value),
-            ("", "ConfigMap") => push(&mut state.config_maps, value),
-            ("", "Secret") => {
-                let mut secret = parse::<k8s_openapi::api::core::v1::Secret>(value)?;
-                ClusterState::redact_secret(&mut secret);
-                state.secrets.push(secret);
-                Ok(())
-            }
-            ("", "Event") => push(&mut state.events, value),
-            ("apps", "Deployment") => push(&mut state.deployments, value),
-            ("apps", "ReplicaSet") => push(&mut state.replica_sets, value),
-            ("apps", "StatefulSet") => push(&mut state.stateful_sets, value),
-            ("apps", "DaemonSet") => push(&mut state.daemon_sets, value),
-            ("batch", "Job") => push(&mut state.jobs, value),
-            ("batch", "CronJob") => push(&mut state.cron_jobs, value),
-            ("discovery.k8s.io", "EndpointSlice") => push(&mut state.endpoint_slices, value),
-            ("networking.k8s.io", "Ingress") => push(&mut state.ingresses, value),
-            ("autoscaling", "HorizontalPodAutoscaler") if api_version == "autoscaling/v2" => {
-                push(&mut state.horizontal_pod_autoscalers, value)
-            }
-            _ => {
-                state.other_objects += 1;
-                Ok(())
-            }
-        }
+        let name = value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let object = Object::decode(&api_version, &kind, value).map_err(|e| match name {
+            Some(name) => format!("{kind} `{name}`: {e}"),
+            None => e,
+        })?;
+        Ok(usize::from(self.push(object)))
     }
-}
 
-fn parse<T: DeserializeOwned>(value: Value) -> Result<T, String> {
-    let name = value
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    serde_json::from_value(value).map_err(|e| match name {
-        Some(name) => format!("`{name}`: {e}"),
-        None => e.to_string(),
-    })
-}
-
-fn push<T: DeserializeOwned>(list: &mut Vec<T>, value: Value) -> Result<(), String> {
-    list.push(parse(value)?);
-    Ok(())
+    /// Files a typed object; returns whether it was inside the scope.
+    pub fn push(&mut self, object: Object) -> bool {
+        if !self.scope.includes(object.namespace()) {
+            return false;
+        }
+        let state = &mut self.state;
+        match object {
+            Object::Namespace(o) => state.namespaces.push(o),
+            Object::Pod(o) => state.pods.push(o),
+            Object::Deployment(o) => state.deployments.push(o),
+            Object::ReplicaSet(o) => state.replica_sets.push(o),
+            Object::StatefulSet(o) => state.stateful_sets.push(o),
+            Object::DaemonSet(o) => state.daemon_sets.push(o),
+            Object::Job(o) => state.jobs.push(o),
+            Object::CronJob(o) => state.cron_jobs.push(o),
+            Object::Service(o) => state.services.push(o),
+            Object::EndpointSlice(o) => state.endpoint_slices.push(o),
+            Object::Node(o) => state.nodes.push(o),
+            Object::PersistentVolumeClaim(o) => state.persistent_volume_claims.push(o),
+            Object::Ingress(o) => state.ingresses.push(o),
+            Object::HorizontalPodAutoscaler(o) => state.horizontal_pod_autoscalers.push(o),
+            Object::ConfigMap(o) => state.config_maps.push(o),
+            Object::Secret(o) => state.secrets.push(o),
+            Object::Event(o) => state.events.push(o),
+            Object::Other { .. } => state.other_objects += 1,
+        }
+        true
+    }
 }

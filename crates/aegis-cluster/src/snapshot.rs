@@ -11,9 +11,9 @@ use aegis_core::SourceKind;
 use aegis_core::state::LogKey;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use serde::Deserialize;
 use serde_json::Value;
 
+use crate::objects::{Object, YamlText};
 use crate::{ClusterRead, Error, LoadWarning, Loaded, ObjectSink, Result, Scope};
 
 /// Reads a snapshot from disk.
@@ -28,7 +28,7 @@ impl SnapshotSource {
         Self { paths }
     }
 
-    /// Reads everything now, on the calling thread (and helpers for large directories).
+    /// Reads everything now, on the calling thread and helpers for large snapshots.
     pub fn load_blocking(&self, scope: &Scope) -> Result<Loaded> {
         let mut manifests = Vec::new();
         let mut log_files = Vec::new();
@@ -51,33 +51,29 @@ impl SnapshotSource {
         manifests.sort();
         log_files.sort();
 
-        let parsed = parse_in_parallel(&manifests);
-        let mut sink = ObjectSink::new(scope.clone());
         let mut warnings = Vec::new();
-        let mut objects_read = 0;
-        for (path, documents) in manifests.iter().zip(parsed) {
-            match documents {
-                Ok(documents) => {
-                    for (index, document) in documents.into_iter().enumerate() {
-                        if document.is_null() {
-                            continue;
-                        }
-                        objects_read += 1;
-                        match sink.add(document) {
-                            Ok(_) => {}
-                            Err(reason) => warnings.push(LoadWarning {
-                                location: format!("{} (document {})", path.display(), index + 1),
-                                reason,
-                            }),
-                        }
-                    }
-                }
+        let mut files = Vec::new();
+        for path in &manifests {
+            match fs::read_to_string(path) {
+                Ok(text) => files.push((path, text)),
+                Err(e) => warnings.push(LoadWarning {
+                    location: path.display().to_string(),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        let mut units = Vec::new();
+        for (path, text) in &files {
+            match split_units(path, text) {
+                Ok(found) => units.extend(found),
                 Err(reason) => warnings.push(LoadWarning {
                     location: path.display().to_string(),
                     reason,
                 }),
             }
         }
+        let (state, unit_warnings, objects_read) = decode_in_parallel(&units, scope);
+        warnings.extend(unit_warnings);
         if objects_read == 0 && log_files.is_empty() {
             let detail = match warnings.first() {
                 Some(w) => format!(" that could be read: {w}"),
@@ -89,7 +85,7 @@ impl SnapshotSource {
                 detail,
             });
         }
-        let mut state = sink.state;
+        let mut state = state;
         for (key, path) in log_files {
             if !scope.includes(Some(&key.namespace)) {
                 continue;
@@ -185,58 +181,264 @@ fn collect_logs(logs_dir: &Path, logs: &mut Vec<(LogKey, PathBuf)>) -> std::io::
     Ok(())
 }
 
-/// Parses files on every core; large snapshots are many files or a few large ones.
-fn parse_in_parallel(paths: &[PathBuf]) -> Vec<Result<Vec<Value>, String>> {
-    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    if paths.len() < 2 || workers < 2 {
-        return paths.iter().map(|p| parse_file(p)).collect();
+/// A piece of a file decoded on its own: one item of a kubectl-style List, one YAML document,
+/// or one JSON file.
+#[derive(Debug)]
+enum Unit<'a> {
+    /// The YAML text of one List item, re-indented to stand alone, with its kind.
+    Item {
+        location: String,
+        api_version: String,
+        kind: String,
+        text: String,
+    },
+    /// A YAML document of any other shape.
+    Document {
+        location: String,
+        text: &'a str,
+    },
+    Json {
+        location: String,
+        text: &'a str,
+    },
+}
+
+impl Unit<'_> {
+    /// Bytes of text to decode.
+    fn size(&self) -> usize {
+        match self {
+            Self::Item { text, .. } => text.len(),
+            Self::Document { text, .. } | Self::Json { text, .. } => text.len(),
+        }
     }
-    let chunk = paths.len().div_ceil(workers);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = paths
-            .chunks(chunk)
-            .map(|chunk| {
-                scope.spawn(move || chunk.iter().map(|p| parse_file(p)).collect::<Vec<_>>())
-            })
+}
+
+/// Splits a file into units. Errors concern the whole file.
+fn split_units<'a>(path: &Path, text: &'a str) -> Result<Vec<Unit<'a>>, String> {
+    let display = path.display().to_string();
+    if path.extension().and_then(|e| e.to_str()) == Some("json") {
+        return Ok(vec![Unit::Json {
+            location: display,
+            text,
+        }]);
+    }
+    let documents = split_documents(text);
+    let single = documents.len() == 1;
+    let mut units = Vec::new();
+    for (index, document) in documents.into_iter().enumerate() {
+        let location = if single {
+            display.clone()
+        } else {
+            format!("{display} (document {})", index + 1)
+        };
+        match list_items(document) {
+            Some(items) => {
+                for (item_index, item) in items.into_iter().enumerate() {
+                    units.push(item_unit(&location, item_index, item));
+                }
+            }
+            None => units.push(Unit::Document {
+                location,
+                text: document,
+            }),
+        }
+    }
+    if units.is_empty() {
+        return Err("the file holds no YAML document".to_owned());
+    }
+    Ok(units)
+}
+
+/// Splits multi-document YAML on `---` lines, dropping documents with no content.
+fn split_documents(text: &str) -> Vec<&str> {
+    let mut documents = Vec::new();
+    let mut start = 0;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let bare = line.trim_end();
+        if bare == "---" || bare.starts_with("--- ") {
+            documents.push(&text[start..offset]);
+            start = offset + line.len();
+        }
+        offset += line.len();
+    }
+    documents.push(&text[start..]);
+    documents
+        .into_iter()
+        .filter(|d| {
+            d.lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        })
+        .collect()
+}
+
+/// The items of a List written the way kubectl writes it (`items:` then `- ` entries at the
+/// left margin), or `None` for any other document.
+fn list_items(document: &str) -> Option<Vec<&str>> {
+    let mut is_list = false;
+    let mut in_items = false;
+    let mut items = Vec::new();
+    let mut item_start: Option<usize> = None;
+    let mut offset = 0;
+    for line in document.split_inclusive('\n') {
+        let at_margin = !line.starts_with([' ', '\t', '#', '\n', '\r']);
+        if line.starts_with("kind: ") && line.trim_end().ends_with("List") {
+            is_list = true;
+        }
+        if at_margin {
+            if let Some(start) = item_start.take() {
+                items.push(&document[start..offset]);
+            }
+            if in_items && line.starts_with("- ") {
+                item_start = Some(offset);
+            } else if line.trim_end() == "items:" {
+                in_items = true;
+            } else if in_items && line.starts_with("items:") {
+                return None;
+            } else {
+                in_items = false;
+            }
+        }
+        offset += line.len();
+    }
+    if let Some(start) = item_start {
+        items.push(&document[start..]);
+    }
+    (is_list && !items.is_empty()).then_some(items)
+}
+
+/// Re-indents one List item to stand alone and reads its kind and apiVersion.
+fn item_unit<'a>(location: &str, index: usize, item: &str) -> Unit<'a> {
+    let mut text = String::with_capacity(item.len());
+    let mut api_version = String::new();
+    let mut kind = String::new();
+    for (number, line) in item.split_inclusive('\n').enumerate() {
+        let line = if number == 0 {
+            &line[2..]
+        } else {
+            line.strip_prefix("  ").unwrap_or(line)
+        };
+        if let Some(value) = line.strip_prefix("kind: ") {
+            kind = value.trim().trim_matches(['"', '\'']).to_owned();
+        } else if let Some(value) = line.strip_prefix("apiVersion: ") {
+            api_version = value.trim().trim_matches(['"', '\'']).to_owned();
+        }
+        text.push_str(line);
+    }
+    Unit::Item {
+        location: format!("{location} (item {})", index + 1),
+        api_version,
+        kind,
+        text,
+    }
+}
+
+/// Decodes units on every core into one state; returns it, the warnings and the number of
+/// objects read (inside the scope or not).
+fn decode_in_parallel(
+    units: &[Unit<'_>],
+    scope: &Scope,
+) -> (aegis_core::ClusterState, Vec<LoadWarning>, usize) {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(units.len().max(1));
+    // Contiguous ranges of about equal text size, so that the state keeps file order and a
+    // large pods file does not land on one core.
+    let total: usize = units.iter().map(Unit::size).sum();
+    let share = total.div_ceil(workers).max(1);
+    let mut ranges = Vec::new();
+    let (mut start, mut filled) = (0, 0);
+    for (index, unit) in units.iter().enumerate() {
+        filled += unit.size();
+        if filled >= share && ranges.len() + 1 < workers {
+            ranges.push(&units[start..=index]);
+            start = index + 1;
+            filled = 0;
+        }
+    }
+    ranges.push(&units[start..]);
+    let results: Vec<(ObjectSink, Vec<LoadWarning>, usize)> = std::thread::scope(|threads| {
+        let handles: Vec<_> = ranges
+            .into_iter()
+            .map(|range| threads.spawn(move || decode_units(range, scope)))
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| vec![Err("the parser thread panicked".to_owned())])
+            .map(|handle| {
+                handle.join().unwrap_or_else(|_| {
+                    let warning = LoadWarning {
+                        location: "snapshot".to_owned(),
+                        reason: "a decoder thread panicked".to_owned(),
+                    };
+                    (ObjectSink::new(scope.clone()), vec![warning], 0)
+                })
             })
             .collect()
-    })
+    });
+    let mut state = aegis_core::ClusterState::default();
+    let mut warnings = Vec::new();
+    let mut read = 0;
+    for (sink, found, count) in results {
+        state.absorb(sink.state);
+        warnings.extend(found);
+        read += count;
+    }
+    (state, warnings, read)
 }
 
-/// Parses one file into its documents.
-fn parse_file(path: &Path) -> Result<Vec<Value>, String> {
-    let text = fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let is_json = path.extension().and_then(|e| e.to_str()) == Some("json");
-    if is_json {
-        return serde_json::from_str::<Value>(&text)
-            .map(|v| vec![v])
-            .map_err(|e| format!("invalid JSON: {e}"));
-    }
-    let mut documents = Vec::new();
-    for document in serde_yaml::Deserializer::from_str(&text) {
-        let value = Value::deserialize(document).map_err(|e| format!("invalid YAML: {e}"))?;
-        documents.push(value);
-    }
-    if documents.iter().all(Value::is_null) {
-        return Err("the file holds no YAML document".to_owned());
-    }
-    if let Some(bad) = documents.iter().find(|d| !d.is_object() && !d.is_null()) {
-        return Err(format!(
-            "expected Kubernetes objects, found a YAML {}",
-            match bad {
-                Value::Array(_) => "sequence",
-                Value::String(_) => "string",
-                _ => "scalar",
+fn decode_units(units: &[Unit<'_>], scope: &Scope) -> (ObjectSink, Vec<LoadWarning>, usize) {
+    let mut sink = ObjectSink::new(scope.clone());
+    let mut warnings = Vec::new();
+    let mut read = 0;
+    for unit in units {
+        let (location, result) = match unit {
+            Unit::Item {
+                location,
+                api_version,
+                kind,
+                text,
+            } => {
+                read += 1;
+                let result = Object::decode(api_version, kind, YamlText(text)).map(|object| {
+                    sink.push(object);
+                });
+                (location, result)
             }
-        ));
+            Unit::Document { location, text } => {
+                let result = parse_yaml_document(text).and_then(|value| {
+                    read += 1;
+                    sink.add(value).map(|_| ())
+                });
+                (location, result)
+            }
+            Unit::Json { location, text } => {
+                let result = serde_json::from_str::<Value>(text)
+                    .map_err(|e| format!("invalid JSON: {e}"))
+                    .and_then(|value| {
+                        read += 1;
+                        sink.add(value).map(|_| ())
+                    });
+                (location, result)
+            }
+        };
+        if let Err(reason) = result {
+            warnings.push(LoadWarning {
+                location: location.clone(),
+                reason,
+            });
+        }
     }
-    Ok(documents)
+    (sink, warnings, read)
+}
+
+fn parse_yaml_document(text: &str) -> Result<Value, String> {
+    let value: Value = serde_yaml::from_str(text).map_err(|e| format!("invalid YAML: {e}"))?;
+    match value {
+        Value::Object(_) => Ok(value),
+        Value::Array(_) => Err("expected Kubernetes objects, found a YAML sequence".to_owned()),
+        Value::String(_) => Err("expected Kubernetes objects, found a YAML string".to_owned()),
+        _ => Err("expected Kubernetes objects, found a YAML scalar".to_owned()),
+    }
 }
 
 #[cfg(test)]
@@ -319,10 +521,7 @@ mod tests {
             .map(|w| w.location.rsplit('/').next().unwrap_or_default().to_owned())
             .collect();
         locations.sort();
-        assert_eq!(
-            locations,
-            ["bad.json", "broken.yaml", "wrongtype.yaml (document 1)"]
-        );
+        assert_eq!(locations, ["bad.json", "broken.yaml", "wrongtype.yaml"]);
         assert!(loaded.warnings.iter().all(|w| !w.reason.is_empty()));
     }
 

@@ -62,6 +62,35 @@ impl ClusterState {
         self.now.unwrap_or(Timestamp::UNIX_EPOCH)
     }
 
+    /// Moves every object and log of `other` into this state.
+    pub fn absorb(&mut self, other: Self) {
+        self.namespaces.extend(other.namespaces);
+        self.pods.extend(other.pods);
+        self.deployments.extend(other.deployments);
+        self.replica_sets.extend(other.replica_sets);
+        self.stateful_sets.extend(other.stateful_sets);
+        self.daemon_sets.extend(other.daemon_sets);
+        self.jobs.extend(other.jobs);
+        self.cron_jobs.extend(other.cron_jobs);
+        self.services.extend(other.services);
+        self.endpoint_slices.extend(other.endpoint_slices);
+        self.nodes.extend(other.nodes);
+        self.persistent_volume_claims
+            .extend(other.persistent_volume_claims);
+        self.ingresses.extend(other.ingresses);
+        self.horizontal_pod_autoscalers
+            .extend(other.horizontal_pod_autoscalers);
+        self.config_maps.extend(other.config_maps);
+        self.secrets.extend(other.secrets);
+        self.events.extend(other.events);
+        self.logs.extend(other.logs);
+        self.other_objects += other.other_objects;
+        self.now = match (self.now, other.now) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
     /// Sets `now` to the newest timestamp found in the state: event times, condition
     /// transitions, container state times and creation times.
     pub fn settle_now(&mut self) {

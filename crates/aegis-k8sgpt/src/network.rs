@@ -1,22 +1,19 @@
 //! Analyzers of Services (through their EndpointSlices) and Ingresses.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aegis_core::state::{StateIndex, ref_of};
 use aegis_core::{Evidence, EvidenceSource, ResourceKind};
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::{Detection, detection};
 
-/// Pods in `namespace` whose labels match `selector`.
-pub fn selected_pods<'a>(
-    pods: &'a [Pod],
-    namespace: &str,
-    selector: &BTreeMap<String, String>,
-) -> Vec<&'a Pod> {
+/// Pods (of one namespace) whose labels match `selector`.
+pub fn selected_pods<'a>(pods: &[&'a Pod], selector: &BTreeMap<String, String>) -> Vec<&'a Pod> {
     pods.iter()
-        .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
+        .copied()
         .filter(|p| {
             let labels = p.metadata.labels.as_ref();
             selector
@@ -28,6 +25,31 @@ pub fn selected_pods<'a>(
 
 pub fn services(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
     let state = index.state();
+    // Pods and slices by namespace, so that each Service looks only at its own namespace.
+    let mut slices_by_service: HashMap<(&str, &str), Vec<&EndpointSlice>> = HashMap::new();
+    for slice in &state.endpoint_slices {
+        if let Some(service) = slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("kubernetes.io/service-name"))
+        {
+            slices_by_service
+                .entry((
+                    slice.metadata.namespace.as_deref().unwrap_or_default(),
+                    service.as_str(),
+                ))
+                .or_default()
+                .push(slice);
+        }
+    }
+    let mut namespace_pods: HashMap<&str, Vec<&Pod>> = HashMap::new();
+    for pod in &state.pods {
+        namespace_pods
+            .entry(pod.metadata.namespace.as_deref().unwrap_or_default())
+            .or_default()
+            .push(pod);
+    }
     for service in &state.services {
         let Some(spec) = &service.spec else { continue };
         let Some(selector) = spec.selector.as_ref().filter(|s| !s.is_empty()) else {
@@ -65,7 +87,10 @@ pub fn services(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
             format!("service/{namespace}/{}: spec.selector", resource.name),
             selector_text.clone(),
         );
-        let pods = selected_pods(&state.pods, namespace, selector);
+        let pods = selected_pods(
+            namespace_pods.get(namespace).map_or(&[][..], Vec::as_slice),
+            selector,
+        );
         let slice_evidence = Evidence::new(
             EvidenceSource::Status,
             format!("endpointslice/{namespace}/{}: endpoints", resource.name),

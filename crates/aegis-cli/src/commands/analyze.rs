@@ -128,6 +128,7 @@ pub async fn run(
     } else {
         Scope::all()
     };
+    let started = std::time::Instant::now();
     let loaded = source.reader.load(&scope).await.map_err(|e| {
         let hint = match e {
             aegis_cluster::Error::SnapshotUnreadable { .. } | aegis_cluster::Error::SnapshotEmpty { .. } => {
@@ -148,8 +149,10 @@ pub async fn run(
     tracing::info!(
         objects = loaded.state.object_count(),
         logs = loaded.state.logs.len(),
+        elapsed_ms = started.elapsed().as_millis(),
         "state loaded"
     );
+    let started = std::time::Instant::now();
     let request = AnalyzeRequest {
         target,
         filter,
@@ -165,12 +168,24 @@ pub async fn run(
             };
             CliError::failure(e).hint(hint)
         })?;
+    tracing::info!(
+        incidents = report.incidents.len(),
+        elapsed_ms = started.elapsed().as_millis(),
+        "analysis done"
+    );
+    let started = std::time::Instant::now();
     let text = match global.output {
         OutputFormat::Table => render::report(&report, style),
         format => render::data(&report, format)?,
     };
     print(&text)?;
+    tracing::info!(elapsed_ms = started.elapsed().as_millis(), "report printed");
+    let started = std::time::Instant::now();
     record(resolved, &report);
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis(),
+        "incidents recorded"
+    );
     Ok(())
 }
 

@@ -478,7 +478,7 @@ fn image(
             "looked for ready pods anywhere in the cluster running {repository}"
         ));
         let wanted_tag = reference.tag.clone().unwrap_or_default();
-        let running = lookup.ready_images().into_iter().filter(|(image, _)| {
+        let running = lookup.ready_images().iter().filter(|(image, _)| {
             image != current
                 && ImageRef::parse(image)
                     .is_some_and(|r| r.full_repository() == repository && r.digest.is_none())
@@ -492,7 +492,7 @@ fn image(
         if let Some((image, pod)) = best {
             steps.push(format!("pod {pod} runs {image} and is ready"));
             candidate = Some((
-                image,
+                image.clone(),
                 format!(
                     "pod {pod} runs it, ready, in this cluster; its tag is the closest to the requested one"
                 ),
@@ -838,7 +838,7 @@ fn requests(lookup: &Lookup<'_>, object: &Value, workload: &ResourceRef) -> Outc
         return no_fix("the workload has no containers");
     };
     let Some((node, free_cpu, free_memory, allocatable_cpu, allocatable_memory)) =
-        lookup.roomiest_node()
+        lookup.roomiest_node().cloned()
     else {
         return no_fix("no schedulable node is known");
     };
@@ -970,7 +970,7 @@ fn selector(lookup: &Lookup<'_>, object: &Value, service: &ResourceRef) -> Outco
         }
         if matched && distance > 0 {
             let name_distance = edit_distance(&workload.name, &service.name);
-            scored.push((distance, name_distance, workload, new_selector));
+            scored.push((distance, name_distance, workload.clone(), new_selector));
         }
     }
     scored.sort_by_key(|a| (a.0, a.1));

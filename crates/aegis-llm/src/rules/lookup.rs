@@ -1,5 +1,6 @@
 //! Lookups the rules need, built once per analysis so that large clusters cost one pass.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap};
 
 use aegis_core::state::ref_of;
@@ -14,7 +15,15 @@ pub struct Lookup<'a> {
     state: &'a ClusterState,
     pods: HashMap<(&'a str, &'a str), &'a Pod>,
     objects: HashMap<(ResourceKind, &'a str, &'a str), usize>,
+    // Computed on first use, once per analysis.
+    ready_images: OnceCell<Vec<(String, String)>>,
+    roomiest_node: OnceCell<Option<NodeRoom>>,
+    template_labels: OnceCell<HashMap<String, Vec<(ResourceRef, BTreeMap<String, String>)>>>,
 }
+
+/// Free and allocatable capacity of a node: name, free CPU (millicores), free memory (bytes),
+/// allocatable CPU and memory.
+pub type NodeRoom = (String, u64, u64, u64, u64);
 
 fn key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (&str, &str) {
     (
@@ -47,6 +56,9 @@ impl<'a> Lookup<'a> {
             state,
             pods,
             objects,
+            ready_images: OnceCell::new(),
+            roomiest_node: OnceCell::new(),
+            template_labels: OnceCell::new(),
         }
     }
 
@@ -132,7 +144,12 @@ impl<'a> Lookup<'a> {
     }
 
     /// Images of containers that run and are ready, with the pod running each.
-    pub fn ready_images(&self) -> Vec<(String, String)> {
+    pub fn ready_images(&self) -> &[(String, String)] {
+        self.ready_images
+            .get_or_init(|| self.compute_ready_images())
+    }
+
+    fn compute_ready_images(&self) -> Vec<(String, String)> {
         let mut images = Vec::new();
         for pod in &self.state.pods {
             for status in pod
@@ -192,7 +209,13 @@ impl<'a> Lookup<'a> {
 
     /// The schedulable node with the most free memory: name, free CPU (millicores), free memory
     /// (bytes), allocatable CPU and memory.
-    pub fn roomiest_node(&self) -> Option<(String, u64, u64, u64, u64)> {
+    pub fn roomiest_node(&self) -> Option<&NodeRoom> {
+        self.roomiest_node
+            .get_or_init(|| self.compute_roomiest_node())
+            .as_ref()
+    }
+
+    fn compute_roomiest_node(&self) -> Option<NodeRoom> {
         let mut used: HashMap<&str, (u64, u64)> = HashMap::new();
         for pod in &self.state.pods {
             let phase = pod
@@ -243,11 +266,25 @@ impl<'a> Lookup<'a> {
     pub fn pod_template_labels(
         &self,
         namespace: &str,
-    ) -> Vec<(ResourceRef, BTreeMap<String, String>)> {
+    ) -> &[(ResourceRef, BTreeMap<String, String>)] {
+        self.template_labels
+            .get_or_init(|| {
+                let mut by_namespace: HashMap<String, Vec<_>> = HashMap::new();
+                for (reference, labels) in self.compute_template_labels() {
+                    by_namespace
+                        .entry(reference.namespace_str().to_owned())
+                        .or_default()
+                        .push((reference, labels));
+                }
+                by_namespace
+            })
+            .get(namespace)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    fn compute_template_labels(&self) -> Vec<(ResourceRef, BTreeMap<String, String>)> {
         let state = self.state;
-        let in_namespace = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-            meta.namespace.as_deref() == Some(namespace)
-        };
+        let in_namespace = |_: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| true;
         let mut out = Vec::new();
         for d in state
             .deployments

@@ -303,13 +303,12 @@ fn services_selecting(
     let state: &ClusterState = index.state();
     let labels = lookup
         .pod_template_labels(workload.namespace_str())
-        .into_iter()
+        .iter()
         .find(|(reference, _)| reference == workload)
-        .map(|(_, labels)| labels)
-        .unwrap_or_default();
-    if labels.is_empty() {
+        .map(|(_, labels)| labels);
+    let Some(labels) = labels.filter(|l| !l.is_empty()) else {
         return Vec::new();
-    }
+    };
     state
         .services
         .iter()
