@@ -40,6 +40,8 @@ impl Decoder for YamlText<'_> {
 }
 
 /// One typed object of a kind AEGIS reads, or a note that another kind was seen.
+// Each object is moved into the state right after decoding; boxing would only add allocations.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Object {
     Namespace(Namespace),

@@ -18,8 +18,11 @@ pub struct Lookup<'a> {
     // Computed on first use, once per analysis.
     ready_images: OnceCell<Vec<(String, String)>>,
     roomiest_node: OnceCell<Option<NodeRoom>>,
-    template_labels: OnceCell<HashMap<String, Vec<(ResourceRef, BTreeMap<String, String>)>>>,
+    template_labels: OnceCell<HashMap<String, Vec<WorkloadLabels>>>,
 }
+
+/// A workload (or bare pod) and the labels its pods carry.
+pub type WorkloadLabels = (ResourceRef, BTreeMap<String, String>);
 
 /// Free and allocatable capacity of a node: name, free CPU (millicores), free memory (bytes),
 /// allocatable CPU and memory.
