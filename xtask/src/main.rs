@@ -1,5 +1,7 @@
 //! Project automation behind `cargo xtask`: benchmarks and the fixtures they need.
 //!
+//! - `cargo xtask test` runs the whole test suite: `cargo fmt --check`, `cargo clippy -D warnings`
+//!   and every test of the workspace, and closes with one `N passed, N failed` line.
 //! - `cargo xtask bench` builds the release binary, generates a 10,000-pod snapshot, and
 //!   measures wall time and peak RSS of `aegis analyze --snapshot … --all -o json`, and the
 //!   whole-process time of `aegis analyze pod/demo-nginx --mock`, against SPEC §13's targets.
@@ -26,6 +28,7 @@ fn main() -> ExitCode {
 fn usage() -> &'static str {
     "usage: cargo xtask <command>\n\n\
      commands:\n  \
+     test                            the whole test suite: rustfmt, clippy, every test\n  \
      bench [--runs N] [--out FILE]   measure the SPEC §13 targets and print a report\n  \
      gen-snapshot DIR [--pods N]     write a synthetic snapshot of N pods (default 10000)\n  \
      measure-rss -- CMD ARGS…        run CMD and print its wall time (ms) and peak RSS (KiB)"
@@ -34,6 +37,7 @@ fn usage() -> &'static str {
 fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
+        Some("test") => test(),
         Some("bench") => bench(&args[1..]),
         Some("gen-snapshot") => {
             let dir = args.get(1).context("gen-snapshot needs a directory")?;
@@ -84,6 +88,78 @@ fn measure_rss(args: &[String]) -> Result<()> {
     }
     let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)?;
     println!("{} {}", elapsed.as_micros(), usage.max_rss());
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+    command.current_dir(workspace_root());
+    command
+}
+
+fn step(name: &str, command: &mut Command) -> Result<()> {
+    eprintln!("==> {name}");
+    let status = command
+        .status()
+        .with_context(|| format!("cannot run {name}"))?;
+    if !status.success() {
+        bail!("{name} failed ({status})");
+    }
+    Ok(())
+}
+
+/// The whole test suite, as the README and CI run it.
+fn test() -> Result<()> {
+    step(
+        "cargo fmt --check",
+        cargo().args(["fmt", "--all", "--", "--check"]),
+    )?;
+    step(
+        "cargo clippy -D warnings",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    eprintln!("==> cargo test");
+    let mut child = cargo()
+        .args(["test", "--workspace", "--all-targets", "--locked"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot run cargo test")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let (mut passed, mut failed) = (0_u64, 0_u64);
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            for part in rest.split(';') {
+                let mut words = part.split_whitespace().rev();
+                let (Some(label), Some(count)) = (words.next(), words.next()) else {
+                    continue;
+                };
+                let count: u64 = count.parse().unwrap_or(0);
+                match label {
+                    "passed" => passed += count,
+                    "failed" => failed += count,
+                    _ => {}
+                }
+            }
+        }
+    }
+    let status = child.wait()?;
+    println!("{passed} passed, {failed} failed");
+    if !status.success() || failed > 0 {
+        bail!("cargo test failed ({status})");
+    }
+    if passed == 0 {
+        bail!("no test ran");
+    }
     Ok(())
 }
 
