@@ -1,17 +1,12 @@
 //! Tests of the pipeline on the simulated demo world.
 
-use aegis_cluster::Scope;
 use aegis_cluster::sim::MockSource;
 use aegis_core::{Category, ClusterState};
 
 use super::*;
 
 fn demo() -> ClusterState {
-    MockSource::demo()
-        .expect("demo")
-        .observe(&Scope::all())
-        .expect("simulates")
-        .state
+    MockSource::demo_state().expect("the demo world simulates")
 }
 
 fn agent() -> Agent {

@@ -30,11 +30,7 @@ fn list<T: Serialize>(kind: &str, items: &[T]) -> Value {
 impl ApiServer {
     /// Serves the simulated demo world, as a real API server would.
     fn demo() -> (Self, ClusterState) {
-        let state = MockSource::demo()
-            .expect("demo")
-            .observe(&Scope::all())
-            .expect("simulates")
-            .state;
+        let state = MockSource::demo_state().expect("the demo world simulates");
         let mut lists = BTreeMap::new();
         let mut add = |path: &str, value: Value| {
             lists.insert(path.to_owned(), value);

@@ -8,11 +8,7 @@ use serde_json::json;
 use super::*;
 
 fn demo() -> ClusterState {
-    MockSource::demo()
-        .expect("demo")
-        .observe(&Scope::all())
-        .expect("simulates")
-        .state
+    MockSource::demo_state().expect("the demo world simulates")
 }
 
 fn reasons(detections: &[Detection], workload: &str) -> Vec<String> {

@@ -84,6 +84,11 @@ impl MockSource {
         Self::new(DEMO_WORLD, &DEMO_MANIFESTS)
     }
 
+    /// What the built-in demo world holds, in every namespace.
+    pub fn demo_state() -> Result<ClusterState> {
+        Ok(Self::demo()?.observe(&Scope::all())?.state)
+    }
+
     /// A world from its model and named manifest files.
     pub fn new(world: &str, manifests: &[(&str, &str)]) -> Result<Self> {
         let world = World::parse(world).map_err(Error::World)?;

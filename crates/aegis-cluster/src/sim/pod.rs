@@ -819,29 +819,31 @@ fn missing_reference(
         let Some(source) = &env.value_from else {
             continue;
         };
-        if let Some(reference) = &source.config_map_key_ref
-            && reference.optional != Some(true)
-        {
-            match config_map_keys(namespace, &reference.name) {
-                None => return Some(format!("configmap \"{}\" not found", reference.name)),
-                Some(keys) if !keys.contains(&&reference.key) => {
+        let references = [
+            source
+                .config_map_key_ref
+                .as_ref()
+                .filter(|r| r.optional != Some(true))
+                .map(|r| {
+                    (
+                        "ConfigMap",
+                        &r.name,
+                        &r.key,
+                        config_map_keys(namespace, &r.name),
+                    )
+                }),
+            source
+                .secret_key_ref
+                .as_ref()
+                .filter(|r| r.optional != Some(true))
+                .map(|r| ("Secret", &r.name, &r.key, secret_keys(namespace, &r.name))),
+        ];
+        for (kind, name, key, keys) in references.into_iter().flatten() {
+            match keys {
+                None => return Some(format!("{} \"{name}\" not found", kind.to_lowercase())),
+                Some(keys) if !keys.contains(&key) => {
                     return Some(format!(
-                        "couldn't find key {} in ConfigMap {ns_name}/{}",
-                        reference.key, reference.name
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
-        if let Some(reference) = &source.secret_key_ref
-            && reference.optional != Some(true)
-        {
-            match secret_keys(namespace, &reference.name) {
-                None => return Some(format!("secret \"{}\" not found", reference.name)),
-                Some(keys) if !keys.contains(&&reference.key) => {
-                    return Some(format!(
-                        "couldn't find key {} in Secret {ns_name}/{}",
-                        reference.key, reference.name
+                        "couldn't find key {key} in {kind} {ns_name}/{name}"
                     ));
                 }
                 Some(_) => {}

@@ -6,11 +6,7 @@ use k8s_openapi::api::core::v1::Pod;
 use super::*;
 
 fn demo() -> ClusterState {
-    MockSource::demo()
-        .expect("demo world parses")
-        .observe(&Scope::all())
-        .expect("simulates")
-        .state
+    MockSource::demo_state().expect("the demo world simulates")
 }
 
 fn pods_of<'a>(state: &'a ClusterState, namespace: &str, prefix: &str) -> Vec<&'a Pod> {

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use aegis_core::state::ref_of;
 use aegis_core::{ClusterState, ResourceKind, ResourceRef, quantity};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -285,63 +285,55 @@ impl<'a> Lookup<'a> {
             .map_or(&[], Vec::as_slice)
     }
 
-    fn compute_template_labels(&self) -> Vec<(ResourceRef, BTreeMap<String, String>)> {
+    fn compute_template_labels(&self) -> Vec<WorkloadLabels> {
+        fn labels(template: Option<&PodTemplateSpec>) -> BTreeMap<String, String> {
+            template
+                .and_then(|t| t.metadata.as_ref())
+                .and_then(|m| m.labels.clone())
+                .unwrap_or_default()
+        }
         let state = self.state;
-        let in_namespace = |_: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| true;
-        let mut out = Vec::new();
-        for d in state
-            .deployments
+        let deployments = state.deployments.iter().map(|d| {
+            let template = d.spec.as_ref().map(|s| &s.template);
+            (
+                ref_of(ResourceKind::Deployment, &d.metadata),
+                labels(template),
+            )
+        });
+        let stateful_sets = state.stateful_sets.iter().map(|s| {
+            let template = s.spec.as_ref().map(|s| &s.template);
+            (
+                ref_of(ResourceKind::StatefulSet, &s.metadata),
+                labels(template),
+            )
+        });
+        let daemon_sets = state.daemon_sets.iter().map(|d| {
+            let template = d.spec.as_ref().map(|s| &s.template);
+            (
+                ref_of(ResourceKind::DaemonSet, &d.metadata),
+                labels(template),
+            )
+        });
+        let bare_pods = state
+            .pods
             .iter()
-            .filter(|d| in_namespace(&d.metadata))
-        {
-            let labels = d
-                .spec
-                .as_ref()
-                .and_then(|s| s.template.metadata.as_ref())
-                .and_then(|m| m.labels.clone())
-                .unwrap_or_default();
-            out.push((ref_of(ResourceKind::Deployment, &d.metadata), labels));
-        }
-        for s in state
-            .stateful_sets
-            .iter()
-            .filter(|s| in_namespace(&s.metadata))
-        {
-            let labels = s
-                .spec
-                .as_ref()
-                .and_then(|s| s.template.metadata.as_ref())
-                .and_then(|m| m.labels.clone())
-                .unwrap_or_default();
-            out.push((ref_of(ResourceKind::StatefulSet, &s.metadata), labels));
-        }
-        for d in state
-            .daemon_sets
-            .iter()
-            .filter(|d| in_namespace(&d.metadata))
-        {
-            let labels = d
-                .spec
-                .as_ref()
-                .and_then(|s| s.template.metadata.as_ref())
-                .and_then(|m| m.labels.clone())
-                .unwrap_or_default();
-            out.push((ref_of(ResourceKind::DaemonSet, &d.metadata), labels));
-        }
-        for pod in state.pods.iter().filter(|p| in_namespace(&p.metadata)) {
-            if pod
-                .metadata
-                .owner_references
-                .as_ref()
-                .is_none_or(Vec::is_empty)
-            {
-                out.push((
-                    ref_of(ResourceKind::Pod, &pod.metadata),
-                    pod.metadata.labels.clone().unwrap_or_default(),
-                ));
-            }
-        }
-        out
+            .filter(|p| {
+                p.metadata
+                    .owner_references
+                    .as_ref()
+                    .is_none_or(Vec::is_empty)
+            })
+            .map(|p| {
+                (
+                    ref_of(ResourceKind::Pod, &p.metadata),
+                    p.metadata.labels.clone().unwrap_or_default(),
+                )
+            });
+        deployments
+            .chain(stateful_sets)
+            .chain(daemon_sets)
+            .chain(bare_pods)
+            .collect()
     }
 
     /// Ports declared by the containers of the pods a selector matches.

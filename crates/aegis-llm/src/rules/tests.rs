@@ -34,11 +34,7 @@ fn diagnose_all(state: &ClusterState, config: RulesConfig) -> Vec<(ResourceRef, 
 }
 
 fn demo() -> ClusterState {
-    MockSource::demo()
-        .expect("demo")
-        .observe(&Scope::all())
-        .expect("simulates")
-        .state
+    MockSource::demo_state().expect("the demo world simulates")
 }
 
 fn container_field(patch: &Value, field: &str) -> Value {
