@@ -62,6 +62,14 @@ impl ClusterState {
         self.now.unwrap_or(Timestamp::UNIX_EPOCH)
     }
 
+    /// Seconds since the object described by `meta` was created, as of [`Self::now`];
+    /// `u64::MAX` when its creation time is unknown.
+    pub fn age_seconds(&self, meta: &ObjectMeta) -> u64 {
+        meta.creation_timestamp.as_ref().map_or(u64::MAX, |t| {
+            self.now().duration_since(t.0).as_secs().max(0) as u64
+        })
+    }
+
     /// Moves every object and log of `other` into this state.
     pub fn absorb(&mut self, other: Self) {
         self.namespaces.extend(other.namespaces);

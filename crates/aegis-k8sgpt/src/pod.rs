@@ -22,7 +22,6 @@ const FAILED_WAITING: [&str; 8] = [
 
 pub fn analyze(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Vec<Detection>) {
     let state = index.state();
-    let now = state.now();
     for pod in &state.pods {
         let Some(status) = &pod.status else { continue };
         let phase = status.phase.as_deref().unwrap_or_default();
@@ -31,13 +30,7 @@ pub fn analyze(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Vec<De
         }
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
         let name = pod.metadata.name.as_deref().unwrap_or_default();
-        let age = pod
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map_or(u64::MAX, |t| {
-                now.duration_since(t.0).as_secs().max(0) as u64
-            });
+        let age = index.state().age_seconds(&pod.metadata);
         let settled = age >= config.grace_period_seconds;
         let resource = ref_of(ResourceKind::Pod, &pod.metadata);
         let workload = index.workload_of(ResourceKind::Pod, &pod.metadata);

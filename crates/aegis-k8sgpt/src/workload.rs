@@ -222,7 +222,6 @@ pub fn jobs(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
 }
 
 pub fn claims(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Vec<Detection>) {
-    let now = index.state().now();
     for claim in &index.state().persistent_volume_claims {
         let phase = claim
             .status
@@ -239,13 +238,7 @@ pub fn claims(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Vec<Det
             resource.namespace_str(),
             &resource.name,
         );
-        let age = claim
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map_or(u64::MAX, |t| {
-                now.duration_since(t.0).as_secs().max(0) as u64
-            });
+        let age = index.state().age_seconds(&claim.metadata);
         if age < config.grace_period_seconds && events.is_empty() {
             continue;
         }

@@ -185,16 +185,7 @@ pub fn simulate(
                 Some(_) => None,
             };
             if let Some(message) = message {
-                events.push(event(
-                    true,
-                    "FailedScheduling",
-                    &message,
-                    repeat(age, 300),
-                    created,
-                    now,
-                    "default-scheduler",
-                ));
-                return pending(&pod_name, &message, events, created);
+                return unschedulable(&message, events, created, now);
             }
         }
     }
@@ -204,16 +195,7 @@ pub fn simulate(
     let (node_index, node) = match scheduler.place(cpu, memory, &selector) {
         Ok(placed) => placed,
         Err(message) => {
-            events.push(event(
-                true,
-                "FailedScheduling",
-                &message,
-                repeat(age, 300),
-                created,
-                now,
-                "default-scheduler",
-            ));
-            return pending(&pod_name, &message, events, created);
+            return unschedulable(&message, events, created, now);
         }
     };
     let pod_ip = format!(
@@ -914,8 +896,23 @@ pub fn requests(containers: &[Container]) -> (u64, u64) {
     (cpu, memory)
 }
 
-fn pending(pod_name: &str, message: &str, events: Vec<SimEvent>, created: Timestamp) -> PodOutcome {
-    let _ = pod_name;
+/// A pod the scheduler cannot place: Pending, with the scheduler's event.
+fn unschedulable(
+    message: &str,
+    mut events: Vec<SimEvent>,
+    created: Timestamp,
+    now: Timestamp,
+) -> PodOutcome {
+    let age = now.duration_since(created).as_secs().max(0) as u64;
+    events.push(event(
+        true,
+        "FailedScheduling",
+        message,
+        repeat(age, 300),
+        created,
+        now,
+        "default-scheduler",
+    ));
     PodOutcome {
         status: json!({
             "phase": "Pending",
