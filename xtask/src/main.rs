@@ -7,6 +7,7 @@
 //!   whole-process time of `aegis analyze pod/demo-nginx --mock`, against SPEC §13's targets.
 //! - `cargo xtask gen-snapshot DIR [--pods N]` writes such a snapshot.
 
+mod cluster;
 mod snapshot;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,7 @@ fn usage() -> &'static str {
     "usage: cargo xtask <command>\n\n\
      commands:\n  \
      test                            the whole test suite: rustfmt, clippy, every test\n  \
+     cluster up|down|env|status      a real control plane on loopback (built from Go modules)\n  \
      bench [--runs N] [--out FILE]   measure the SPEC §13 targets and print a report\n  \
      gen-snapshot DIR [--pods N]     write a synthetic snapshot of N pods (default 10000)\n  \
      measure-rss -- CMD ARGS…        run CMD and print its wall time (ms) and peak RSS (KiB)"
@@ -38,6 +40,7 @@ fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") => test(),
+        Some("cluster") => cluster::run(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("gen-snapshot") => {
             let dir = args.get(1).context("gen-snapshot needs a directory")?;

@@ -70,13 +70,13 @@ pub fn analyze(
         pod::analyze(&index, config, &mut detections);
     }
     if wanted(ResourceKind::Deployment) {
-        workload::deployments(&index, &mut detections);
+        workload::deployments(&index, config, &mut detections);
     }
     if wanted(ResourceKind::ReplicaSet) {
         workload::replica_sets(&index, &mut detections);
     }
     if wanted(ResourceKind::StatefulSet) {
-        workload::stateful_sets(&index, &mut detections);
+        workload::stateful_sets(&index, config, &mut detections);
     }
     if wanted(ResourceKind::Job) {
         workload::jobs(&index, &mut detections);

@@ -142,6 +142,30 @@ fn known_false_positives_are_not_reported() {
 }
 
 #[test]
+fn a_deployment_is_reported_unavailable_only_after_the_grace_period() {
+    let deployment = |name: &str, since: &str| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "a", "creationTimestamp": since},
+            "spec": {"replicas": 2, "selector": {}, "template": {}},
+            "status": {"availableReplicas": 0, "conditions": [
+                {"type": "Available", "status": "False", "lastTransitionTime": since, "lastUpdateTime": since}]}})
+    };
+    let state = state_of(json!({"apiVersion": "v1", "kind": "List", "items": [
+        deployment("rolling-out", "2026-01-01T00:09:50Z"),
+        deployment("down-for-long", "2026-01-01T00:00:00Z"),
+        {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}, "status": {"conditions": [
+            {"type": "Ready", "status": "True", "lastHeartbeatTime": "2026-01-01T00:10:00Z"}]}}
+    ]}));
+    let detections = analyze(&state, &AnalyzerConfig::default(), None);
+    let names: Vec<&str> = detections
+        .iter()
+        .map(|d| d.finding.resource.name.as_str())
+        .collect();
+    assert_eq!(names, ["down-for-long"]);
+    assert_eq!(detections[0].finding.reason, "UnavailableReplicas");
+}
+
+#[test]
 fn a_node_that_is_not_ready_is_reported() {
     let state = state_of(
         json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}, "status": {"conditions": [

@@ -20,7 +20,7 @@ fn status(resource: &ResourceRef, field: &str, value: impl Into<String>) -> Evid
     )
 }
 
-pub fn deployments(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
+pub fn deployments(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Vec<Detection>) {
     for deployment in &index.state().deployments {
         let resource = ref_of(ResourceKind::Deployment, &deployment.metadata);
         let Some(deployment_status) = &deployment.status else {
@@ -65,7 +65,14 @@ pub fn deployments(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
                 resource,
                 evidence,
             ));
-        } else if desired > 0 && available < desired {
+        } else if desired > 0
+            && available < desired
+            && unavailable_for(
+                index,
+                deployment_status.conditions.as_deref(),
+                &deployment.metadata,
+            ) >= config.grace_period_seconds
+        {
             out.push(detection(
                 index,
                 ResourceKind::Deployment,
@@ -80,6 +87,25 @@ pub fn deployments(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
             ));
         }
     }
+}
+
+/// How long a Deployment has been without minimum availability: since its `Available`
+/// condition turned False, else since it was created.
+fn unavailable_for(
+    index: &StateIndex<'_>,
+    conditions: Option<&[k8s_openapi::api::apps::v1::DeploymentCondition]>,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> u64 {
+    let now = index.state().now();
+    conditions
+        .into_iter()
+        .flatten()
+        .find(|c| c.type_ == "Available" && c.status == "False")
+        .and_then(|c| c.last_transition_time.as_ref())
+        .map_or_else(
+            || index.state().age_seconds(meta),
+            |t| now.duration_since(t.0).as_secs().max(0) as u64,
+        )
 }
 
 pub fn replica_sets(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
@@ -127,7 +153,7 @@ pub fn replica_sets(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
     }
 }
 
-pub fn stateful_sets(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
+pub fn stateful_sets(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Vec<Detection>) {
     let state = index.state();
     for set in &state.stateful_sets {
         let resource = ref_of(ResourceKind::StatefulSet, &set.metadata);
@@ -163,7 +189,11 @@ pub fn stateful_sets(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
             .as_ref()
             .and_then(|s| s.ready_replicas)
             .unwrap_or(0);
-        if desired > 0 && ready < desired {
+        // A set that is still rolling out its first replicas is not broken yet.
+        if desired > 0
+            && ready < desired
+            && index.state().age_seconds(&set.metadata) >= config.grace_period_seconds
+        {
             out.push(detection(
                 index,
                 ResourceKind::StatefulSet,

@@ -1,0 +1,397 @@
+//! Starting and stopping the control plane on loopback.
+//!
+//! Every run has its own directory (data, certificates, logs, kubeconfig) and free ports, so
+//! several test binaries can each run a cluster at once. Each program runs in its own process
+//! group; stopping sends SIGTERM to the groups, then SIGKILL past a deadline.
+
+use std::fs::{self, File};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+use crate::binaries::Binaries;
+
+/// The bearer token of the cluster's administrator (in `system:masters`). The API server only
+/// listens on 127.0.0.1.
+const ADMIN_TOKEN: &str = "aegis-e2e-admin-token";
+
+/// Fake nodes kwok manages, with the capacity of the mock world's nodes.
+const NODES: [&str; 3] = ["worker-1", "worker-2", "worker-3"];
+
+/// A running control plane.
+#[derive(Debug)]
+pub struct Cluster {
+    dir: PathBuf,
+    server: String,
+    children: Vec<(String, Child)>,
+    detached: bool,
+}
+
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Polls `check` until it succeeds or `timeout` passes.
+async fn poll<F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last_error = None;
+    while Instant::now() < deadline {
+        match check().await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => last_error = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    match last_error {
+        Some(e) => bail!("{what} not ready within {} s: {e:#}", timeout.as_secs()),
+        None => bail!("{what} not ready within {} s", timeout.as_secs()),
+    }
+}
+
+impl Cluster {
+    /// Starts a control plane in `dir` (created; must not hold another cluster).
+    pub async fn start(binaries: &Binaries, dir: &Path) -> Result<Self> {
+        let started = Instant::now();
+        for sub in ["etcd", "pki", "logs"] {
+            fs::create_dir_all(dir.join(sub))?;
+        }
+        let dir = dir.canonicalize()?;
+        let etcd_port = free_port()?;
+        let peer_port = free_port()?;
+        let api_port = free_port()?;
+        let server = format!("https://127.0.0.1:{api_port}");
+        let mut cluster = Self {
+            dir: dir.clone(),
+            server: server.clone(),
+            children: Vec::new(),
+            detached: false,
+        };
+
+        let sa_key = dir.join("pki/sa.key");
+        let sa_pub = dir.join("pki/sa.pub");
+        let status = Command::new("openssl")
+            .args(["genrsa", "-out"])
+            .arg(&sa_key)
+            .arg("2048")
+            .stderr(Stdio::null())
+            .status()
+            .context("openssl is needed to make the service-account key")?;
+        if !status.success() {
+            bail!("openssl genrsa failed");
+        }
+        let status = Command::new("openssl")
+            .args(["rsa", "-in"])
+            .arg(&sa_key)
+            .args(["-pubout", "-out"])
+            .arg(&sa_pub)
+            .stderr(Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("openssl rsa -pubout failed");
+        }
+        fs::write(
+            dir.join("pki/tokens.csv"),
+            format!("{ADMIN_TOKEN},admin,admin,system:masters\n"),
+        )?;
+        let kubeconfig = dir.join("kubeconfig");
+        cluster.spawn(
+            binaries,
+            "etcd",
+            &[
+                "--name=aegis-e2e".to_owned(),
+                format!("--data-dir={}", dir.join("etcd").display()),
+                format!("--listen-client-urls=http://127.0.0.1:{etcd_port}"),
+                format!("--advertise-client-urls=http://127.0.0.1:{etcd_port}"),
+                format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
+                format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
+                format!("--initial-cluster=aegis-e2e=http://127.0.0.1:{peer_port}"),
+                "--quota-backend-bytes=1073741824".to_owned(),
+                "--unsafe-no-fsync=true".to_owned(),
+            ],
+        )?;
+        poll("etcd", Duration::from_secs(30), || async move {
+            Ok(TcpStream::connect(("127.0.0.1", etcd_port)).is_ok())
+        })
+        .await?;
+
+        cluster.spawn(
+            binaries,
+            "kube-apiserver",
+            &[
+                format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
+                "--bind-address=127.0.0.1".to_owned(),
+                "--advertise-address=127.0.0.1".to_owned(),
+                format!("--secure-port={api_port}"),
+                format!("--cert-dir={}", dir.join("pki").display()),
+                format!("--token-auth-file={}", dir.join("pki/tokens.csv").display()),
+                "--authorization-mode=RBAC".to_owned(),
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".to_owned(),
+                format!("--service-account-key-file={}", sa_pub.display()),
+                format!("--service-account-signing-key-file={}", sa_key.display()),
+                "--service-cluster-ip-range=10.96.0.0/16".to_owned(),
+                "--allow-privileged=true".to_owned(),
+                "--enable-priority-and-fairness=false".to_owned(),
+                "--endpoint-reconciler-type=none".to_owned(),
+            ],
+        )?;
+        // The API server makes a self-signed CA and serving certificate for 127.0.0.1 in its
+        // certificate directory; clients trust that CA.
+        let serving_cert = dir.join("pki/apiserver.crt");
+        let watched = serving_cert.clone();
+        poll(
+            "the API server's certificate",
+            Duration::from_secs(60),
+            move || {
+                let watched = watched.clone();
+                async move {
+                    Ok(fs::read_to_string(&watched)
+                        .is_ok_and(|t| t.matches("END CERTIFICATE").count() >= 2))
+                }
+            },
+        )
+        .await?;
+        let chain = fs::read_to_string(&serving_cert)?;
+        let ca = chain
+            .rfind("-----BEGIN CERTIFICATE-----")
+            .map(|start| &chain[start..])
+            .context("the API server's certificate file holds no CA")?;
+        let ca_file = dir.join("pki/ca.crt");
+        fs::write(&ca_file, ca)?;
+        fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: aegis-e2e\n  cluster:\n    server: {server}\n    certificate-authority: {}\ncontexts:\n- name: aegis-e2e\n  context:\n    cluster: aegis-e2e\n    user: admin\n    namespace: default\ncurrent-context: aegis-e2e\nusers:\n- name: admin\n  user:\n    token: {ADMIN_TOKEN}\n",
+                ca_file.display()
+            ),
+        )?;
+        let client = Self::client_for(&kubeconfig).await?;
+        let readiness = client.clone();
+        poll("kube-apiserver", Duration::from_secs(90), move || {
+            let client = readiness.clone();
+            async move {
+                let request = http::Request::get("/readyz").body(Vec::new())?;
+                Ok(client
+                    .request_text(request)
+                    .await
+                    .is_ok_and(|body| body.trim() == "ok"))
+            }
+        })
+        .await?;
+
+        let kubeconfig_flag = format!("--kubeconfig={}", kubeconfig.display());
+        cluster.spawn(binaries, "kube-controller-manager", &[
+            kubeconfig_flag.clone(),
+            "--leader-elect=false".to_owned(),
+            "--secure-port=0".to_owned(),
+            format!("--service-account-private-key-file={}", sa_key.display()),
+            "--use-service-account-credentials=false".to_owned(),
+            "--controllers=*,-nodeipam,-csrsigning,-csrapproving,-csrcleaner,-bootstrapsigner,-tokencleaner".to_owned(),
+        ])?;
+        cluster.spawn(
+            binaries,
+            "kube-scheduler",
+            &[
+                kubeconfig_flag.clone(),
+                "--leader-elect=false".to_owned(),
+                "--secure-port=0".to_owned(),
+            ],
+        )?;
+        cluster.spawn(
+            binaries,
+            "kwok",
+            &[
+                kubeconfig_flag.clone(),
+                "--manage-all-nodes=false".to_owned(),
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake".to_owned(),
+                "--cidr=10.244.0.0/16".to_owned(),
+                "--node-ip=10.0.0.1".to_owned(),
+                "--node-lease-duration-seconds=40".to_owned(),
+            ],
+        )?;
+        cluster.create_nodes(&client).await?;
+        // The default ServiceAccount exists once the controller manager runs; pods need it.
+        let accounts: kube::Api<k8s_openapi::api::core::v1::ServiceAccount> =
+            kube::Api::namespaced(client.clone(), "default");
+        poll(
+            "the default service account",
+            Duration::from_secs(60),
+            move || {
+                let accounts = accounts.clone();
+                async move { Ok(accounts.get_opt("default").await?.is_some()) }
+            },
+        )
+        .await?;
+        let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+        poll("kwok's nodes", Duration::from_secs(60), move || {
+            let nodes = nodes.clone();
+            async move {
+                let list = nodes.list(&kube::api::ListParams::default()).await?;
+                Ok(list.items.len() == NODES.len()
+                    && list.items.iter().all(|n| {
+                        n.status
+                            .iter()
+                            .flat_map(|s| s.conditions.iter().flatten())
+                            .any(|c| c.type_ == "Ready" && c.status == "True")
+                    }))
+            }
+        })
+        .await?;
+        fs::write(
+            dir.join("ready"),
+            format!("{:.1}\n", started.elapsed().as_secs_f64()),
+        )?;
+        Ok(cluster)
+    }
+
+    async fn client_for(kubeconfig: &Path) -> Result<kube::Client> {
+        let config = kube::Config::from_custom_kubeconfig(
+            Kubeconfig::read_from(kubeconfig)?,
+            &KubeConfigOptions::default(),
+        )
+        .await?;
+        Ok(kube::Client::try_from(config)?)
+    }
+
+    /// A client of the cluster's administrator.
+    pub async fn client(&self) -> Result<kube::Client> {
+        Self::client_for(&self.kubeconfig()).await
+    }
+
+    async fn create_nodes(&self, client: &kube::Client) -> Result<()> {
+        let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+        for name in NODES {
+            let node: k8s_openapi::api::core::v1::Node = serde_json::from_value(
+                serde_json::json!({
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {
+                        "name": name,
+                        "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                        "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64", "type": "kwok"},
+                    },
+                    "status": {
+                        "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+                        "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+                    },
+                }),
+            )?;
+            nodes
+                .create(&kube::api::PostParams::default(), &node)
+                .await
+                .with_context(|| format!("creating node {name}"))?;
+        }
+        Ok(())
+    }
+
+    fn spawn(&mut self, binaries: &Binaries, program: &str, args: &[String]) -> Result<()> {
+        let log = File::create(self.dir.join("logs").join(format!("{program}.log")))?;
+        let child = Command::new(binaries.path(program))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("cannot start {program}"))?;
+        let mut pids = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("pids"))?;
+        std::io::Write::write_all(&mut pids, format!("{program} {}\n", child.id()).as_bytes())?;
+        self.children.push((program.to_owned(), child));
+        Ok(())
+    }
+
+    /// The run directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The administrator's kubeconfig.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.join("kubeconfig")
+    }
+
+    /// The API server's URL.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// Leaves the programs running after this value is dropped (for `cargo xtask cluster up`);
+    /// [`stop_dir`] stops them later.
+    pub fn detach(mut self) {
+        self.detached = true;
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.detached {
+            return;
+        }
+        let _ = stop_dir(&self.dir);
+        for (_, child) in &mut self.children {
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Stops every program of the cluster in `dir` (as recorded in its `pids` file): SIGTERM to
+/// each process group, SIGKILL to what is left after 10 s. Returns the programs stopped.
+pub fn stop_dir(dir: &Path) -> Result<Vec<String>> {
+    let text = match fs::read_to_string(dir.join("pids")) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let groups: Vec<(String, Pid)> = text
+        .lines()
+        .filter_map(|line| {
+            let (name, pid) = line.split_once(' ')?;
+            Some((name.to_owned(), Pid::from_raw(pid.trim().parse().ok()?)))
+        })
+        .collect();
+    // Stop in reverse order of start: kwok and the controllers before the API server and etcd.
+    for (_, pid) in groups.iter().rev() {
+        let _ = killpg(*pid, Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && groups.iter().any(|(_, pid)| alive(*pid)) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for (_, pid) in &groups {
+        if alive(*pid) {
+            let _ = killpg(*pid, Signal::SIGKILL);
+        }
+    }
+    fs::remove_file(dir.join("pids"))?;
+    Ok(groups.into_iter().map(|(name, _)| name).collect())
+}
+
+/// Whether a process group still has a member that is not a zombie of ours.
+fn alive(group: Pid) -> bool {
+    killpg(group, None).is_ok() && !is_zombie(group)
+}
+
+fn is_zombie(pid: Pid) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(") ")
+                .map(|(_, rest)| rest.starts_with('Z'))
+        })
+        .unwrap_or(false)
+}

@@ -1,0 +1,26 @@
+//! A real Kubernetes control plane on loopback, built from Go modules, for AEGIS's end-to-end
+//! tests and demos: etcd, kube-apiserver, kube-controller-manager and kube-scheduler of one
+//! pinned release, and kwok standing in for kubelets on fake nodes.
+//!
+//! [`binaries::Binaries::ensure`] builds the programs once (cached under `target/`);
+//! [`cluster::Cluster::start`] runs them with per-run ports and data directories, so parallel
+//! test binaries do not collide, and stops them (process groups and all) when dropped.
+
+pub mod binaries;
+pub mod cluster;
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root (this crate lives in `tests/e2e`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// The cargo target directory.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from)
+}
