@@ -1077,13 +1077,20 @@ fn ingress_backend(
     let Some(rules) = object.pointer("/spec/rules").cloned() else {
         return no_fix("only rule backends are corrected automatically");
     };
-    let text = rules.to_string().replace(
-        &format!("\"name\":\"{missing}\""),
-        &format!("\"name\":\"{replacement}\""),
-    );
-    let Ok(new_rules) = serde_json::from_str::<Value>(&text) else {
-        return no_fix("the ingress rules could not be rewritten");
-    };
+    // Only backend Service names change; hosts, paths and ports stay as they are.
+    let mut new_rules = rules.clone();
+    for rule in new_rules.as_array_mut().into_iter().flatten() {
+        let paths = rule
+            .pointer_mut("/http/paths")
+            .and_then(Value::as_array_mut);
+        for path in paths.into_iter().flatten() {
+            if let Some(name) = path.pointer_mut("/backend/service/name")
+                && name == missing
+            {
+                *name = json!(replacement);
+            }
+        }
+    }
     Outcome::Proposed(Proposal {
         summary: format!(
             "Route ingress {} to Service {replacement} instead of the missing {missing}",

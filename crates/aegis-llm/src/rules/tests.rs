@@ -261,3 +261,35 @@ fn fix_risks_follow_what_the_change_touches() {
     );
     assert_eq!(risk("report-worker"), Some(Risk::Medium));
 }
+
+#[test]
+fn an_ingress_to_a_misspelled_service_is_pointed_at_the_real_one() {
+    let mut source = MockSource::demo().expect("demo");
+    source.apply(json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "shop", "namespace": "demo"},
+        "spec": {"rules": [{"host": "shop.example.com", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "store-front", "port": {"number": 80}}}},
+            {"path": "/pay", "pathType": "Prefix", "backend": {"service": {"name": "payments-web", "port": {"number": 80}}}}
+        ]}}]}}));
+    let state = source
+        .observe(&Scope::namespace("demo"))
+        .expect("simulates")
+        .state;
+    let diagnoses = diagnose_all(&state, RulesConfig::default());
+    let (_, shop) = diagnoses
+        .iter()
+        .find(|(w, _)| w.name == "shop")
+        .expect("ingress incident");
+    assert_eq!(shop.category, Category::IngressBackendMissing);
+    let fix = shop.fix.as_ref().expect("a fix");
+    assert!(fix.policy.allowed, "{:?}", fix.policy.violations);
+    let paths = &fix.patch["spec"]["rules"][0]["http"]["paths"];
+    assert_eq!(paths[0]["backend"]["service"]["name"], "storefront");
+    assert_eq!(
+        paths[1]["backend"]["service"]["name"], "payments-web",
+        "other backends are untouched"
+    );
+    assert_eq!(
+        fix.inverse_patch["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"],
+        "store-front"
+    );
+}
