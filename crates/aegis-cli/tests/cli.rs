@@ -449,3 +449,22 @@ fn human_output_is_plain_when_not_a_terminal() {
     );
     insta::assert_snapshot!("analyze_demo_nginx_table", text);
 }
+
+#[test]
+fn the_json_report_keeps_its_contract() {
+    let sandbox = Sandbox::new();
+    let output = sandbox.run(&[
+        "analyze",
+        "deploy/orders-api",
+        "-n",
+        "demo",
+        "--mock",
+        "-o",
+        "json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    insta::assert_snapshot!(
+        "analyze_orders_api_json",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
