@@ -222,33 +222,19 @@ fn bench(args: &[String]) -> Result<()> {
     let state_dir = bench_dir.join("state");
     let snapshot_arg = snapshot_dir.to_string_lossy().into_owned();
 
+    let large_args = [
+        "analyze",
+        "--all",
+        "--snapshot",
+        &snapshot_arg,
+        "-o",
+        "json",
+    ];
     // Warm the page cache once so every measured run reads the same way.
-    measured(
-        &aegis,
-        &[
-            "analyze",
-            "--all",
-            "--snapshot",
-            &snapshot_arg,
-            "-o",
-            "json",
-        ],
-        &state_dir,
-    )?;
+    measured(&aegis, &large_args, &state_dir)?;
     let mut large = Vec::new();
     for _ in 0..runs {
-        large.push(measured(
-            &aegis,
-            &[
-                "analyze",
-                "--all",
-                "--snapshot",
-                &snapshot_arg,
-                "-o",
-                "json",
-            ],
-            &state_dir,
-        )?);
+        large.push(measured(&aegis, &large_args, &state_dir)?);
     }
     let mut mock = Vec::new();
     for _ in 0..(runs * 4) {

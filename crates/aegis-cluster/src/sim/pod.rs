@@ -300,6 +300,10 @@ fn simulate_container(
     let age = now.duration_since(created).as_secs().max(0) as u64;
     let image = container.image.clone().unwrap_or_default();
     let mut events = Vec::new();
+    // An event the kubelet has been repeating since the pod was created.
+    let kubelet = |warning: bool, reason: &str, message: &str, count: u32| {
+        event(warning, reason, message, count, created, now, "kubelet")
+    };
     let waiting = |reason: &str, message: Option<&str>, events: Vec<SimEvent>| ContainerOutcome {
         status: waiting_status(container, reason, message),
         ready: false,
@@ -313,23 +317,12 @@ fn simulate_container(
         let message = format!(
             "Failed to apply default image tag \"{image}\": couldn't parse image name \"{image}\": invalid reference format"
         );
-        events.push(event(
-            true,
-            "InspectFailed",
-            &message,
-            repeat(age, 60),
-            created,
-            now,
-            "kubelet",
-        ));
-        events.push(event(
+        events.push(kubelet(true, "InspectFailed", &message, repeat(age, 60)));
+        events.push(kubelet(
             true,
             "Failed",
             "Error: InvalidImageName",
             repeat(age, 60),
-            created,
-            now,
-            "kubelet",
         ));
         return waiting("InvalidImageName", Some(&message), events);
     };
@@ -349,50 +342,35 @@ fn simulate_container(
                 "rpc error: code = NotFound desc = failed to pull and unpack image \"{full}\": failed to resolve reference \"{full}\": {full}: not found"
             )
         };
-        events.push(event(
+        events.push(kubelet(
             false,
             "Pulling",
             &format!("Pulling image \"{image}\""),
             repeat(age, 300),
-            created,
-            now,
-            "kubelet",
         ));
-        events.push(event(
+        events.push(kubelet(
             true,
             "Failed",
             &format!("Failed to pull image \"{image}\": {cause}"),
             repeat(age, 300),
-            created,
-            now,
-            "kubelet",
         ));
-        events.push(event(
+        events.push(kubelet(
             true,
             "Failed",
             "Error: ErrImagePull",
             repeat(age, 300),
-            created,
-            now,
-            "kubelet",
         ));
-        events.push(event(
+        events.push(kubelet(
             false,
             "BackOff",
             &format!("Back-off pulling image \"{image}\""),
             repeat(age, 20),
-            created,
-            now,
-            "kubelet",
         ));
-        events.push(event(
+        events.push(kubelet(
             true,
             "Failed",
             "Error: ImagePullBackOff",
             repeat(age, 20),
-            created,
-            now,
-            "kubelet",
         ));
         return waiting(
             "ImagePullBackOff",
@@ -413,14 +391,11 @@ fn simulate_container(
 
     // Configuration references.
     if let Some(message) = missing_reference(namespace, container, ns_name) {
-        events.push(event(
+        events.push(kubelet(
             true,
             "Failed",
             &format!("Error: {message}"),
             repeat(age, 60),
-            created,
-            now,
-            "kubelet",
         ));
         return waiting("CreateContainerConfigError", Some(&message), events);
     }
@@ -493,14 +468,11 @@ fn simulate_container(
             let period = probe.period_seconds.unwrap_or(10).max(1) as u64;
             let threshold = probe.failure_threshold.unwrap_or(3).max(1) as u64;
             let run = probe.initial_delay_seconds.unwrap_or(0).max(0) as u64 + period * threshold;
-            events.push(event(
+            events.push(kubelet(
                 true,
                 "Unhealthy",
                 &format!("{kind} probe failed: {failure}"),
                 repeat(age, period),
-                created,
-                now,
-                "kubelet",
             ));
             events.push(event(
                 false,
@@ -554,14 +526,11 @@ fn simulate_container(
         && let Err(failure) = probe_result(probe, container, &app, pod_ip)
     {
         let period = probe.period_seconds.unwrap_or(10).max(1) as u64;
-        events.push(event(
+        events.push(kubelet(
             true,
             "Unhealthy",
             &format!("Readiness probe failed: {failure}"),
             repeat(age, period),
-            created,
-            now,
-            "kubelet",
         ));
         ready = false;
     }
