@@ -314,33 +314,28 @@ fn bad_input_gets_a_clear_error_and_the_right_exit_code() {
     }
 }
 
+/// An analysis of one demo workload, as JSON.
+const ANALYZE_ORDERS_API: [&str; 7] = [
+    "analyze",
+    "deploy/orders-api",
+    "-n",
+    "demo",
+    "--mock",
+    "-o",
+    "json",
+];
+
 #[test]
 fn analyses_are_recorded_and_incidents_can_be_listed_and_shown() {
     let sandbox = Sandbox::new();
     let empty = sandbox.json(&["incident", "list", "-o", "json"]);
     assert_eq!(empty["incidents"], Value::Array(Vec::new()));
-    let report = sandbox.json(&[
-        "analyze",
-        "deploy/orders-api",
-        "-n",
-        "demo",
-        "--mock",
-        "-o",
-        "json",
-    ]);
+    let report = sandbox.json(&ANALYZE_ORDERS_API);
     let id = report["incidents"][0]["id"]
         .as_str()
         .expect("id")
         .to_owned();
-    sandbox.json(&[
-        "analyze",
-        "deploy/orders-api",
-        "-n",
-        "demo",
-        "--mock",
-        "-o",
-        "json",
-    ]);
+    sandbox.json(&ANALYZE_ORDERS_API);
     let list = sandbox.json(&["incident", "list", "-o", "json"]);
     let listed = list["incidents"].as_array().expect("list");
     assert_eq!(listed.len(), 1);
@@ -453,15 +448,7 @@ fn human_output_is_plain_when_not_a_terminal() {
 #[test]
 fn the_json_report_keeps_its_contract() {
     let sandbox = Sandbox::new();
-    let output = sandbox.run(&[
-        "analyze",
-        "deploy/orders-api",
-        "-n",
-        "demo",
-        "--mock",
-        "-o",
-        "json",
-    ]);
+    let output = sandbox.run(&ANALYZE_ORDERS_API);
     assert!(output.status.success(), "{}", stderr(&output));
     insta::assert_snapshot!(
         "analyze_orders_api_json",

@@ -474,7 +474,7 @@ fn simulate_container(
                 &format!("{kind} probe failed: {failure}"),
                 repeat(age, period),
             ));
-            events.push(event(
+            events.push(kubelet(
                 false,
                 "Killing",
                 &format!(
@@ -483,9 +483,6 @@ fn simulate_container(
                     kind.to_lowercase()
                 ),
                 repeat(age, run.max(1)),
-                created,
-                now,
-                "kubelet",
             ));
             let log = format!("{serving_log}received SIGTERM, shutting down\n");
             return crash_loop(
