@@ -181,7 +181,7 @@ fn container_problem(
                 ));
             }
             if let Some(terminated) = last_terminated {
-                evidence.push(terminated_evidence(namespace, pod_name, name, terminated));
+                evidence.extend(terminated_evidence(namespace, pod_name, name, terminated));
             }
             let restarts = container.restart_count;
             let message = match reason.as_str() {
@@ -226,7 +226,7 @@ fn container_problem(
                 "container {name} was killed for running out of memory ({} restarts)",
                 container.restart_count
             ),
-            vec![terminated_evidence(namespace, pod_name, name, terminated)],
+            terminated_evidence(namespace, pod_name, name, terminated),
         ));
     }
     if container.restart_count > 0
@@ -239,7 +239,7 @@ fn container_problem(
             &container.restart_count.to_string(),
         )];
         if let Some(terminated) = last_terminated {
-            evidence.push(terminated_evidence(namespace, pod_name, name, terminated));
+            evidence.extend(terminated_evidence(namespace, pod_name, name, terminated));
         }
         return Some((
             "Unhealthy".to_owned(),
@@ -256,7 +256,22 @@ fn container_problem(
         return Some((
             "Terminated".to_owned(),
             format!("container {name} exited with code {}", terminated.exit_code),
-            vec![terminated_evidence(namespace, pod_name, name, terminated)],
+            terminated_evidence(namespace, pod_name, name, terminated),
+        ));
+    }
+    // A container that keeps dying is explained by how it dies, not by being unready between
+    // two crashes.
+    if container.restart_count >= 3
+        && let Some(terminated) = last_terminated
+        && terminated.exit_code != 0
+    {
+        return Some((
+            "Restarting".to_owned(),
+            format!(
+                "container {name} keeps restarting ({} restarts, last exit code {})",
+                container.restart_count, terminated.exit_code
+            ),
+            terminated_evidence(namespace, pod_name, name, terminated),
         ));
     }
     let running = state.is_some_and(|s| s.running.is_some());
@@ -272,19 +287,6 @@ fn container_problem(
             )],
         ));
     }
-    if container.restart_count >= 3
-        && let Some(terminated) = last_terminated
-        && terminated.exit_code != 0
-    {
-        return Some((
-            "Restarting".to_owned(),
-            format!(
-                "container {name} keeps restarting ({} restarts, last exit code {})",
-                container.restart_count, terminated.exit_code
-            ),
-            vec![terminated_evidence(namespace, pod_name, name, terminated)],
-        ));
-    }
     None
 }
 
@@ -296,21 +298,45 @@ pub(crate) fn status_evidence(namespace: &str, pod: &str, field: &str, value: &s
     )
 }
 
+/// How many lines of a termination message are quoted.
+const TERMINATION_MESSAGE_LINES: usize = 5;
+
+/// A container's last termination: reason and exit code, then the last lines of its termination
+/// message. The message is the application's own words (the file it wrote at
+/// `terminationMessagePath`, or with `FallbackToLogsOnError` the tail of its log), so each line
+/// is quoted as log evidence.
 fn terminated_evidence(
     namespace: &str,
     pod: &str,
     container: &str,
     terminated: &k8s_openapi::api::core::v1::ContainerStateTerminated,
-) -> Evidence {
-    Evidence::new(
+) -> Vec<Evidence> {
+    let field = format!(
+        "pod/{namespace}/{pod}: status.containerStatuses[{container}].lastState.terminated"
+    );
+    let mut evidence = vec![Evidence::new(
         EvidenceSource::Status,
-        format!(
-            "pod/{namespace}/{pod}: status.containerStatuses[{container}].lastState.terminated"
-        ),
+        field.clone(),
         format!(
             "reason={} exitCode={}",
             terminated.reason.as_deref().unwrap_or("Unknown"),
             terminated.exit_code
         ),
-    )
+    )];
+    if let Some(message) = &terminated.message {
+        let lines: Vec<(usize, &str)> = message
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| !line.trim().is_empty())
+            .collect();
+        let start = lines.len().saturating_sub(TERMINATION_MESSAGE_LINES);
+        evidence.extend(lines[start..].iter().map(|(number, line)| {
+            Evidence::new(
+                EvidenceSource::Log,
+                format!("{field}.message:{}", number + 1),
+                (*line).to_owned(),
+            )
+        }));
+    }
+    evidence
 }

@@ -192,3 +192,40 @@ fn ingresses_pointing_at_missing_services_and_secrets_are_reported() {
     found.sort_unstable();
     assert_eq!(found, ["BackendServiceMissing", "TLSSecretMissing"]);
 }
+
+#[test]
+fn a_container_restarting_between_crashes_is_reported_by_how_it_dies_with_its_termination_message()
+{
+    // Running again after its fourth crash, not ready: the crashes explain it, and the message
+    // the kubelet kept of its log is quoted line by line.
+    let state = state_of(json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "api", "namespace": "a", "creationTimestamp": "2026-01-01T00:00:00Z"},
+         "spec": {"containers": [{"name": "c", "image": "x"}]},
+         "status": {"phase": "Running", "containerStatuses": [{"name": "c", "image": "x", "imageID": "", "ready": false, "restartCount": 4,
+            "lastState": {"terminated": {"exitCode": 1, "reason": "Error",
+                "message": "starting\n\nFATAL: required environment variable DATABASE_URL is not set\n"}},
+            "state": {"running": {"startedAt": "2026-01-01T00:09:58Z"}}}]}}
+    ]}));
+    let detections = analyze(&state, &AnalyzerConfig::default(), None);
+    assert_eq!(detections.len(), 1, "{detections:#?}");
+    assert_eq!(detections[0].finding.reason, "Restarting");
+    let quoted: Vec<(&str, &str)> = detections[0]
+        .evidence
+        .iter()
+        .filter(|e| e.source == aegis_core::EvidenceSource::Log)
+        .map(|e| (e.reference.as_str(), e.excerpt.as_str()))
+        .collect();
+    assert_eq!(
+        quoted,
+        [
+            (
+                "pod/a/api: status.containerStatuses[c].lastState.terminated.message:1",
+                "starting"
+            ),
+            (
+                "pod/a/api: status.containerStatuses[c].lastState.terminated.message:3",
+                "FATAL: required environment variable DATABASE_URL is not set"
+            )
+        ]
+    );
+}

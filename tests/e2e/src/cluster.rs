@@ -209,11 +209,21 @@ impl Cluster {
                 "--secure-port=0".to_owned(),
             ],
         )?;
+        // kwok plays the kubelet by the world model of the mock mode.
+        let world_file = crate::workspace_root().join("examples/mock-world.yaml");
+        let world = aegis_cluster::sim::world::World::parse(
+            &fs::read_to_string(&world_file)
+                .with_context(|| format!("reading {}", world_file.display()))?,
+        )
+        .map_err(|e| anyhow::anyhow!("{}: {e}", world_file.display()))?;
+        let stages = dir.join("kwok-stages.yaml");
+        fs::write(&stages, crate::stages::pod_stages(&world))?;
         cluster.spawn(
             binaries,
             "kwok",
             &[
                 kubeconfig_flag.clone(),
+                format!("--config={}", stages.display()),
                 "--manage-all-nodes=false".to_owned(),
                 "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake".to_owned(),
                 "--cidr=10.244.0.0/16".to_owned(),

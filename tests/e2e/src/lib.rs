@@ -8,6 +8,7 @@
 
 pub mod binaries;
 pub mod cluster;
+pub mod stages;
 
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,10 @@
 //! End-to-end: AEGIS against a real control plane (etcd, kube-apiserver, controller-manager,
 //! scheduler and kwok, built from Go modules) with the demo incidents applied by kubectl.
+//!
+//! kwok plays the kubelet with stages generated from the mock world model (`aegis_e2e::stages`),
+//! so the same manifests fail here as in `--mock`; the scheduler and the EndpointSlice controller
+//! are the real ones. Each incident must be found with its category and a policy-allowed fix, and
+//! each fix, applied with kubectl, must make its workload healthy.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -8,9 +13,31 @@ use aegis_agent::{Agent, AnalyzeRequest};
 use aegis_cluster::live::{LiveOptions, LiveSource};
 use aegis_cluster::{ClusterRead, Scope};
 use aegis_core::settings::Settings;
-use aegis_core::{AnalysisReport, Category, SourceKind};
+use aegis_core::{AnalysisReport, Category, Incident, ResourceKind, SourceKind};
 use aegis_e2e::binaries::Binaries;
 use aegis_e2e::cluster::Cluster;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::Api;
+use kube::api::ListParams;
+
+/// The incidents kwok's stages and the control plane produce from `examples/incidents/`. (The
+/// api-gateway's missing ConfigMap key is the kubelet's to find, and kwok does not read
+/// ConfigMaps, so it runs here.)
+const EXPECTED: [(&str, Category); 8] = [
+    ("demo-nginx", Category::ImageNotFound),
+    ("payments-web", Category::ImageNotFound),
+    ("orders-api", Category::MissingEnvVar),
+    ("report-worker", Category::OomKilled),
+    ("inventory", Category::LivenessProbeFailure),
+    ("catalog", Category::ReadinessProbeFailure),
+    ("ml-trainer", Category::InsufficientResources),
+    ("storefront", Category::ServiceSelectorMismatch),
+];
+
+/// How long anything in the cluster is given to happen.
+const DEADLINE: Duration = Duration::from_secs(120);
 
 async fn analyze(cluster: &Cluster) -> AnalysisReport {
     let options = LiveOptions {
@@ -28,7 +55,10 @@ async fn analyze(cluster: &Cluster) -> AnalysisReport {
         .await
         .expect("the live cluster is read");
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
-    Agent::new(&Settings::default())
+    // The pods are seconds old; states that need time to count as failures get a short grace.
+    let mut settings = Settings::default();
+    settings.agent.grace_period_seconds = 5;
+    Agent::new(&settings)
         .analyze(
             &loaded.state,
             SourceKind::Cluster,
@@ -37,66 +67,128 @@ async fn analyze(cluster: &Cluster) -> AnalysisReport {
         .expect("analysis runs")
 }
 
+fn of_workload<'a>(report: &'a AnalysisReport, workload: &str) -> Vec<&'a Incident> {
+    report
+        .incidents
+        .iter()
+        .filter(|i| i.workload.name == workload)
+        .collect()
+}
+
+fn summary(report: &AnalysisReport) -> Vec<(String, Category)> {
+    report
+        .incidents
+        .iter()
+        .map(|i| (i.workload.name.clone(), i.rca.category))
+        .collect()
+}
+
+fn kubectl(binaries: &Binaries, cluster: &Cluster, args: &[&str]) {
+    let output = Command::new(binaries.path("kubectl"))
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig())
+        .args(args)
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        output.status.success(),
+        "kubectl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Whether the object a fix targeted is healthy: a Deployment fully rolled out and available, a
+/// Pod Ready, a Service with ready endpoints.
+async fn healthy(client: &kube::Client, incident: &Incident) -> bool {
+    let target = &incident.fix.as_ref().expect("a fix").target;
+    let namespace = target.namespace.as_deref().unwrap_or("default");
+    match target.kind {
+        ResourceKind::Deployment => {
+            let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+            let Ok(deployment) = api.get(&target.name).await else {
+                return false;
+            };
+            let wanted = deployment.spec.and_then(|s| s.replicas).unwrap_or(1);
+            deployment.status.is_some_and(|s| {
+                s.available_replicas == Some(wanted)
+                    && s.updated_replicas == Some(wanted)
+                    && s.replicas == Some(wanted)
+            })
+        }
+        ResourceKind::Pod => {
+            let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+            api.get(&target.name).await.is_ok_and(|pod| {
+                pod.status
+                    .and_then(|s| s.conditions)
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+        }
+        ResourceKind::Service => {
+            let api: Api<EndpointSlice> = Api::namespaced(client.clone(), namespace);
+            let selector = format!("kubernetes.io/service-name={}", target.name);
+            api.list(&ListParams::default().labels(&selector))
+                .await
+                .is_ok_and(|slices| {
+                    slices.items.iter().any(|slice| {
+                        slice
+                            .endpoints
+                            .iter()
+                            .any(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(false))
+                    })
+                })
+        }
+        other => panic!("{}: no health check for a fix on a {other:?}", target.name),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_incidents_applied_to_a_real_control_plane_are_found() {
+async fn the_demo_incidents_are_found_on_a_real_control_plane_and_their_fixes_heal_them() {
     let binaries = Binaries::ensure().expect("the control plane builds");
     let dir = tempfile::tempdir().expect("tempdir");
     let cluster = Cluster::start(&binaries, dir.path())
         .await
         .expect("the control plane starts");
     let incidents = aegis_e2e::workspace_root().join("examples/incidents");
-    let output = Command::new(binaries.path("kubectl"))
-        .arg("--kubeconfig")
-        .arg(cluster.kubeconfig())
-        .args(["apply", "-f"])
-        .arg(&incidents)
-        .output()
-        .expect("kubectl runs");
-    assert!(
-        output.status.success(),
-        "kubectl apply: {}",
-        String::from_utf8_lossy(&output.stderr)
+    kubectl(
+        &binaries,
+        &cluster,
+        &["apply", "-f", incidents.to_str().expect("a UTF-8 path")],
     );
 
-    // The scheduler and the controllers act on what was applied: poll until the incidents the
-    // control plane itself produces are visible, with a deadline.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let expected = [
-        ("ml-trainer", Category::InsufficientResources),
-        ("storefront", Category::ServiceSelectorMismatch),
-    ];
+    // kwok, the scheduler and the controllers act on what was applied: poll until every
+    // incident is visible, with a deadline.
+    let started = Instant::now();
     let report = loop {
         let report = analyze(&cluster).await;
-        let found = expected.iter().all(|(workload, category)| {
-            let of_workload: Vec<_> = report
-                .incidents
-                .iter()
-                .filter(|i| i.workload.name == *workload)
-                .collect();
-            of_workload.len() == 1 && of_workload[0].rca.category == *category
+        let found = EXPECTED.iter().all(|(workload, category)| {
+            let incidents = of_workload(&report, workload);
+            incidents.len() == 1 && incidents[0].rca.category == *category
         });
-        if found || Instant::now() > deadline {
+        if found || started.elapsed() > DEADLINE {
             break report;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     assert_eq!(report.source, SourceKind::Cluster);
-    for (workload, category) in expected {
-        let incident = report
-            .incidents
-            .iter()
-            .find(|i| i.workload.name == workload)
-            .unwrap_or_else(|| {
-                panic!(
-                    "{workload}: no incident in {:#?}",
-                    report
-                        .incidents
-                        .iter()
-                        .map(|i| (&i.workload.name, i.rca.category))
-                        .collect::<Vec<_>>()
-                )
-            });
+    let mut fixed = Vec::new();
+    for (workload, category) in EXPECTED {
+        let incidents = of_workload(&report, workload);
+        assert_eq!(
+            incidents.len(),
+            1,
+            "{workload}: one incident expected in {:#?}",
+            summary(&report)
+        );
+        let incident = incidents[0];
         assert_eq!(incident.rca.category, category, "{workload}");
+        assert!(
+            incident.rca.confidence >= 0.7,
+            "{workload}: {}",
+            incident.rca.confidence
+        );
         let fix = incident
             .fix
             .as_ref()
@@ -106,6 +198,61 @@ async fn the_demo_incidents_applied_to_a_real_control_plane_are_found() {
             "{workload}: {:?}",
             fix.policy.violations
         );
-        assert_eq!(fix.target, incident.workload, "{workload}");
+        let patch = serde_json::to_string(&fix.patch).expect("the patch serializes");
+        let target = format!("{}/{}", fix.target.kind.as_str(), fix.target.name);
+        kubectl(
+            &binaries,
+            &cluster,
+            &[
+                "patch",
+                &target,
+                "-n",
+                fix.target.namespace.as_deref().unwrap_or("default"),
+                "--type",
+                fix.patch_type.kubectl_name(),
+                "-p",
+                &patch,
+            ],
+        );
+        fixed.push(incident.clone());
+    }
+
+    // Every fix heals what it targets, and then AEGIS finds nothing wrong with those workloads.
+    let client = cluster.client().await.expect("a client");
+    let healed = Instant::now();
+    let mut sick: Vec<String> = Vec::new();
+    while healed.elapsed() < DEADLINE {
+        sick.clear();
+        for incident in &fixed {
+            if !healthy(&client, incident).await {
+                sick.push(incident.workload.name.clone());
+            }
+        }
+        if sick.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(
+        sick.is_empty(),
+        "not healthy {} s after their fixes: {sick:?}",
+        DEADLINE.as_secs()
+    );
+    let after = loop {
+        let report = analyze(&cluster).await;
+        let clear = EXPECTED
+            .iter()
+            .all(|(workload, _)| of_workload(&report, workload).is_empty());
+        if clear || healed.elapsed() > DEADLINE * 2 {
+            break report;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    for (workload, _) in EXPECTED {
+        assert!(
+            of_workload(&after, workload).is_empty(),
+            "{workload} still has incidents after its fix: {:#?}",
+            summary(&after)
+        );
     }
 }

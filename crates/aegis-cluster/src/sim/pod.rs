@@ -552,6 +552,21 @@ fn simulate_container(
     }
 }
 
+/// What the kubelet keeps of a log for a `FallbackToLogsOnError` termination message: the last
+/// 80 lines, at most 2048 bytes.
+pub(crate) fn log_tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    let mut tail = lines[lines.len().saturating_sub(80)..].join("\n");
+    if tail.len() > 2048 {
+        let mut cut = tail.len() - 2048;
+        while !tail.is_char_boundary(cut) {
+            cut += 1;
+        }
+        tail = tail[cut..].to_owned();
+    }
+    tail
+}
+
 /// A container that keeps dying after `run` seconds: restarts follow the kubelet's back-off
 /// (10 s doubling to 5 min), and the status shows the last termination.
 #[allow(clippy::too_many_arguments)]
@@ -594,12 +609,15 @@ fn crash_loop(
             .unwrap_or(created)
             .to_string()
     };
-    let terminated = json!({
+    let mut terminated = json!({
         "exitCode": exit_code,
         "reason": reason,
         "startedAt": at(last_start),
         "finishedAt": at(last_start + run),
     });
+    if container.termination_message_policy.as_deref() == Some("FallbackToLogsOnError") {
+        terminated["message"] = json!(log_tail(log));
+    }
     let restart_count = if in_backoff {
         crashes.saturating_sub(1)
     } else {

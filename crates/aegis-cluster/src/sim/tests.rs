@@ -186,3 +186,32 @@ fn the_simulation_is_deterministic() {
     assert_eq!(a.events.len(), b.events.len());
     assert_eq!(a.logs, b.logs);
 }
+
+#[test]
+fn a_crash_falls_back_to_the_log_tail_in_the_termination_message_only_when_asked() {
+    let terminated_message = |pod: &Pod| {
+        pod.status.as_ref()?.container_statuses.as_ref()?[0]
+            .last_state
+            .as_ref()?
+            .terminated
+            .as_ref()?
+            .message
+            .clone()
+    };
+    let state = demo();
+    // orders-api asks for FallbackToLogsOnError; report-worker (OOMKilled) does not.
+    let orders = pods_of(&state, "demo", "orders-api-");
+    let message = terminated_message(orders[0]).expect("a termination message");
+    assert!(
+        message.ends_with("FATAL: required environment variable DATABASE_URL is not set"),
+        "{message}"
+    );
+    let worker = pods_of(&state, "demo", "report-worker-");
+    assert_eq!(terminated_message(worker[0]), None);
+
+    let long: String = (0..200).map(|i| format!("line {i}\n")).collect();
+    let tail = pod::log_tail(&long);
+    assert!(tail.starts_with("line 120\n") && tail.ends_with("line 199"), "{tail}");
+    let wide = "x".repeat(5000);
+    assert_eq!(pod::log_tail(&wide).len(), 2048);
+}
