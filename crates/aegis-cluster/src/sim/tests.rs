@@ -211,7 +211,10 @@ fn a_crash_falls_back_to_the_log_tail_in_the_termination_message_only_when_asked
 
     let long: String = (0..200).map(|i| format!("line {i}\n")).collect();
     let tail = pod::log_tail(&long);
-    assert!(tail.starts_with("line 120\n") && tail.ends_with("line 199"), "{tail}");
+    assert!(
+        tail.starts_with("line 120\n") && tail.ends_with("line 199"),
+        "{tail}"
+    );
     let wide = "x".repeat(5000);
     assert_eq!(pod::log_tail(&wide).len(), 2048);
 }
