@@ -209,7 +209,10 @@ fn a_crash_falls_back_to_the_log_tail_in_the_termination_message_only_when_asked
     let worker = pods_of(&state, "demo", "report-worker-");
     assert_eq!(terminated_message(worker[0]), None);
 
-    let long: String = (0..200).map(|i| format!("line {i}\n")).collect();
+    let long = (0..200)
+        .map(|i| format!("line {i}"))
+        .collect::<Vec<_>>()
+        .join("\n");
     let tail = pod::log_tail(&long);
     assert!(
         tail.starts_with("line 120\n") && tail.ends_with("line 199"),
