@@ -31,6 +31,7 @@ fn usage() -> &'static str {
      commands:\n  \
      test                            the whole test suite: rustfmt, clippy, every test\n  \
      cluster up|down|env|status      a real control plane on loopback (built from Go modules)\n  \
+     ollama up|down|env|status       a real Ollama with SmolLM2-135M on loopback (Go module, PyPI)\n  \
      bench [--runs N] [--out FILE]   measure the SPEC §13 targets and print a report\n  \
      gen-snapshot DIR [--pods N]     write a synthetic snapshot of N pods (default 10000)\n  \
      measure-rss -- CMD ARGS…        run CMD and print its wall time (ms) and peak RSS (KiB)"
@@ -40,7 +41,8 @@ fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") => test(),
-        Some("cluster") => cluster::run(&args[1..]),
+        Some("cluster") => cluster::cluster(&args[1..]),
+        Some("ollama") => cluster::ollama(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("gen-snapshot") => {
             let dir = args.get(1).context("gen-snapshot needs a directory")?;

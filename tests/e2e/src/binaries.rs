@@ -90,7 +90,7 @@ impl Binaries {
     }
 }
 
-fn which_go() -> Result<PathBuf> {
+pub(crate) fn which_go() -> Result<PathBuf> {
     let output = Command::new("go").arg("version").output();
     match output {
         Ok(output) if output.status.success() => Ok(PathBuf::from("go")),
@@ -100,7 +100,7 @@ fn which_go() -> Result<PathBuf> {
     }
 }
 
-fn run(command: &mut Command, what: &str) -> Result<()> {
+pub(crate) fn run(command: &mut Command, what: &str) -> Result<()> {
     eprintln!("{what}…");
     let status = command
         .status()

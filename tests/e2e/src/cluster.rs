@@ -4,19 +4,18 @@
 //! several test binaries can each run a cluster at once. Each program runs in its own process
 //! group; stopping sends SIGTERM to the groups, then SIGKILL past a deadline.
 
-use std::fs::{self, File};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
+use std::fs;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 
 use crate::binaries::Binaries;
+pub use crate::process::stop_dir;
+use crate::process::{Group, free_port, poll};
 
 /// The bearer token of the cluster's administrator (in `system:masters`). The API server only
 /// listens on 127.0.0.1.
@@ -30,35 +29,7 @@ const NODES: [&str; 3] = ["worker-1", "worker-2", "worker-3"];
 pub struct Cluster {
     dir: PathBuf,
     server: String,
-    children: Vec<(String, Child)>,
-    detached: bool,
-}
-
-fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
-}
-
-/// Polls `check` until it succeeds or `timeout` passes.
-async fn poll<F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<bool>>,
-{
-    let deadline = Instant::now() + timeout;
-    let mut last_error = None;
-    while Instant::now() < deadline {
-        match check().await {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(e) => last_error = Some(e),
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    match last_error {
-        Some(e) => bail!("{what} not ready within {} s: {e:#}", timeout.as_secs()),
-        None => bail!("{what} not ready within {} s", timeout.as_secs()),
-    }
+    processes: Group,
 }
 
 impl Cluster {
@@ -76,8 +47,7 @@ impl Cluster {
         let mut cluster = Self {
             dir: dir.clone(),
             server: server.clone(),
-            children: Vec::new(),
-            detached: false,
+            processes: Group::new(&dir)?,
         };
 
         let sa_key = dir.join("pki/sa.key");
@@ -307,22 +277,8 @@ impl Cluster {
     }
 
     fn spawn(&mut self, binaries: &Binaries, program: &str, args: &[String]) -> Result<()> {
-        let log = File::create(self.dir.join("logs").join(format!("{program}.log")))?;
-        let child = Command::new(binaries.path(program))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("cannot start {program}"))?;
-        let mut pids = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("pids"))?;
-        std::io::Write::write_all(&mut pids, format!("{program} {}\n", child.id()).as_bytes())?;
-        self.children.push((program.to_owned(), child));
-        Ok(())
+        self.processes
+            .spawn(program, &binaries.path(program), args, &[])
     }
 
     /// The run directory.
@@ -343,65 +299,6 @@ impl Cluster {
     /// Leaves the programs running after this value is dropped (for `cargo xtask cluster up`);
     /// [`stop_dir`] stops them later.
     pub fn detach(mut self) {
-        self.detached = true;
+        self.processes.detach();
     }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        if self.detached {
-            return;
-        }
-        let _ = stop_dir(&self.dir);
-        for (_, child) in &mut self.children {
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Stops every program of the cluster in `dir` (as recorded in its `pids` file): SIGTERM to
-/// each process group, SIGKILL to what is left after 10 s. Returns the programs stopped.
-pub fn stop_dir(dir: &Path) -> Result<Vec<String>> {
-    let text = match fs::read_to_string(dir.join("pids")) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
-    };
-    let groups: Vec<(String, Pid)> = text
-        .lines()
-        .filter_map(|line| {
-            let (name, pid) = line.split_once(' ')?;
-            Some((name.to_owned(), Pid::from_raw(pid.trim().parse().ok()?)))
-        })
-        .collect();
-    // Stop in reverse order of start: kwok and the controllers before the API server and etcd.
-    for (_, pid) in groups.iter().rev() {
-        let _ = killpg(*pid, Signal::SIGTERM);
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline && groups.iter().any(|(_, pid)| alive(*pid)) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    for (_, pid) in &groups {
-        if alive(*pid) {
-            let _ = killpg(*pid, Signal::SIGKILL);
-        }
-    }
-    fs::remove_file(dir.join("pids"))?;
-    Ok(groups.into_iter().map(|(name, _)| name).collect())
-}
-
-/// Whether a process group still has a member that is not a zombie of ours.
-fn alive(group: Pid) -> bool {
-    killpg(group, None).is_ok() && !is_zombie(group)
-}
-
-fn is_zombie(pid: Pid) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            stat.rsplit_once(") ")
-                .map(|(_, rest)| rest.starts_with('Z'))
-        })
-        .unwrap_or(false)
 }

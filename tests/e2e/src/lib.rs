@@ -8,6 +8,8 @@
 
 pub mod binaries;
 pub mod cluster;
+pub mod ollama;
+pub mod process;
 pub mod stages;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,168 @@
+//! Programs run in their own process groups, recorded in a run directory so that another
+//! process (`cargo xtask … down`) can stop them.
+//!
+//! Each program logs to `<dir>/logs/<program>.log`; `<dir>/pids` lists `program pid` lines.
+//! Stopping sends SIGTERM to the groups in reverse order of start, then SIGKILL past 10 s.
+
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+/// The programs started for one run directory; dropping it stops them unless detached.
+#[derive(Debug)]
+pub struct Group {
+    dir: PathBuf,
+    children: Vec<(String, Child)>,
+    detached: bool,
+}
+
+impl Group {
+    /// A group recording its programs in `dir` (which must exist).
+    pub fn new(dir: &Path) -> Result<Self> {
+        fs::create_dir_all(dir.join("logs"))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            children: Vec::new(),
+            detached: false,
+        })
+    }
+
+    /// Starts `path` as `program` with `args` and extra environment variables.
+    pub fn spawn(
+        &mut self,
+        program: &str,
+        path: &Path,
+        args: &[String],
+        env: &[(&str, OsString)],
+    ) -> Result<()> {
+        let log = File::create(self.dir.join("logs").join(format!("{program}.log")))?;
+        let child = Command::new(path)
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("cannot start {program} ({})", path.display()))?;
+        let mut pids = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("pids"))?;
+        std::io::Write::write_all(&mut pids, format!("{program} {}\n", child.id()).as_bytes())?;
+        self.children.push((program.to_owned(), child));
+        Ok(())
+    }
+
+    /// Leaves the programs running after this value is dropped; [`stop_dir`] stops them later.
+    pub fn detach(&mut self) {
+        self.detached = true;
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if self.detached {
+            return;
+        }
+        let _ = stop_dir(&self.dir);
+        for (_, child) in &mut self.children {
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The programs recorded in `dir`, and whether each still runs.
+pub fn programs(dir: &Path) -> Vec<(String, bool)> {
+    let Ok(text) = fs::read_to_string(dir.join("pids")) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|line| {
+            let (name, pid) = line.split_once(' ')?;
+            let pid = Pid::from_raw(pid.trim().parse().ok()?);
+            Some((name.to_owned(), alive(pid)))
+        })
+        .collect()
+}
+
+/// Stops every program recorded in `dir`: SIGTERM to each process group (last started first),
+/// SIGKILL to what is left after 10 s. Returns the programs stopped.
+pub fn stop_dir(dir: &Path) -> Result<Vec<String>> {
+    let text = match fs::read_to_string(dir.join("pids")) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let groups: Vec<(String, Pid)> = text
+        .lines()
+        .filter_map(|line| {
+            let (name, pid) = line.split_once(' ')?;
+            Some((name.to_owned(), Pid::from_raw(pid.trim().parse().ok()?)))
+        })
+        .collect();
+    for (_, pid) in groups.iter().rev() {
+        let _ = killpg(*pid, Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && groups.iter().any(|(_, pid)| alive(*pid)) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for (_, pid) in &groups {
+        if alive(*pid) {
+            let _ = killpg(*pid, Signal::SIGKILL);
+        }
+    }
+    fs::remove_file(dir.join("pids"))?;
+    Ok(groups.into_iter().map(|(name, _)| name).collect())
+}
+
+/// Whether a process group still has a member that is not a zombie of ours.
+fn alive(group: Pid) -> bool {
+    killpg(group, None).is_ok() && !is_zombie(group)
+}
+
+fn is_zombie(pid: Pid) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(") ")
+                .map(|(_, rest)| rest.starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Polls `check` until it succeeds or `timeout` passes.
+pub async fn poll<F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last_error = None;
+    while Instant::now() < deadline {
+        match check().await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => last_error = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    match last_error {
+        Some(e) => anyhow::bail!("{what} not ready within {} s: {e:#}", timeout.as_secs()),
+        None => anyhow::bail!("{what} not ready within {} s", timeout.as_secs()),
+    }
+}
