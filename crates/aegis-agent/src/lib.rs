@@ -1,5 +1,6 @@
 //! The AEGIS pipeline, composed from the other crates:
-//! detect (analyzers) → gather evidence → diagnose (rules) → propose fix → check policy.
+//! detect (analyzers) → gather evidence → diagnose (rules) → propose fix → check policy, and
+//! optionally consult the LLM on each incident, cross-checking its answer against the rules.
 //!
 //! Shadow verification, approval and production changes join this pipeline in later stages;
 //! until then every incident's verification result says it was not run.
@@ -11,12 +12,12 @@ use std::collections::BTreeMap;
 use aegis_core::incident::incident_id;
 use aegis_core::settings::Settings;
 use aegis_core::{
-    AnalysisReport, ClusterState, Incident, ResourceKind, ResourceRef, SourceKind, VERSION,
-    Verdict, Verification, VerificationResult,
+    AnalysisReport, ClusterState, Evidence, Incident, ResourceKind, ResourceRef, SourceKind,
+    VERSION, Verdict, Verification, VerificationResult,
 };
 use aegis_k8sgpt::{AnalyzerConfig, Detection};
 use aegis_llm::rules::Lookup;
-use aegis_llm::{RulesConfig, RulesEngine};
+use aegis_llm::{Consultant, RulesConfig, RulesEngine};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 pub use aegis_k8sgpt::ANALYZERS;
@@ -74,6 +75,62 @@ impl Agent {
         source: SourceKind,
         request: &AnalyzeRequest,
     ) -> Result<AnalysisReport> {
+        let lookup = Lookup::new(state);
+        let incidents = self.incidents(state, &lookup, request)?;
+        Ok(report(source, incidents.into_iter().map(|(i, _)| i).collect()))
+    }
+
+    /// Analyzes a state as [`Agent::analyze`] does, then consults the LLM on every incident
+    /// (one call each, in turn) and merges its answers. Also returns what the calls cost.
+    pub async fn analyze_with_llm(
+        &self,
+        state: &ClusterState,
+        source: SourceKind,
+        request: &AnalyzeRequest,
+        consultant: &Consultant,
+    ) -> Result<(AnalysisReport, LlmUsage)> {
+        let lookup = Lookup::new(state);
+        let index = state.index();
+        let mut usage = LlmUsage::default();
+        let mut incidents: Vec<Incident> = Vec::new();
+        for (mut incident, evidence) in self.incidents(state, &lookup, request)? {
+            let spent = consultant
+                .consult(&mut incident, &evidence, &lookup, &index)
+                .await;
+            usage.calls += 1;
+            usage.prompt_tokens += spent.prompt_tokens;
+            usage.completion_tokens += spent.completion_tokens;
+            usage.latency_ms += spent.latency_ms;
+            if incident.rca.llm.as_ref().is_some_and(|o| {
+                matches!(
+                    o.verdict,
+                    aegis_core::LlmVerdict::Failed | aegis_core::LlmVerdict::Rejected
+                )
+            }) {
+                usage.unused += 1;
+            }
+            // An adopted diagnosis may name a category the rules already gave this workload:
+            // the rules' incident keeps it.
+            if let Some(existing) = incidents.iter_mut().find(|i| i.id == incident.id) {
+                existing.rca.analysis_steps.push(format!(
+                    "{} also attributes {} to this cause",
+                    incident.rca.backend, incident.resource
+                ));
+                continue;
+            }
+            incidents.push(incident);
+        }
+        Ok((report(source, incidents), usage))
+    }
+
+    /// The incidents of a state, each with every piece of evidence the analyzers gathered for
+    /// its workload (the LLM's prompt is built from it).
+    fn incidents(
+        &self,
+        state: &ClusterState,
+        lookup: &Lookup<'_>,
+        request: &AnalyzeRequest,
+    ) -> Result<Vec<(Incident, Vec<Evidence>)>> {
         if let Some(target) = &request.target
             && !state.contains(target.kind, target.namespace_str(), &target.name)
         {
@@ -86,11 +143,10 @@ impl Agent {
         let detections = aegis_k8sgpt::analyze(state, &self.analyzers, request.filter.as_deref());
         tracing::debug!(detections = detections.len(), "analyzers done");
         let index = state.index();
-        let lookup = Lookup::new(state);
         let mut by_workload: BTreeMap<&ResourceRef, Vec<&Detection>> = BTreeMap::new();
         for detection in &detections {
             if let Some(selector) = &request.selector
-                && !selector.matches(labels_of(&lookup, state, &detection.finding.resource))
+                && !selector.matches(labels_of(lookup, state, &detection.finding.resource))
             {
                 continue;
             }
@@ -101,7 +157,15 @@ impl Agent {
         }
         let mut incidents = Vec::new();
         for (workload, detections) in by_workload {
-            for diagnosis in self.rules.diagnose(&lookup, &index, workload, &detections) {
+            let mut gathered: Vec<Evidence> = Vec::new();
+            for detection in &detections {
+                for item in &detection.evidence {
+                    if !gathered.contains(item) {
+                        gathered.push(item.clone());
+                    }
+                }
+            }
+            for diagnosis in self.rules.diagnose(lookup, &index, workload, &detections) {
                 let incident = Incident {
                     id: incident_id(workload, diagnosis.category),
                     resource: diagnosis.resource,
@@ -129,15 +193,30 @@ impl Agent {
                     .as_ref()
                     .is_none_or(|t| concerns(&incident, t))
                 {
-                    incidents.push(incident);
+                    incidents.push((incident, gathered.clone()));
                 }
             }
         }
-        Ok(AnalysisReport {
-            aegis_version: VERSION.to_owned(),
-            source,
-            incidents,
-        })
+        Ok(incidents)
+    }
+}
+
+/// What the LLM calls of one analysis cost.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LlmUsage {
+    pub calls: u64,
+    /// Calls whose answer was rejected or that failed.
+    pub unused: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub latency_ms: u64,
+}
+
+fn report(source: SourceKind, incidents: Vec<Incident>) -> AnalysisReport {
+    AnalysisReport {
+        aegis_version: VERSION.to_owned(),
+        source,
+        incidents,
     }
 }
 

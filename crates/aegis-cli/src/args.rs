@@ -103,6 +103,18 @@ pub struct AnalyzeArgs {
     /// Only objects whose labels match this selector.
     #[arg(short = 'l', long, value_name = "SELECTOR")]
     pub selector: Option<String>,
+    /// The reasoning backend: the rules engine alone, Ollama on top of it, or Ollama when it is
+    /// reachable (default: llm.backend of the configuration, `auto`).
+    #[arg(long, value_enum, value_name = "BACKEND")]
+    pub llm: Option<LlmChoice>,
+}
+
+/// `--llm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LlmChoice {
+    Auto,
+    Rules,
+    Ollama,
 }
 
 #[derive(Debug, Subcommand)]

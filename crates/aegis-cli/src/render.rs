@@ -138,6 +138,32 @@ pub fn kubectl_patch(
     )
 }
 
+/// What the LLM said about an incident, and what became of it.
+fn llm_text(opinion: &aegis_core::LlmOpinion) -> String {
+    let verdict = match opinion.verdict {
+        aegis_core::LlmVerdict::Agreed => "agreed with the rules",
+        aegis_core::LlmVerdict::Contradicted => "contradicted the rules (the rules win)",
+        aegis_core::LlmVerdict::Adopted => "diagnosed what the rules could not",
+        aegis_core::LlmVerdict::Rejected => "answer rejected",
+        aegis_core::LlmVerdict::Failed => "call failed",
+    };
+    let mut text = format!("{} {verdict}", opinion.backend);
+    if let (Some(category), Some(confidence)) = (opinion.category, opinion.confidence) {
+        text.push_str(&format!(": {category} ({confidence:.2})"));
+    }
+    if let Some(summary) = &opinion.summary {
+        text.push_str(&format!("\n{summary}"));
+    }
+    for reason in &opinion.reasons {
+        text.push_str(&format!("\n- {reason}"));
+    }
+    text.push_str(&format!(
+        "\n{} prompt + {} completion tokens, {} ms",
+        opinion.prompt_tokens, opinion.completion_tokens, opinion.latency_ms
+    ));
+    text
+}
+
 /// One incident as a panel.
 pub fn detail(incident: &Incident, style: Style) -> String {
     let rca = &incident.rca;
@@ -182,6 +208,9 @@ pub fn detail(incident: &Incident, style: Style) -> String {
         .map(|(i, s)| format!("{}. {s}", i + 1))
         .collect();
     table.add_row(vec![Cell::new("Analysis"), Cell::new(steps.join("\n"))]);
+    if let Some(opinion) = &rca.llm {
+        table.add_row(vec![Cell::new("LLM"), Cell::new(llm_text(opinion))]);
+    }
     table.add_row(vec![
         Cell::new("Decision"),
         Cell::new(&rca.decision_rationale),

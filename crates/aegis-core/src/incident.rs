@@ -85,8 +85,52 @@ pub struct Rca {
     pub evidence: Vec<Evidence>,
     pub analysis_steps: Vec<String>,
     pub decision_rationale: String,
-    /// Which backend produced it: `rules` or `ollama:<model>`.
+    /// Which backend's diagnosis this is: `rules` or `ollama:<model>`.
     pub backend: String,
+    /// What the LLM said, when it was consulted, and what became of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmOpinion>,
+}
+
+/// What became of the LLM's answer on one incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LlmVerdict {
+    /// It reached the rules' diagnosis.
+    Agreed,
+    /// It contradicted the rules' diagnosis; the rules' evidence wins.
+    Contradicted,
+    /// The rules had no diagnosis; its validated answer stands.
+    Adopted,
+    /// Its answer failed validation and was discarded.
+    Rejected,
+    /// The call failed (unreachable, timeout, missing model, …).
+    Failed,
+}
+
+/// The LLM's opinion on an incident, shown beside the diagnosis that stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmOpinion {
+    /// `ollama:<model>`.
+    pub backend: String,
+    pub verdict: LlmVerdict,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<Category>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    /// The evidence it cited, by reference.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<String>,
+    /// Why its answer was rejected or the call failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub latency_ms: u64,
+    /// A hash of the prompt sent (after redaction), for audit.
+    pub prompt_hash: String,
 }
 
 /// The kind of patch a fix carries, as `kubectl patch --type` names it.

@@ -14,7 +14,8 @@ pub mod state;
 pub mod taxonomy;
 
 pub use incident::{
-    AnalysisReport, Evidence, EvidenceSource, Finding, Fix, Incident, PatchType, Rca, Risk,
+    AnalysisReport, Evidence, EvidenceSource, Finding, Fix, Incident, LlmOpinion, LlmVerdict,
+    PatchType, Rca, Risk,
     SourceKind, Verdict, Verification, VerificationPlan, VerificationResult,
 };
 pub use policy::{PolicyDecision, PolicyViolation};

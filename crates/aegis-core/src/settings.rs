@@ -44,6 +44,16 @@ pub struct LlmSettings {
     pub verification_model: String,
     pub connect_timeout_ms: u64,
     pub request_timeout_secs: u64,
+    /// Retries of a call that failed transiently (429, 5xx, connection lost), with back-off.
+    pub max_retries: u32,
+    /// The sampling seed (with temperature 0, answers repeat).
+    pub seed: i32,
+    /// The most tokens a prompt's evidence may take; the most telling evidence is kept.
+    pub prompt_budget_tokens: usize,
+    /// The most tokens an answer may take.
+    pub max_answer_tokens: i32,
+    /// When set, every prompt sent is appended here as one JSON line (after redaction).
+    pub prompt_log: Option<PathBuf>,
 }
 
 impl Default for LlmSettings {
@@ -56,6 +66,11 @@ impl Default for LlmSettings {
             verification_model: "smollm2:135m".to_owned(),
             connect_timeout_ms: 300,
             request_timeout_secs: 120,
+            max_retries: 2,
+            seed: 42,
+            prompt_budget_tokens: 1500,
+            max_answer_tokens: 512,
+            prompt_log: None,
         }
     }
 }

@@ -233,11 +233,19 @@ async fn the_demo_incidents_are_found_on_a_real_control_plane_and_their_fixes_he
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    assert!(
-        sick.is_empty(),
-        "not healthy {} s after their fixes: {sick:?}",
-        DEADLINE.as_secs()
-    );
+    if !sick.is_empty() {
+        let pods = Command::new(binaries.path("kubectl"))
+            .arg("--kubeconfig")
+            .arg(cluster.kubeconfig())
+            .args(["get", "deploy,rs,pods", "-A", "-o", "wide"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        panic!(
+            "not healthy {} s after their fixes: {sick:?}\n{pods}",
+            DEADLINE.as_secs()
+        );
+    }
     let after = loop {
         let report = analyze(&cluster).await;
         let clear = EXPECTED

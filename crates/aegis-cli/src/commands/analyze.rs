@@ -8,10 +8,12 @@ use aegis_cluster::live::{LiveOptions, LiveSource};
 use aegis_cluster::sim::MockSource;
 use aegis_cluster::snapshot::SnapshotSource;
 use aegis_cluster::{ClusterRead, Scope};
+use aegis_core::settings::{LlmBackendChoice, Settings};
 use aegis_core::{ResourceKind, ResourceRef};
+use aegis_llm::{Consultant, OllamaBackend, OllamaConfig};
 
 use super::{print, warn};
-use crate::args::{AnalyzeArgs, GlobalArgs, OutputFormat};
+use crate::args::{AnalyzeArgs, GlobalArgs, LlmChoice, OutputFormat};
 use crate::config::{Resolved, default_state_dir};
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
@@ -158,16 +160,41 @@ pub async fn run(
         filter,
         selector,
     };
-    let report = Agent::new(&resolved.settings)
-        .analyze(&loaded.state, source.reader.kind(), &request)
-        .map_err(|e| {
-            let hint = if global.mock {
-                "`aegis analyze --all --mock` lists what the demo world holds"
-            } else {
-                "check the name and the namespace (-n NS)"
-            };
-            CliError::failure(e).hint(hint)
-        })?;
+    let not_found = |e: aegis_agent::Error| {
+        let hint = if global.mock {
+            "`aegis analyze --all --mock` lists what the demo world holds"
+        } else {
+            "check the name and the namespace (-n NS)"
+        };
+        CliError::failure(e).hint(hint)
+    };
+    let agent = Agent::new(&resolved.settings);
+    let report = match choose_llm(args.llm, &resolved.settings).await? {
+        Some(consultant) => {
+            let (report, usage) = agent
+                .analyze_with_llm(&loaded.state, source.reader.kind(), &request, &consultant)
+                .await
+                .map_err(not_found)?;
+            tracing::info!(
+                calls = usage.calls,
+                unused = usage.unused,
+                prompt_tokens = usage.prompt_tokens,
+                completion_tokens = usage.completion_tokens,
+                llm_ms = usage.latency_ms,
+                "LLM consulted"
+            );
+            if usage.unused > 0 {
+                warn(format!(
+                    "{} of {} LLM answers were rejected or failed; the rules' results stand for them (see rca.llm)",
+                    usage.unused, usage.calls
+                ));
+            }
+            report
+        }
+        None => agent
+            .analyze(&loaded.state, source.reader.kind(), &request)
+            .map_err(not_found)?,
+    };
     tracing::info!(
         incidents = report.incidents.len(),
         elapsed_ms = started.elapsed().as_millis(),
@@ -187,6 +214,57 @@ pub async fn run(
         "incidents recorded"
     );
     Ok(())
+}
+
+/// The LLM to consult, per `--llm` (else `llm.backend`): none for `rules`; Ollama for
+/// `ollama`, which must answer and have the model; for `auto`, Ollama when it answers within the
+/// connect timeout and has the model, else none with a one-line notice.
+async fn choose_llm(flag: Option<LlmChoice>, settings: &Settings) -> CliResult<Option<Consultant>> {
+    let choice = match flag {
+        Some(LlmChoice::Auto) => LlmBackendChoice::Auto,
+        Some(LlmChoice::Rules) => LlmBackendChoice::Rules,
+        Some(LlmChoice::Ollama) => LlmBackendChoice::Ollama,
+        None => settings.llm.backend,
+    };
+    if choice == LlmBackendChoice::Rules {
+        return Ok(None);
+    }
+    let llm = &settings.llm;
+    let config = OllamaConfig {
+        url: OllamaConfig::resolve_url(llm.ollama_url.as_deref()),
+        model: llm.rca_model.clone(),
+        connect_timeout: Duration::from_millis(llm.connect_timeout_ms),
+        request_timeout: Duration::from_secs(llm.request_timeout_secs),
+        max_retries: llm.max_retries,
+        seed: llm.seed,
+        max_answer_tokens: llm.max_answer_tokens,
+        backoff: Duration::from_millis(250),
+    };
+    let url = config.url.clone();
+    let model = config.model.clone();
+    let backend = OllamaBackend::new(config).map_err(CliError::failure)?;
+    if let Err(error) = backend.probe().await {
+        let hint = match &error {
+            aegis_llm::LlmError::ModelMissing { .. } => format!(
+                "create or pull it (`ollama pull {model}`), or set llm.rca_model; `--llm rules` needs no LLM"
+            ),
+            _ => format!(
+                "start Ollama (`ollama serve`, or `cargo xtask ollama up` in the repository) or point llm.ollama_url / OLLAMA_HOST at it (now {url}); `--llm rules` needs no LLM"
+            ),
+        };
+        if choice == LlmBackendChoice::Ollama {
+            return Err(CliError::failure(error).hint(hint));
+        }
+        eprintln!("notice: {error}; using the rules engine alone");
+        return Ok(None);
+    }
+    Ok(Some(Consultant {
+        backend,
+        budget_tokens: llm.prompt_budget_tokens,
+        confidence_threshold: settings.agent.confidence_threshold,
+        shadow: settings.shadow.clone(),
+        prompt_log: llm.prompt_log.clone(),
+    }))
 }
 
 /// Records the incidents; a store that cannot be written is a loud warning, not a lost analysis.

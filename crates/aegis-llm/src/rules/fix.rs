@@ -881,7 +881,9 @@ fn requests(lookup: &Lookup<'_>, object: &Value, workload: &ResourceRef) -> Outc
             if request <= allocatable {
                 continue;
             }
-            let new_request = free / step * step;
+            // Four fifths of the room: the rest stays for the node's other pods and for the
+            // surge of rolling updates, so the fixed pod does not lose its place to them.
+            let new_request = free / 5 * 4 / step * step;
             if new_request == 0 {
                 continue;
             }
@@ -925,7 +927,7 @@ fn requests(lookup: &Lookup<'_>, object: &Value, workload: &ResourceRef) -> Outc
                 risk: Risk::Medium,
                 steps,
                 rationale: format!(
-                    "The request exceeds the {resource} of every node, so the pod can never be scheduled. {new_text} is what the roomiest node can give; check that the application fits in it."
+                    "The request exceeds the {resource} of every node, so the pod can never be scheduled. {new_text} is four fifths of what the roomiest node has free, leaving room for its other pods; check that the application fits in it."
                 ),
                 evidence: vec![spec_evidence(
                     workload,

@@ -271,6 +271,7 @@ impl RulesEngine {
                 analysis_steps: steps,
                 decision_rationale: rationale,
                 backend: self.backend_name().to_owned(),
+                llm: None,
             },
             fix,
             plan,
@@ -295,7 +296,7 @@ fn policy_step(decision: &PolicyDecision) -> String {
 }
 
 /// Services whose selector matches the pods of `workload`.
-fn services_selecting(
+pub(crate) fn services_selecting(
     lookup: &Lookup<'_>,
     index: &StateIndex<'_>,
     workload: &ResourceRef,

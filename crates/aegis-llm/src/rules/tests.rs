@@ -84,7 +84,7 @@ fn every_demo_incident_gets_its_category_and_a_policy_allowed_fix_on_the_workloa
             "ml-trainer",
             Category::InsufficientResources,
             "resources",
-            json!({"requests": {"memory": "7680Mi"}, "limits": {"memory": "8Gi"}}),
+            json!({"requests": {"memory": "6Gi"}, "limits": {"memory": "8Gi"}}),
         ),
         (
             "demo-nginx",
