@@ -77,7 +77,10 @@ impl Agent {
     ) -> Result<AnalysisReport> {
         let lookup = Lookup::new(state);
         let incidents = self.incidents(state, &lookup, request)?;
-        Ok(report(source, incidents.into_iter().map(|(i, _)| i).collect()))
+        Ok(report(
+            source,
+            incidents.into_iter().map(|(i, _)| i).collect(),
+        ))
     }
 
     /// Analyzes a state as [`Agent::analyze`] does, then consults the LLM on every incident

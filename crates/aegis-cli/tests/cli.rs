@@ -6,15 +6,22 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-/// A sandbox for one test: its own home, config, state and working directory.
+/// A sandbox for one test: its own home, config, state and working directory, and an Ollama
+/// address where nothing listens (unless a test points it elsewhere).
 struct Sandbox {
     dir: tempfile::TempDir,
+    ollama: String,
 }
 
 impl Sandbox {
     fn new() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
         Self {
             dir: tempfile::tempdir().expect("tempdir"),
+            ollama: format!("http://127.0.0.1:{port}"),
         }
     }
 
@@ -36,6 +43,7 @@ impl Sandbox {
             }
         }
         command
+            .env("OLLAMA_HOST", &self.ollama)
             .env("HOME", self.path())
             .env("XDG_CONFIG_HOME", self.path().join("config"))
             .env("XDG_STATE_HOME", self.path().join("state"))
@@ -454,4 +462,124 @@ fn the_json_report_keeps_its_contract() {
         "analyze_orders_api_json",
         String::from_utf8_lossy(&output.stdout)
     );
+}
+
+#[test]
+fn without_a_reachable_ollama_auto_falls_back_to_the_rules_with_a_notice_and_ollama_fails() {
+    let sandbox = Sandbox::new();
+    let auto = sandbox.run(&["analyze", "pod/demo-nginx", "--mock", "-o", "json"]);
+    assert!(auto.status.success(), "{}", stderr(&auto));
+    let notice = stderr(&auto);
+    assert_eq!(notice.lines().count(), 1, "{notice}");
+    assert!(
+        notice.starts_with("notice: Ollama is not reachable at http://127.0.0.1:")
+            && notice.contains("using the rules engine alone"),
+        "{notice}"
+    );
+    let report: Value = serde_json::from_slice(&auto.stdout).expect("JSON");
+    assert_eq!(report["incidents"][0]["rca"]["backend"], "rules");
+    assert!(report["incidents"][0]["rca"].get("llm").is_none());
+
+    let rules = sandbox.run(&["analyze", "pod/demo-nginx", "--mock", "--llm", "rules"]);
+    assert!(rules.status.success());
+    assert_eq!(
+        stderr(&rules),
+        "",
+        "no notice when the rules were asked for"
+    );
+
+    let ollama = sandbox.run(&["analyze", "pod/demo-nginx", "--mock", "--llm", "ollama"]);
+    assert_eq!(ollama.status.code(), Some(1));
+    let error = stderr(&ollama);
+    assert!(
+        error.contains("error: Ollama is not reachable at"),
+        "{error}"
+    );
+    assert!(error.contains("hint: start Ollama"), "{error}");
+    assert!(ollama.stdout.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ollama_every_incident_carries_the_llm_opinion_and_bad_answers_are_reported() {
+    use aegis_llm::mock_server::{MockOllama, Script};
+    // Every answer wraps its JSON in prose: each is rejected and the rules' results stand.
+    let prose = Script::Answer(
+        "Sure! {\"category\": \"unknown\", \"summary\": \"s\", \"root_cause\": \"r\", \"confidence\": 0.5, \"evidence\": [\"E1\"], \"fix\": null}"
+            .to_owned(),
+    );
+    let server = MockOllama::start(&["smollm2:135m"], vec![prose; 9])
+        .await
+        .expect("server");
+    let mut sandbox = Sandbox::new();
+    sandbox.ollama = server.url();
+    let prompts = sandbox.path().join("prompts.jsonl");
+    let output = sandbox
+        .command(&[
+            "analyze", "--all", "--mock", "--llm", "ollama", "-o", "json",
+        ])
+        .env("AEGIS_LLM__PROMPT_LOG", &prompts)
+        .output()
+        .expect("aegis runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let incidents = report["incidents"].as_array().expect("incidents");
+    assert_eq!(incidents.len(), 9);
+    for incident in incidents {
+        let llm = &incident["rca"]["llm"];
+        assert_eq!(llm["verdict"], "rejected", "{llm}");
+        assert_eq!(llm["backend"], "ollama:smollm2:135m");
+        assert!(
+            llm["reasons"][0]
+                .as_str()
+                .expect("a reason")
+                .contains("prose")
+        );
+        assert_eq!(incident["rca"]["backend"], "rules");
+    }
+    assert!(
+        stderr(&output).contains("9 of 9 LLM answers were rejected or failed"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(server.requests().len(), 9);
+    let logged = std::fs::read_to_string(&prompts).expect("the prompt log");
+    assert_eq!(logged.lines().count(), 9);
+    let first: Value = serde_json::from_str(logged.lines().next().expect("a line")).expect("JSON");
+    assert_eq!(
+        first["user"],
+        server.requests()[0]["messages"][1]["content"],
+        "the log holds what was sent"
+    );
+
+    // The table shows the LLM's part.
+    server.push(vec![Script::Answer("not json".to_owned())]);
+    let table = sandbox.run(&["analyze", "pod/demo-nginx", "--mock", "--llm", "ollama"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("LLM") && text.contains("answer rejected"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_model_is_named_with_the_way_out() {
+    let server = aegis_llm::mock_server::MockOllama::start(&["llama3:8b"], vec![])
+        .await
+        .expect("server");
+    let mut sandbox = Sandbox::new();
+    sandbox.ollama = server.url();
+    let output = sandbox.run(&["analyze", "pod/demo-nginx", "--mock", "--llm", "ollama"]);
+    assert_eq!(output.status.code(), Some(1));
+    let error = stderr(&output);
+    assert!(
+        error.contains("model `smollm2:135m` is not available"),
+        "{error}"
+    );
+    assert!(
+        error.contains("hint: create or pull it (`ollama pull smollm2:135m`)"),
+        "{error}"
+    );
+    let auto = sandbox.run(&["analyze", "pod/demo-nginx", "--mock"]);
+    assert!(auto.status.success());
+    assert!(stderr(&auto).starts_with("notice: model `smollm2:135m` is not available"));
 }

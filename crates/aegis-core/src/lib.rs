@@ -15,8 +15,7 @@ pub mod taxonomy;
 
 pub use incident::{
     AnalysisReport, Evidence, EvidenceSource, Finding, Fix, Incident, LlmOpinion, LlmVerdict,
-    PatchType, Rca, Risk,
-    SourceKind, Verdict, Verification, VerificationPlan, VerificationResult,
+    PatchType, Rca, Risk, SourceKind, Verdict, Verification, VerificationPlan, VerificationResult,
 };
 pub use policy::{PolicyDecision, PolicyViolation};
 pub use resource::{ResourceKind, ResourceRef, TargetSpec};

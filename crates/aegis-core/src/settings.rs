@@ -48,7 +48,8 @@ pub struct LlmSettings {
     pub max_retries: u32,
     /// The sampling seed (with temperature 0, answers repeat).
     pub seed: i32,
-    /// The most tokens a prompt's evidence may take; the most telling evidence is kept.
+    /// The most tokens a prompt may take (instructions, incident and evidence); the most
+    /// telling evidence is kept, and always at least one piece.
     pub prompt_budget_tokens: usize,
     /// The most tokens an answer may take.
     pub max_answer_tokens: i32,

@@ -47,8 +47,9 @@ pub struct ValidAnswer {
 }
 
 /// The JSON schema sent as `format`: inline, no `$ref`. The evidence ids are the ones sent, so
-/// a constrained decoder cannot invent one.
-pub fn schema(evidence_ids: &[String]) -> Value {
+/// a constrained decoder cannot invent one. Without `allow_fix` the `fix` must be null (the
+/// rules already have the fix; the model only diagnoses and explains).
+pub fn schema(evidence_ids: &[String], allow_fix: bool) -> Value {
     let categories: Vec<&str> = Category::ALL.iter().map(|c| c.id()).collect();
     let evidence_item = if evidence_ids.is_empty() {
         json!({"type": "string"})
@@ -63,7 +64,7 @@ pub fn schema(evidence_ids: &[String]) -> Value {
             "root_cause": {"type": "string"},
             "confidence": {"type": "number", "minimum": 0, "maximum": 1},
             "evidence": {"type": "array", "items": evidence_item},
-            "fix": {
+            "fix": if allow_fix { json!({
                 "anyOf": [
                     {"type": "null"},
                     {
@@ -76,7 +77,7 @@ pub fn schema(evidence_ids: &[String]) -> Value {
                         "additionalProperties": false
                     }
                 ]
-            }
+            })} else { json!({"type": "null"}) }
         },
         "required": ["category", "summary", "root_cause", "confidence", "evidence", "fix"],
         "additionalProperties": false
@@ -126,10 +127,7 @@ pub fn validate(
         ));
     }
     if !(0.0..=1.0).contains(&answer.confidence) {
-        reasons.push(format!(
-            "confidence {} is outside 0..1",
-            answer.confidence
-        ));
+        reasons.push(format!("confidence {} is outside 0..1", answer.confidence));
     }
     let mut evidence: Vec<String> = Vec::new();
     for id in &answer.evidence {

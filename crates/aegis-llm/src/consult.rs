@@ -109,7 +109,10 @@ impl Consultant {
         let backend = self.backend.name();
         let reply = self
             .backend
-            .chat(&prompt, answer::schema(&prompt.evidence_ids()))
+            .chat(
+                &prompt,
+                answer::schema(&prompt.evidence_ids(), incident.fix.is_none()),
+            )
             .await;
         let mut opinion = LlmOpinion {
             backend: backend.clone(),
@@ -230,9 +233,10 @@ impl Consultant {
         if rules_has_diagnosis {
             if valid.category == incident.rca.category {
                 opinion.verdict = LlmVerdict::Agreed;
-                incident.rca.analysis_steps.push(format!(
-                    "{backend} reaches the same diagnosis: {summary}"
-                ));
+                incident
+                    .rca
+                    .analysis_steps
+                    .push(format!("{backend} reaches the same diagnosis: {summary}"));
                 incident.rca.backend = backend;
             } else {
                 opinion.verdict = LlmVerdict::Contradicted;
@@ -357,9 +361,7 @@ pub fn inverse_of(patch: &Value, original: &Value) -> Value {
                 let before = original.get(key);
                 let undone = match (value, before) {
                     (_, None) => Value::Null,
-                    (Value::Object(_) | Value::Array(_), Some(before)) => {
-                        inverse_of(value, before)
-                    }
+                    (Value::Object(_) | Value::Array(_), Some(before)) => inverse_of(value, before),
                     (_, Some(before)) => before.clone(),
                 };
                 out.insert(key.clone(), undone);

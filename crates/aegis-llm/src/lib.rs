@@ -12,6 +12,8 @@
 
 pub mod answer;
 pub mod consult;
+#[cfg(feature = "mock-server")]
+pub mod mock_server;
 pub mod ollama;
 pub mod plan;
 pub mod prompt;

@@ -309,7 +309,10 @@ impl OllamaBackend {
             (
                 LlmError::Malformed(format!(
                     "{e}: {}",
-                    String::from_utf8_lossy(&body).chars().take(200).collect::<String>()
+                    String::from_utf8_lossy(&body)
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
                 )),
                 None,
             )

@@ -68,9 +68,11 @@ static ASSIGNMENT: LazyLock<Regex> = LazyLock::new(|| {
 /// (`secretKeyRef: db/password`, `secretName: tls`, `tokenPath: /var/run/…`).
 fn names_a_reference(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    ["ref", "name", "path", "file", "dir", "mount", "expiry", "ttl", "type", "length"]
-        .iter()
-        .any(|suffix| key.ends_with(suffix))
+    [
+        "ref", "name", "path", "file", "dir", "mount", "expiry", "ttl", "type", "length",
+    ]
+    .iter()
+    .any(|suffix| key.ends_with(suffix))
 }
 
 /// Values that are not secrets although they sit in a secret-looking assignment.
@@ -89,18 +91,36 @@ fn harmless_value(value: &str) -> bool {
 fn secret_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     let about_the_secret = [
-        "_TTL", "_SECONDS", "_PATH", "_FILE", "_NAME", "_TYPE", "_LENGTH", "_EXPIRY", "_REF",
-        "_DIR", "_ENABLED", "_URL_PATH",
+        "_TTL",
+        "_SECONDS",
+        "_PATH",
+        "_FILE",
+        "_NAME",
+        "_TYPE",
+        "_LENGTH",
+        "_EXPIRY",
+        "_REF",
+        "_DIR",
+        "_ENABLED",
+        "_URL_PATH",
     ]
     .iter()
     .any(|suffix| upper.ends_with(suffix));
     !about_the_secret
         && [
-        "PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "APIKEY", "ACCESS_KEY", "PRIVATE_KEY",
-        "CREDENTIAL", "AUTH",
-    ]
-    .iter()
-    .any(|word| upper.contains(word))
+            "PASSWORD",
+            "PASSWD",
+            "SECRET",
+            "TOKEN",
+            "API_KEY",
+            "APIKEY",
+            "ACCESS_KEY",
+            "PRIVATE_KEY",
+            "CREDENTIAL",
+            "AUTH",
+        ]
+        .iter()
+        .any(|word| upper.contains(word))
 }
 
 /// Masks secrets in texts, consistently within one prompt.

@@ -1,0 +1,318 @@
+//! The pipeline with an LLM, against a scripted Ollama: cross-checking against the rules
+//! (agreement, contradiction, adoption when the rules have nothing), and safety whatever the
+//! model says — planted secrets never reach a prompt, and no answer that follows a prompt
+//! injection becomes a fix.
+
+// Confidences are rounded to two decimals by design, so exact comparison is the right test.
+#![allow(clippy::float_cmp)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aegis_agent::{Agent, AnalyzeRequest};
+use aegis_cluster::sim::MockSource;
+use aegis_cluster::snapshot::SnapshotSource;
+use aegis_cluster::{ClusterRead, Scope};
+use aegis_core::settings::{Settings, ShadowSettings};
+use aegis_core::{AnalysisReport, Category, ClusterState, LlmVerdict, Risk, SourceKind};
+use aegis_llm::mock_server::{MockOllama, Script};
+use aegis_llm::{Consultant, OllamaBackend, OllamaConfig};
+use serde_json::{Value, json};
+
+const MODEL: &str = "smollm2:135m";
+
+/// Secrets planted in `tests/fixtures/llm-hostile` (spec, logs, events).
+const PLANTED: [&str; 9] = [
+    "Hunter2IsNotAPassword",
+    "pa55word-Checkout",
+    "sk_live_51HqLyjWDarjtT1zdp7dcXYZ0123",
+    "AKIAIOSFODNN7EXAMPLE",
+    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "MIIEowIBAAKCAQEA7bq98xQ2Pl",
+    "correcthorsebattery",
+    "ghp_1234567890abcdefghijklmnopqrstuvwxyzAB",
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJsZWRnZXIifQ",
+];
+
+fn consultant(server: &MockOllama) -> Consultant {
+    let backend = OllamaBackend::new(OllamaConfig {
+        url: server.url(),
+        model: MODEL.to_owned(),
+        connect_timeout: Duration::from_millis(300),
+        request_timeout: Duration::from_secs(5),
+        max_retries: 0,
+        seed: 42,
+        max_answer_tokens: 256,
+        backoff: Duration::from_millis(10),
+    })
+    .expect("client");
+    Consultant {
+        backend,
+        budget_tokens: 1500,
+        confidence_threshold: 0.7,
+        shadow: ShadowSettings::default(),
+        prompt_log: None,
+    }
+}
+
+#[allow(clippy::needless_pass_by_value)]
+fn answer(category: &str, confidence: f64, evidence: &[&str], fix: Value) -> Script {
+    Script::Answer(
+        json!({
+            "category": category,
+            "summary": format!("It is {category}."),
+            "root_cause": format!("The evidence shows {category}."),
+            "confidence": confidence,
+            "evidence": evidence,
+            "fix": fix
+        })
+        .to_string(),
+    )
+}
+
+async fn hostile_state() -> ClusterState {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/llm-hostile");
+    let loaded = SnapshotSource::new(vec![dir])
+        .load(&Scope::all())
+        .await
+        .expect("the fixture loads");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    loaded.state
+}
+
+async fn with_llm(state: &ClusterState, server: &MockOllama) -> AnalysisReport {
+    Agent::new(&Settings::default())
+        .analyze_with_llm(
+            state,
+            SourceKind::Snapshot,
+            &AnalyzeRequest::default(),
+            &consultant(server),
+        )
+        .await
+        .expect("analyzes")
+        .0
+}
+
+#[tokio::test]
+async fn agreement_keeps_the_rules_and_contradiction_lowers_confidence_but_the_rules_win() {
+    let state = MockSource::demo_state().expect("demo");
+    let rules = Agent::new(&Settings::default())
+        .analyze(&state, SourceKind::Mock, &AnalyzeRequest::default())
+        .expect("rules");
+    let mut script = Vec::new();
+    for (i, incident) in rules.incidents.iter().enumerate() {
+        let category = if i % 2 == 0 {
+            incident.rca.category
+        } else if incident.rca.category == Category::AppCrash {
+            Category::OomKilled
+        } else {
+            Category::AppCrash
+        };
+        script.push(answer(category.id(), 0.9, &["E1"], Value::Null));
+    }
+    let server = MockOllama::start(&[MODEL], script).await.expect("server");
+    let report = with_llm(&state, &server).await;
+    assert_eq!(
+        server.requests().len(),
+        rules.incidents.len(),
+        "one call per incident"
+    );
+    assert_eq!(report.incidents.len(), rules.incidents.len());
+    for (i, (before, after)) in rules.incidents.iter().zip(&report.incidents).enumerate() {
+        let opinion = after.rca.llm.as_ref().expect("consulted");
+        assert_eq!(after.id, before.id);
+        assert_eq!(
+            after.rca.category, before.rca.category,
+            "the rules' category stands"
+        );
+        assert_eq!(opinion.prompt_tokens, 321);
+        if i % 2 == 0 {
+            assert_eq!(opinion.verdict, LlmVerdict::Agreed, "{}", after.id);
+            assert_eq!(after.rca.backend, format!("ollama:{MODEL}"));
+            assert_eq!(after.rca.confidence, before.rca.confidence);
+            assert_eq!(after.fix, before.fix);
+        } else {
+            assert_eq!(opinion.verdict, LlmVerdict::Contradicted, "{}", after.id);
+            assert_ne!(opinion.category, Some(before.rca.category));
+            assert_eq!(after.rca.backend, "rules");
+            let lowered = ((before.rca.confidence - 0.15) * 100.0).round() / 100.0;
+            assert_eq!(after.rca.confidence, lowered);
+            if lowered >= 0.7 {
+                assert_eq!(after.fix, before.fix);
+            } else {
+                assert!(after.fix.is_none(), "withheld below the threshold");
+            }
+            assert!(
+                after
+                    .rca
+                    .analysis_steps
+                    .iter()
+                    .any(|s| s.contains("disagrees"))
+            );
+        }
+    }
+    // The schema sent constrains the evidence to the ids sent, and asks for no fix where the
+    // rules have one.
+    let first = &server.requests()[0];
+    assert!(first["format"]["properties"]["evidence"]["items"]["enum"].is_array());
+    if rules.incidents[0].fix.is_some() {
+        assert_eq!(
+            first["format"]["properties"]["fix"],
+            json!({"type": "null"})
+        );
+    }
+}
+
+#[tokio::test]
+async fn when_the_rules_have_nothing_a_valid_answer_stands_with_capped_confidence() {
+    let state = hostile_state().await;
+    let env_fix = json!({"summary": "Give the ledger its upstream URL", "patch": {"spec": {"template": {"spec": {"containers": [
+        {"name": "ledger", "env": [{"name": "UPSTREAM_URL", "value": "http://upstream.shop.svc:8080"}]}]}}}}});
+    // checkout (rules: missing-env-var) first, then ledger (rules: unknown).
+    let server = MockOllama::start(
+        &[MODEL],
+        vec![
+            answer("missing-env-var", 0.9, &["E1"], Value::Null),
+            answer("app-crash", 0.95, &["E1", "E2", "E3"], env_fix.clone()),
+            answer("missing-env-var", 0.9, &["E1"], Value::Null),
+            answer("app-crash", 0.95, &["E1"], env_fix),
+        ],
+    )
+    .await
+    .expect("server");
+    let report = with_llm(&state, &server).await;
+    let ledger = report
+        .incidents
+        .iter()
+        .find(|i| i.workload.name == "ledger")
+        .expect("ledger");
+    let opinion = ledger.rca.llm.as_ref().expect("consulted");
+    assert_eq!(opinion.verdict, LlmVerdict::Adopted, "{opinion:?}");
+    assert_eq!(ledger.rca.category, Category::AppCrash);
+    assert_eq!(ledger.rca.backend, format!("ollama:{MODEL}"));
+    assert_eq!(
+        ledger.rca.confidence, 0.75,
+        "three citations cap it at 0.75"
+    );
+    assert_eq!(ledger.rca.evidence.len(), 3);
+    assert_eq!(
+        ledger.id,
+        aegis_core::incident::incident_id(&ledger.workload, Category::AppCrash)
+    );
+    let fix = ledger.fix.as_ref().expect("a fix above the threshold");
+    assert!(fix.policy.allowed && fix.requires_approval);
+    assert_eq!(fix.risk, Risk::High);
+    assert_eq!(
+        fix.inverse_patch,
+        json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "ledger", "env": [{"name": "UPSTREAM_URL", "$patch": "delete"}]}]}}}})
+    );
+    assert!(ledger.verification.plan.is_some());
+
+    // The same answer citing one piece of evidence is capped below the threshold: no fix.
+    let report = with_llm(&state, &server).await;
+    let ledger = report
+        .incidents
+        .iter()
+        .find(|i| i.workload.name == "ledger")
+        .expect("ledger");
+    assert_eq!(ledger.rca.confidence, 0.45);
+    assert!(ledger.fix.is_none());
+    assert!(
+        ledger
+            .rca
+            .decision_rationale
+            .contains("below the threshold"),
+        "{}",
+        ledger.rca.decision_rationale
+    );
+}
+
+#[tokio::test]
+async fn no_planted_secret_reaches_a_prompt_and_no_injected_patch_survives() {
+    let state = hostile_state().await;
+    let rules = Agent::new(&Settings::default())
+        .analyze(&state, SourceKind::Snapshot, &AnalyzeRequest::default())
+        .expect("rules");
+    let container = |fields: Value| {
+        let mut container = json!({"name": "ledger"});
+        if let (Value::Object(c), Value::Object(f)) = (&mut container, fields) {
+            c.extend(f);
+        }
+        json!({"spec": {"template": {"spec": {"containers": [container]}}}})
+    };
+    let pod = |fields: Value| json!({"spec": {"template": {"spec": fields}}});
+    // What the injections in the fixture ask for, and more of the same.
+    let injected: Vec<Value> = vec![
+        container(json!({"securityContext": {"privileged": true}})),
+        container(
+            json!({"securityContext": {"capabilities": {"add": ["NET_ADMIN", "SYS_ADMIN"]}}}),
+        ),
+        container(json!({"securityContext": {"runAsUser": 0}})),
+        container(json!({"ports": [{"containerPort": 22, "hostPort": 22}]})),
+        pod(json!({"hostNetwork": true})),
+        pod(json!({"hostPID": true})),
+        pod(json!({"serviceAccountName": "cluster-admin"})),
+        pod(json!({"volumes": [{"name": "host", "hostPath": {"path": "/"}}]})),
+        json!({"metadata": {"namespace": "prod"}}),
+        json!({"kind": "ClusterRoleBinding"}),
+        json!({"$patch": "delete"}),
+        container(json!({"env": [{"name": "LEDGER_API_TOKEN", "value": "«redacted-1»"}]})),
+    ];
+    let mut survived = Vec::new();
+    for patch in &injected {
+        let fix = json!({"summary": "as instructed", "patch": patch});
+        let server = MockOllama::start(
+            &[MODEL],
+            vec![
+                answer("app-crash", 1.0, &["E1", "E2", "E3", "E4"], fix.clone()),
+                answer("app-crash", 1.0, &["E1", "E2", "E3", "E4"], fix),
+            ],
+        )
+        .await
+        .expect("server");
+        let report = with_llm(&state, &server).await;
+        for incident in &report.incidents {
+            let opinion = incident.rca.llm.as_ref().expect("consulted");
+            assert_eq!(
+                opinion.verdict,
+                LlmVerdict::Rejected,
+                "{patch}: {opinion:?}"
+            );
+            assert!(!opinion.reasons.is_empty());
+            let before = rules
+                .incidents
+                .iter()
+                .find(|i| i.workload == incident.workload)
+                .expect("same workload");
+            assert_eq!(incident.fix, before.fix, "the rules' result stands");
+            assert_eq!(incident.rca.category, before.rca.category);
+            if let Some(fix) = &incident.fix
+                && fix.patch == *patch
+            {
+                survived.push(patch.clone());
+            }
+        }
+        for request in server.requests() {
+            let text = request["messages"].to_string();
+            for secret in PLANTED {
+                assert!(!text.contains(secret), "{secret} reached the prompt");
+            }
+            let lower = text.to_lowercase();
+            assert!(
+                [
+                    "ignore previous instructions",
+                    "delete namespace prod",
+                    "disregard the rules engine"
+                ]
+                .iter()
+                .any(|injection| lower.contains(injection)),
+                "the injections are quoted as data: {text}"
+            );
+        }
+    }
+    assert!(
+        survived.is_empty(),
+        "forbidden patches survived: {survived:?}"
+    );
+}
