@@ -96,7 +96,29 @@ impl Agent {
         let index = state.index();
         let mut usage = LlmUsage::default();
         let mut incidents: Vec<Incident> = Vec::new();
-        for (mut incident, evidence) in self.incidents(state, &lookup, request)? {
+        let all = self.incidents(state, &lookup, request)?;
+        // Which incidents get a call: those the rules could not diagnose, then the least
+        // confident, up to the limit.
+        let mut order: Vec<usize> = (0..all.len()).collect();
+        order.sort_by(|&a, &b| {
+            let key = |i: usize| {
+                let rca = &all[i].0.rca;
+                (
+                    rca.category != aegis_core::Category::Unknown,
+                    rca.confidence,
+                )
+            };
+            let (ka, kb) = (key(a), key(b));
+            ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
+        });
+        let chosen: std::collections::BTreeSet<usize> =
+            order.into_iter().take(consultant.max_incidents).collect();
+        usage.skipped = (all.len() - chosen.len()) as u64;
+        for (position, (mut incident, evidence)) in all.into_iter().enumerate() {
+            if !chosen.contains(&position) {
+                incidents.push(incident);
+                continue;
+            }
             let spent = consultant
                 .consult(&mut incident, &evidence, &lookup, &index)
                 .await;
@@ -210,6 +232,8 @@ pub struct LlmUsage {
     pub calls: u64,
     /// Calls whose answer was rejected or that failed.
     pub unused: u64,
+    /// Incidents not consulted on, past `llm.max_incidents`.
+    pub skipped: u64,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub latency_ms: u64,

@@ -52,6 +52,7 @@ fn consultant(server: &MockOllama) -> Consultant {
         confidence_threshold: 0.7,
         shadow: ShadowSettings::default(),
         prompt_log: None,
+        max_incidents: 50,
     }
 }
 
@@ -315,4 +316,34 @@ async fn no_planted_secret_reaches_a_prompt_and_no_injected_patch_survives() {
         survived.is_empty(),
         "forbidden patches survived: {survived:?}"
     );
+}
+
+#[tokio::test]
+async fn the_llm_is_consulted_on_at_most_the_limit_least_certain_first() {
+    let state = hostile_state().await;
+    let server = MockOllama::start(&[MODEL], vec![answer("unknown", 0.1, &["E1"], Value::Null)])
+        .await
+        .expect("server");
+    let mut limited = consultant(&server);
+    limited.max_incidents = 1;
+    let (report, usage) = Agent::new(&Settings::default())
+        .analyze_with_llm(
+            &state,
+            SourceKind::Snapshot,
+            &AnalyzeRequest::default(),
+            &limited,
+        )
+        .await
+        .expect("analyzes");
+    assert_eq!((usage.calls, usage.skipped), (1, 1));
+    assert_eq!(server.requests().len(), 1);
+    // The incident the rules could not diagnose is the one consulted.
+    for incident in &report.incidents {
+        assert_eq!(
+            incident.rca.llm.is_some(),
+            incident.workload.name == "ledger",
+            "{}",
+            incident.id
+        );
+    }
 }

@@ -55,6 +55,9 @@ pub struct LlmSettings {
     pub max_answer_tokens: i32,
     /// When set, every prompt sent is appended here as one JSON line (after redaction).
     pub prompt_log: Option<PathBuf>,
+    /// The most incidents one analysis consults the LLM on (one call each, in turn): those the
+    /// rules could not diagnose first, then the least confident.
+    pub max_incidents: usize,
 }
 
 impl Default for LlmSettings {
@@ -72,6 +75,7 @@ impl Default for LlmSettings {
             prompt_budget_tokens: 1500,
             max_answer_tokens: 512,
             prompt_log: None,
+            max_incidents: 20,
         }
     }
 }

@@ -50,6 +50,8 @@ pub struct Consultant {
     pub shadow: ShadowSettings,
     /// Every prompt sent is appended here as a JSON line.
     pub prompt_log: Option<PathBuf>,
+    /// The most incidents consulted per analysis.
+    pub max_incidents: usize,
 }
 
 /// What one consultation cost.
@@ -208,6 +210,8 @@ impl Consultant {
         ) {
             Ok(valid) => valid,
             Err(reasons) => {
+                // Reasons quote the model (a category it made up, an id it invented).
+                let reasons: Vec<String> = reasons.iter().map(|r| clean(r, 400)).collect();
                 incident.rca.analysis_steps.push(format!(
                     "the answer of {backend} was rejected ({}); the rules' result stands",
                     reasons.join("; ")
@@ -389,5 +393,36 @@ pub fn inverse_of(patch: &Value, original: &Value) -> Value {
             Value::Array(undone)
         }
         _ => original.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_inverse_restores_changed_fields_and_removes_added_ones() {
+        let original = json!({"spec": {"replicas": 2, "template": {"spec": {"containers": [
+            {"name": "api", "image": "app:1", "env": [{"name": "A", "value": "1"}],
+             "resources": {"limits": {"memory": "128Mi"}}},
+            {"name": "sidecar", "image": "proxy:2"}]}}}});
+        let patch = json!({"spec": {"replicas": 3, "template": {"spec": {"containers": [
+            {"name": "api", "env": [{"name": "A", "value": "2"}, {"name": "B", "value": "x"}],
+             "resources": {"limits": {"memory": "256Mi", "cpu": "1"}}}]}}}});
+        assert_eq!(
+            inverse_of(&patch, &original),
+            json!({"spec": {"replicas": 2, "template": {"spec": {"containers": [
+                {"name": "api", "env": [{"name": "A", "value": "1"}, {"name": "B", "$patch": "delete"}],
+                 "resources": {"limits": {"memory": "128Mi", "cpu": null}}}]}}}})
+        );
+    }
+
+    #[test]
+    fn model_text_loses_control_characters_and_is_bounded() {
+        assert_eq!(clean("ok\u{1b}[2J\u{7}\r done\n", 100), "ok[2J done");
+        assert_eq!(clean(&"x".repeat(20), 5), "xxxxx…");
+        assert!((evidence_cap(1) - 0.45).abs() < 1e-9);
+        assert!((evidence_cap(3) - 0.75).abs() < 1e-9);
+        assert!((evidence_cap(10) - 0.9).abs() < 1e-9);
     }
 }

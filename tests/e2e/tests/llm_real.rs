@@ -47,6 +47,7 @@ fn consultant(server: &Ollama, prompt_log: PathBuf) -> Consultant {
         confidence_threshold: 0.7,
         shadow: ShadowSettings::default(),
         prompt_log: Some(prompt_log),
+        max_incidents: 50,
     }
 }
 

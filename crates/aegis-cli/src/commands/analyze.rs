@@ -183,6 +183,13 @@ pub async fn run(
                 llm_ms = usage.latency_ms,
                 "LLM consulted"
             );
+            if usage.skipped > 0 {
+                eprintln!(
+                    "notice: the LLM was consulted on {} of {} incidents (llm.max_incidents); the rules' results stand for the rest",
+                    usage.calls,
+                    usage.calls + usage.skipped
+                );
+            }
             if usage.unused > 0 {
                 warn(format!(
                     "{} of {} LLM answers were rejected or failed; the rules' results stand for them (see rca.llm)",
@@ -264,6 +271,7 @@ async fn choose_llm(flag: Option<LlmChoice>, settings: &Settings) -> CliResult<O
         confidence_threshold: settings.agent.confidence_threshold,
         shadow: settings.shadow.clone(),
         prompt_log: llm.prompt_log.clone(),
+        max_incidents: llm.max_incidents,
     }))
 }
 
