@@ -177,10 +177,12 @@ fn measured(aegis: &Path, args: &[&str], state_dir: &Path) -> Result<(Duration, 
         .arg(aegis)
         .args(args)
         .env("AEGIS_AGENT__STATE_DIR", state_dir)
-        .stderr(Stdio::inherit())
         .output()?;
     if !output.status.success() {
-        bail!("measuring {args:?} failed");
+        bail!(
+            "measuring {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
     let text = String::from_utf8(output.stdout)?;
     let mut fields = text.split_whitespace();
