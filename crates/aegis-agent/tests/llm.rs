@@ -81,6 +81,14 @@ async fn hostile_state() -> ClusterState {
     loaded.state
 }
 
+fn of_workload<'a>(report: &'a AnalysisReport, name: &str) -> &'a aegis_core::Incident {
+    report
+        .incidents
+        .iter()
+        .find(|i| i.workload.name == name)
+        .unwrap_or_else(|| panic!("no incident on {name}"))
+}
+
 async fn with_llm(state: &ClusterState, server: &MockOllama) -> AnalysisReport {
     Agent::new(&Settings::default())
         .analyze_with_llm(
@@ -182,11 +190,7 @@ async fn when_the_rules_have_nothing_a_valid_answer_stands_with_capped_confidenc
     .await
     .expect("server");
     let report = with_llm(&state, &server).await;
-    let ledger = report
-        .incidents
-        .iter()
-        .find(|i| i.workload.name == "ledger")
-        .expect("ledger");
+    let ledger = of_workload(&report, "ledger");
     let opinion = ledger.rca.llm.as_ref().expect("consulted");
     assert_eq!(opinion.verdict, LlmVerdict::Adopted, "{opinion:?}");
     assert_eq!(ledger.rca.category, Category::AppCrash);
@@ -212,11 +216,7 @@ async fn when_the_rules_have_nothing_a_valid_answer_stands_with_capped_confidenc
 
     // The same answer citing one piece of evidence is capped below the threshold: no fix.
     let report = with_llm(&state, &server).await;
-    let ledger = report
-        .incidents
-        .iter()
-        .find(|i| i.workload.name == "ledger")
-        .expect("ledger");
+    let ledger = of_workload(&report, "ledger");
     assert_eq!(ledger.rca.confidence, 0.45);
     assert!(ledger.fix.is_none());
     assert!(

@@ -50,19 +50,29 @@ pub fn log_evidence(
     let Some(log) = state.log(namespace, pod, container, previous) else {
         return Vec::new();
     };
-    let all: Vec<(usize, &str)> = log
+    let which = if previous { "previous" } else { "current" };
+    last_lines(
+        log,
+        lines,
+        &format!("log/{namespace}/{pod}/{container}/{which}"),
+    )
+}
+
+/// The last `lines` non-empty lines of a text the application wrote, each as log evidence
+/// referenced `{prefix}:{line number}`.
+pub fn last_lines(text: &str, lines: usize, prefix: &str) -> Vec<Evidence> {
+    let all: Vec<(usize, &str)> = text
         .lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
         .collect();
     let start = all.len().saturating_sub(lines);
-    let which = if previous { "previous" } else { "current" };
     all[start..]
         .iter()
         .map(|(number, line)| {
             Evidence::new(
                 EvidenceSource::Log,
-                format!("log/{namespace}/{pod}/{container}/{which}:{}", number + 1),
+                format!("{prefix}:{}", number + 1),
                 (*line).to_owned(),
             )
         })

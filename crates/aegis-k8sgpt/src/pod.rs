@@ -5,7 +5,7 @@ use aegis_core::state::{StateIndex, ref_of};
 use aegis_core::{Evidence, EvidenceSource, ResourceKind};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
-use crate::evidence::{event_evidence, log_evidence};
+use crate::evidence::{event_evidence, last_lines, log_evidence};
 use crate::{AnalyzerConfig, Detection, detection};
 
 /// Waiting reasons that mean a container cannot start (as opposed to starting up).
@@ -324,19 +324,11 @@ fn terminated_evidence(
         ),
     )];
     if let Some(message) = &terminated.message {
-        let lines: Vec<(usize, &str)> = message
-            .lines()
-            .enumerate()
-            .filter(|(_, line)| !line.trim().is_empty())
-            .collect();
-        let start = lines.len().saturating_sub(TERMINATION_MESSAGE_LINES);
-        evidence.extend(lines[start..].iter().map(|(number, line)| {
-            Evidence::new(
-                EvidenceSource::Log,
-                format!("{field}.message:{}", number + 1),
-                (*line).to_owned(),
-            )
-        }));
+        evidence.extend(last_lines(
+            message,
+            TERMINATION_MESSAGE_LINES,
+            &format!("{field}.message"),
+        ));
     }
     evidence
 }
