@@ -76,7 +76,8 @@ impl Agent {
         request: &AnalyzeRequest,
     ) -> Result<AnalysisReport> {
         let lookup = Lookup::new(state);
-        let incidents = self.incidents(state, &lookup, request)?;
+        let index = state.index();
+        let incidents = self.incidents(state, &lookup, &index, request)?;
         Ok(report(
             source,
             incidents.into_iter().map(|(i, _)| i).collect(),
@@ -96,7 +97,7 @@ impl Agent {
         let index = state.index();
         let mut usage = LlmUsage::default();
         let mut incidents: Vec<Incident> = Vec::new();
-        let all = self.incidents(state, &lookup, request)?;
+        let all = self.incidents(state, &lookup, &index, request)?;
         // Which incidents get a call: those the rules could not diagnose, then the least
         // confident, up to the limit.
         let mut order: Vec<usize> = (0..all.len()).collect();
@@ -134,16 +135,39 @@ impl Agent {
             }) {
                 usage.unused += 1;
             }
-            // An adopted diagnosis may name a category the rules already gave this workload:
-            // the rules' incident keeps it.
-            if let Some(existing) = incidents.iter_mut().find(|i| i.id == incident.id) {
-                existing.rca.analysis_steps.push(format!(
-                    "{} also attributes {} to this cause",
-                    incident.rca.backend, incident.resource
-                ));
-                continue;
-            }
             incidents.push(incident);
+        }
+        // An adopted diagnosis may name a category the rules already gave this workload: the
+        // rules' incident keeps the id, and notes the model's agreement.
+        let adopted = |i: &Incident| {
+            i.rca
+                .llm
+                .as_ref()
+                .is_some_and(|o| o.verdict == aegis_core::LlmVerdict::Adopted)
+        };
+        let diagnosed: std::collections::BTreeSet<String> = incidents
+            .iter()
+            .filter(|i| !adopted(i))
+            .map(|i| i.id.clone())
+            .collect();
+        let mut notes: Vec<(String, String)> = Vec::new();
+        incidents.retain(|i| {
+            let duplicate = adopted(i) && diagnosed.contains(&i.id);
+            if duplicate {
+                notes.push((
+                    i.id.clone(),
+                    format!(
+                        "{} also attributes {} to this cause",
+                        i.rca.backend, i.resource
+                    ),
+                ));
+            }
+            !duplicate
+        });
+        for (id, note) in notes {
+            if let Some(existing) = incidents.iter_mut().find(|i| i.id == id) {
+                existing.rca.analysis_steps.push(note);
+            }
         }
         Ok((report(source, incidents), usage))
     }
@@ -154,6 +178,7 @@ impl Agent {
         &self,
         state: &ClusterState,
         lookup: &Lookup<'_>,
+        index: &aegis_core::state::StateIndex<'_>,
         request: &AnalyzeRequest,
     ) -> Result<Vec<(Incident, Vec<Evidence>)>> {
         if let Some(target) = &request.target
@@ -167,7 +192,6 @@ impl Agent {
         }
         let detections = aegis_k8sgpt::analyze(state, &self.analyzers, request.filter.as_deref());
         tracing::debug!(detections = detections.len(), "analyzers done");
-        let index = state.index();
         let mut by_workload: BTreeMap<&ResourceRef, Vec<&Detection>> = BTreeMap::new();
         for detection in &detections {
             if let Some(selector) = &request.selector
@@ -190,7 +214,7 @@ impl Agent {
                     }
                 }
             }
-            for diagnosis in self.rules.diagnose(lookup, &index, workload, &detections) {
+            for diagnosis in self.rules.diagnose(lookup, index, workload, &detections) {
                 let incident = Incident {
                     id: incident_id(workload, diagnosis.category),
                     resource: diagnosis.resource,
