@@ -87,12 +87,14 @@ pub fn schema(evidence_ids: &[String], allow_fix: bool) -> Value {
 /// Validates the text the model answered.
 ///
 /// `sent` are the evidence ids of the prompt; `workload` is the object a fix would patch, and
-/// `original` that object as it is now (for the policy's checks).
+/// `original` that object as it is now (for the policy's checks); `allow_fix` is whether the
+/// schema offered a fix.
 pub fn validate(
     content: &str,
     sent: &[String],
     workload: &ResourceRef,
     original: Option<&Value>,
+    allow_fix: bool,
 ) -> Result<ValidAnswer, Vec<String>> {
     let trimmed = content.trim();
     if trimmed.is_empty() {
@@ -144,6 +146,9 @@ pub fn validate(
         reasons.push("its summary or root cause is empty".to_owned());
     }
     let mut decision = None;
+    if answer.fix.is_some() && !allow_fix {
+        reasons.push("it drafts a fix where the schema asked for none".to_owned());
+    }
     if let Some(fix) = &answer.fix {
         if fix.patch.is_object() {
             let text = fix.patch.to_string();

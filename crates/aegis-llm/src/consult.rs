@@ -109,12 +109,11 @@ impl Consultant {
         let prompt = prompt::build(&input, self.budget_tokens, &mut redactor);
         self.log_prompt(&incident.id, &prompt);
         let backend = self.backend.name();
+        // Only an adopted diagnosis can use a drafted fix.
+        let allow_fix = !rules_has_diagnosis;
         let reply = self
             .backend
-            .chat(
-                &prompt,
-                answer::schema(&prompt.evidence_ids(), incident.fix.is_none()),
-            )
+            .chat(&prompt, answer::schema(&prompt.evidence_ids(), allow_fix))
             .await;
         let mut opinion = LlmOpinion {
             backend: backend.clone(),
@@ -207,6 +206,7 @@ impl Consultant {
             &prompt.evidence_ids(),
             &incident.workload,
             original,
+            !rules_has_diagnosis,
         ) {
             Ok(valid) => valid,
             Err(reasons) => {

@@ -43,7 +43,7 @@ fn container_patch(container: Value) -> Value {
 }
 
 fn rejected(content: &str) -> Vec<String> {
-    validate(content, &sent(), &workload(), Some(&original()))
+    validate(content, &sent(), &workload(), Some(&original()), true)
         .expect_err(&format!("accepted: {content}"))
 }
 
@@ -52,10 +52,17 @@ fn a_well_formed_answer_with_an_allowed_fix_is_accepted() {
     let fix = container_patch(json!({"name": "api", "env": [
         {"name": "DATABASE_URL", "valueFrom": {"configMapKeyRef": {"name": "orders-api-config", "key": "DATABASE_URL"}}}]}));
     let content = format!("\n{}\n\t\t", answer_with(fix, json!(["E2", "E1", "E2"])));
-    let valid = validate(&content, &sent(), &workload(), Some(&original())).expect("valid");
+    let valid = validate(&content, &sent(), &workload(), Some(&original()), true).expect("valid");
     assert_eq!(valid.category.id(), "missing-env-var");
     assert_eq!(valid.evidence, ["E2", "E1"]);
     assert!(valid.policy.expect("checked").allowed);
+    // The same fix where the schema asked for none is rejected.
+    let reasons = validate(&content, &sent(), &workload(), Some(&original()), false)
+        .expect_err("a fix nobody asked for");
+    assert!(
+        reasons.iter().any(|r| r.contains("asked for none")),
+        "{reasons:?}"
+    );
 }
 
 #[test]
