@@ -131,6 +131,8 @@ pub struct Redactor {
     known_values: BTreeSet<String>,
     /// Variables whose values come from Secrets; `NAME=value` prints of them are masked.
     secret_variables: BTreeSet<String>,
+    /// The pattern of those prints, built once per set of variables.
+    printed: Option<Regex>,
 }
 
 impl Redactor {
@@ -141,8 +143,8 @@ impl Redactor {
     /// An environment variable of the workload. `from_secret` when its value comes from a
     /// Secret (`secretKeyRef`, `envFrom.secretRef`); `value` when the spec carries it literally.
     pub fn learn_variable(&mut self, name: &str, value: Option<&str>, from_secret: bool) {
-        if from_secret || secret_name(name) {
-            self.secret_variables.insert(name.to_owned());
+        if (from_secret || secret_name(name)) && self.secret_variables.insert(name.to_owned()) {
+            self.printed = None;
         }
         if let Some(value) = value
             && secret_name(name)
@@ -191,21 +193,26 @@ impl Redactor {
                 6
             }
         });
-        if !self.secret_variables.is_empty() {
+        if self.printed.is_none() && !self.secret_variables.is_empty() {
             let names: Vec<String> = self
                 .secret_variables
                 .iter()
                 .map(|n| regex::escape(n))
                 .collect();
-            if let Ok(printed) = Regex::new(&format!(
+            self.printed = Regex::new(&format!(
                 r#"\b({})(["']?\s*[=:]\s*["']?)([^\s"',;&}}]+)"#,
                 names.join("|")
-            )) {
-                out = self.replace(&printed, &out, |caps| {
-                    let value = caps.get(3).map_or("", |m| m.as_str());
-                    if harmless_value(value) { usize::MAX } else { 3 }
-                });
-            }
+            ))
+            .inspect_err(|e| {
+                tracing::warn!(error = %e, "the pattern of Secret-backed variables could not be built");
+            })
+            .ok();
+        }
+        if let Some(printed) = self.printed.clone() {
+            out = self.replace(&printed, &out, |caps| {
+                let value = caps.get(3).map_or("", |m| m.as_str());
+                if harmless_value(value) { usize::MAX } else { 3 }
+            });
         }
         out
     }
