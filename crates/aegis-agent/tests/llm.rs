@@ -352,3 +352,68 @@ async fn the_llm_is_consulted_on_at_most_the_limit_least_certain_first() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_adopted_diagnosis_that_repeats_a_rules_incident_folds_into_it() {
+    // One Deployment, two pods: one OOM-killed (the rules diagnose it), one running unready
+    // with nothing to explain it (the rules cannot).
+    let pod = |name: &str, status: Value| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "a", "uid": format!("p-{name}"),
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "rs-web", "controller": true}]},
+         "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "web:1", "resources": {"limits": {"memory": "64Mi"}}}]},
+         "status": status})
+    };
+    let mut sink = aegis_cluster::ObjectSink::new(Scope::all());
+    sink.add(json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}, "status": {
+            "allocatable": {"cpu": "4", "memory": "8Gi"},
+            "conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": "2026-01-01T00:10:00Z"}]}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "a", "uid": "d-web", "creationTimestamp": "2026-01-01T00:00:00Z"},
+         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "web:1", "resources": {"limits": {"memory": "64Mi"}}}]}}}},
+        {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web-1", "namespace": "a", "uid": "rs-web",
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "d-web", "controller": true}]},
+         "spec": {"selector": {"matchLabels": {"app": "web"}}}},
+        pod("web-1-oom", json!({"phase": "Running", "containerStatuses": [{"name": "c", "image": "web:1", "imageID": "", "ready": false, "restartCount": 5,
+            "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]})),
+        pod("web-1-idle", json!({"phase": "Running", "containerStatuses": [{"name": "c", "image": "web:1", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"running": {"startedAt": "2026-01-01T00:00:05Z"}}}]}))
+    ]}))
+    .expect("valid objects");
+    let mut state = sink.state;
+    state.settle_now();
+    let rules = Agent::new(&Settings::default())
+        .analyze(&state, SourceKind::Snapshot, &AnalyzeRequest::default())
+        .expect("rules");
+    let categories: Vec<Category> = rules.incidents.iter().map(|i| i.rca.category).collect();
+    assert_eq!(categories, [Category::OomKilled, Category::Unknown]);
+    // The model calls the unready pod OOM-killed too: one oom-killed incident remains.
+    let server = MockOllama::start(
+        &[MODEL],
+        vec![
+            answer("oom-killed", 0.9, &["E1"], Value::Null),
+            answer("oom-killed", 0.9, &["E1", "E2", "E3"], Value::Null),
+        ],
+    )
+    .await
+    .expect("server");
+    let report = with_llm(&state, &server).await;
+    assert_eq!(server.requests().len(), 2);
+    assert_eq!(report.incidents.len(), 1, "{:#?}", report.incidents);
+    let kept = &report.incidents[0];
+    assert_eq!(kept.id, rules.incidents[0].id);
+    assert_eq!(
+        kept.rca.llm.as_ref().map(|o| o.verdict),
+        Some(LlmVerdict::Agreed)
+    );
+    assert!(
+        kept.rca
+            .analysis_steps
+            .iter()
+            .any(|s| s.contains("also attributes a/Pod/web-1-idle")),
+        "{:?}",
+        kept.rca.analysis_steps
+    );
+}
