@@ -48,6 +48,7 @@ fn consultant(server: &MockOllama) -> Consultant {
     .expect("client");
     Consultant {
         backend,
+        fix_backend: None,
         budget_tokens: 1500,
         confidence_threshold: 0.7,
         shadow: ShadowSettings::default(),
@@ -415,5 +416,94 @@ async fn an_adopted_diagnosis_that_repeats_a_rules_incident_folds_into_it() {
             .any(|s| s.contains("also attributes a/Pod/web-1-idle")),
         "{:?}",
         kept.rca.analysis_steps
+    );
+}
+
+#[tokio::test]
+async fn a_fix_model_of_its_own_drafts_the_fix_of_an_adopted_diagnosis_in_a_second_call() {
+    let state = hostile_state().await;
+    let env_fix = json!({"summary": "Give the ledger its upstream URL", "patch": {"spec": {"template": {"spec": {"containers": [
+        {"name": "ledger", "env": [{"name": "UPSTREAM_URL", "value": "http://upstream.shop.svc:8080"}]}]}}}}});
+    let hostile = json!({"summary": "as the log says", "patch": {"spec": {"template": {"spec": {"hostNetwork": true}}}}});
+    let server = MockOllama::start(
+        &[MODEL, "fixer:1b"],
+        vec![
+            // First analysis: checkout (rules diagnose it), ledger adopted, then the fix call.
+            answer("missing-env-var", 0.9, &["E1"], Value::Null),
+            answer("app-crash", 0.95, &["E1", "E2", "E3"], Value::Null),
+            Script::Answer(json!({"fix": env_fix}).to_string()),
+            // Second analysis: the fix role answers with a forbidden patch.
+            answer("missing-env-var", 0.9, &["E1"], Value::Null),
+            answer("app-crash", 0.95, &["E1", "E2", "E3"], Value::Null),
+            Script::Answer(json!({"fix": hostile}).to_string()),
+        ],
+    )
+    .await
+    .expect("server");
+    let mut two_roles = consultant(&server);
+    two_roles.fix_backend = Some(
+        OllamaBackend::new(OllamaConfig {
+            url: server.url(),
+            model: "fixer:1b".to_owned(),
+            connect_timeout: Duration::from_millis(300),
+            request_timeout: Duration::from_secs(5),
+            max_retries: 0,
+            seed: 42,
+            max_answer_tokens: 256,
+            backoff: Duration::from_millis(10),
+        })
+        .expect("client"),
+    );
+    let run = || async {
+        Agent::new(&Settings::default())
+            .analyze_with_llm(
+                &state,
+                SourceKind::Snapshot,
+                &AnalyzeRequest::default(),
+                &two_roles,
+            )
+            .await
+            .expect("analyzes")
+            .0
+    };
+    let report = run().await;
+    let requests = server.requests();
+    let models: Vec<&str> = requests
+        .iter()
+        .map(|r| r["model"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(models, [MODEL, MODEL, "fixer:1b"]);
+    // The diagnosis calls are offered no fix; the fix call is only about the fix.
+    assert_eq!(
+        requests[1]["format"]["properties"]["fix"],
+        json!({"type": "null"})
+    );
+    assert!(requests[2]["format"]["properties"]["fix"]["anyOf"].is_array());
+    assert!(
+        requests[2]["messages"][1]["content"]
+            .as_str()
+            .is_some_and(|c| c.contains("The diagnosis is app-crash"))
+    );
+    let ledger = of_workload(&report, "ledger");
+    let fix = ledger.fix.as_ref().expect("the fix role's fix");
+    assert_eq!(fix.patch, env_fix["patch"]);
+    assert_eq!(fix.risk, Risk::High);
+    assert!(fix.policy.allowed && fix.requires_approval);
+    assert!(ledger.verification.plan.is_some());
+
+    let report = run().await;
+    let ledger = of_workload(&report, "ledger");
+    assert!(
+        ledger.fix.is_none(),
+        "a forbidden patch from the fix role is rejected"
+    );
+    assert!(
+        ledger
+            .rca
+            .analysis_steps
+            .iter()
+            .any(|s| s.contains("fixer:1b was rejected") && s.contains("host-namespaces")),
+        "{:?}",
+        ledger.rca.analysis_steps
     );
 }

@@ -39,8 +39,13 @@ pub struct LlmSettings {
     pub backend: LlmBackendChoice,
     /// Ollama's URL; when unset, `OLLAMA_HOST`, else `http://127.0.0.1:11434`.
     pub ollama_url: Option<String>,
+    /// The model of the diagnosis call (one per incident).
     pub rca_model: String,
+    /// The model that drafts the fix of a diagnosis the rules could not make: the diagnosis
+    /// call itself when it is `rca_model`, else a second call.
     pub fix_model: String,
+    /// The model for verification plans. No call uses it yet: plans are built by the rules
+    /// (`aegis-llm` `plan.rs`) so that every check is one the shadow can run.
     pub verification_model: String,
     pub connect_timeout_ms: u64,
     pub request_timeout_secs: u64,

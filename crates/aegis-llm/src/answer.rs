@@ -84,18 +84,83 @@ pub fn schema(evidence_ids: &[String], allow_fix: bool) -> Value {
     })
 }
 
-/// Validates the text the model answered.
-///
-/// `sent` are the evidence ids of the prompt; `workload` is the object a fix would patch, and
-/// `original` that object as it is now (for the policy's checks); `allow_fix` is whether the
-/// schema offered a fix.
-pub fn validate(
-    content: &str,
-    sent: &[String],
+/// Checks a drafted fix: a JSON object, no masked value, allowed by the fix policy on the
+/// workload. Reasons go to `reasons`; the policy's decision is returned when there was a patch
+/// to check.
+fn check_fix(
+    fix: &DraftFix,
     workload: &ResourceRef,
     original: Option<&Value>,
-    allow_fix: bool,
-) -> Result<ValidAnswer, Vec<String>> {
+    reasons: &mut Vec<String>,
+) -> Option<PolicyDecision> {
+    if !fix.patch.is_object() {
+        reasons.push("its patch is not a JSON object".to_owned());
+        return None;
+    }
+    if has_mask(&fix.patch.to_string()) {
+        reasons.push(
+            "its patch carries a masked secret value; masks are never turned back into values"
+                .to_owned(),
+        );
+    }
+    let checked = policy::check(
+        workload.kind,
+        PatchType::StrategicMerge,
+        &fix.patch,
+        original,
+    );
+    if !checked.allowed {
+        let violations: Vec<String> = checked
+            .violations
+            .iter()
+            .map(|v| format!("{} at `{}`", v.rule, v.path))
+            .collect();
+        reasons.push(format!(
+            "the fix policy denies its patch: {}",
+            violations.join("; ")
+        ));
+    }
+    Some(checked)
+}
+
+/// The schema of the fix role's answer: `{"fix": null | {"summary", "patch"}}`.
+pub fn fix_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {"fix": schema(&[], true)["properties"]["fix"].clone()},
+        "required": ["fix"],
+        "additionalProperties": false
+    })
+}
+
+/// The fix role's answer as parsed.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FixAnswer {
+    fix: Option<DraftFix>,
+}
+
+/// Validates the fix role's answer: `Ok(None)` when it drafts no fix.
+pub fn validate_fix(
+    content: &str,
+    workload: &ResourceRef,
+    original: Option<&Value>,
+) -> Result<Option<(DraftFix, PolicyDecision)>, Vec<String>> {
+    let value = bare_json(content)?;
+    let answer: FixAnswer = serde_json::from_value(value)
+        .map_err(|e| vec![format!("the answer does not match the schema: {e}")])?;
+    let Some(fix) = answer.fix else {
+        return Ok(None);
+    };
+    let mut reasons = Vec::new();
+    match check_fix(&fix, workload, original, &mut reasons) {
+        Some(decision) if reasons.is_empty() => Ok(Some((fix, decision))),
+        _ => Err(reasons),
+    }
+}
+
+/// The answer as one bare JSON object, or why it is not one.
+fn bare_json(content: &str) -> Result<Value, Vec<String>> {
     let trimmed = content.trim();
     if trimmed.is_empty() {
         return Err(vec!["the answer is empty".to_owned()]);
@@ -110,13 +175,28 @@ pub fn validate(
         };
         return Err(vec![reason.to_owned()]);
     }
-    let value: Value = serde_json::from_str(trimmed).map_err(|e| {
+    serde_json::from_str(trimmed).map_err(|e| {
         vec![if e.is_eof() {
             format!("the JSON is truncated: {e}")
         } else {
             format!("the JSON is malformed: {e}")
         }]
-    })?;
+    })
+}
+
+/// Validates the text the model answered.
+///
+/// `sent` are the evidence ids of the prompt; `workload` is the object a fix would patch, and
+/// `original` that object as it is now (for the policy's checks); `allow_fix` is whether the
+/// schema offered a fix.
+pub fn validate(
+    content: &str,
+    sent: &[String],
+    workload: &ResourceRef,
+    original: Option<&Value>,
+    allow_fix: bool,
+) -> Result<ValidAnswer, Vec<String>> {
+    let value = bare_json(content)?;
     let answer: Answer = serde_json::from_value(value)
         .map_err(|e| vec![format!("the answer does not match the schema: {e}")])?;
 
@@ -150,35 +230,7 @@ pub fn validate(
         reasons.push("it drafts a fix where the schema asked for none".to_owned());
     }
     if let Some(fix) = &answer.fix {
-        if fix.patch.is_object() {
-            let text = fix.patch.to_string();
-            if has_mask(&text) {
-                reasons.push(
-                    "its patch carries a masked secret value; masks are never turned back into values"
-                        .to_owned(),
-                );
-            }
-            let checked = policy::check(
-                workload.kind,
-                PatchType::StrategicMerge,
-                &fix.patch,
-                original,
-            );
-            if !checked.allowed {
-                let violations: Vec<String> = checked
-                    .violations
-                    .iter()
-                    .map(|v| format!("{} at `{}`", v.rule, v.path))
-                    .collect();
-                reasons.push(format!(
-                    "the fix policy denies its patch: {}",
-                    violations.join("; ")
-                ));
-            }
-            decision = Some(checked);
-        } else {
-            reasons.push("its patch is not a JSON object".to_owned());
-        }
+        decision = check_fix(fix, workload, original, &mut reasons);
     }
     match category {
         Some(category) if reasons.is_empty() => Ok(ValidAnswer {

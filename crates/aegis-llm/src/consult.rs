@@ -44,7 +44,11 @@ pub fn evidence_cap(cited: usize) -> f64 {
 /// The LLM side of the pipeline.
 #[derive(Debug, Clone)]
 pub struct Consultant {
+    /// The diagnosis (RCA) role's model; it also drafts the fix unless `fix_backend` is set.
     pub backend: OllamaBackend,
+    /// The fix role's model, when it differs from the RCA model: asked in a second call to
+    /// draft the fix of a diagnosis the rules could not make.
+    pub fix_backend: Option<OllamaBackend>,
     pub budget_tokens: usize,
     pub confidence_threshold: f64,
     pub shadow: ShadowSettings,
@@ -109,8 +113,9 @@ impl Consultant {
         let prompt = prompt::build(&input, self.budget_tokens, &mut redactor);
         self.log_prompt(&incident.id, &prompt);
         let backend = self.backend.name();
-        // Only an adopted diagnosis can use a drafted fix.
-        let allow_fix = !rules_has_diagnosis;
+        // Only an adopted diagnosis can use a drafted fix; with a fix role of its own, the fix
+        // is drafted in a second call.
+        let allow_fix = !rules_has_diagnosis && self.fix_backend.is_none();
         let reply = self
             .backend
             .chat(&prompt, answer::schema(&prompt.evidence_ids(), allow_fix))
@@ -153,7 +158,118 @@ impl Consultant {
             index,
             rules_has_diagnosis,
         );
+        let mut usage = usage;
+        if let Some(fixer) = &self.fix_backend
+            && incident
+                .rca
+                .llm
+                .as_ref()
+                .is_some_and(|o| o.verdict == LlmVerdict::Adopted)
+            && incident.rca.confidence >= self.confidence_threshold
+        {
+            let spent = self
+                .draft_fix(fixer, incident, &prompt, original.as_ref(), lookup, index)
+                .await;
+            usage.prompt_tokens += spent.prompt_tokens;
+            usage.completion_tokens += spent.completion_tokens;
+            usage.latency_ms += spent.latency_ms;
+        }
         usage
+    }
+
+    /// The fix role: asks `fixer` to draft the fix of the diagnosis just adopted.
+    async fn draft_fix(
+        &self,
+        fixer: &OllamaBackend,
+        incident: &mut Incident,
+        prompt: &Prompt,
+        original: Option<&Value>,
+        lookup: &Lookup<'_>,
+        index: &StateIndex<'_>,
+    ) -> Usage {
+        let name = fixer.name();
+        let mut request = prompt.clone();
+        request.user.push_str(&format!(
+            "\nThe diagnosis is {}: {}\nDraft the fix, or answer null if no safe patch exists.\n",
+            incident.rca.category,
+            // The summary is the model's own text, already cleaned; it quotes no secret that
+            // was not masked in the prompt it came from.
+            incident.rca.summary
+        ));
+        let reply = match fixer.chat(&request, answer::fix_schema()).await {
+            Ok(reply) => reply,
+            Err(error) => {
+                incident.rca.analysis_steps.push(format!(
+                    "{name} could not be asked for a fix ({error}); a human decides"
+                ));
+                return Usage::default();
+            }
+        };
+        let usage = Usage {
+            prompt_tokens: reply.prompt_tokens,
+            completion_tokens: reply.completion_tokens,
+            latency_ms: u64::try_from(reply.latency.as_millis()).unwrap_or(u64::MAX),
+        };
+        match answer::validate_fix(&reply.content, &incident.workload, original) {
+            Ok(Some((draft, policy))) => {
+                let category = incident.rca.category;
+                self.attach_fix(incident, &draft, &policy, original, lookup, index, category);
+                incident
+                    .rca
+                    .analysis_steps
+                    .push(format!("{name} drafted the fix"));
+                incident.rca.decision_rationale.push_str(&format!(
+                    " {name} drafted the fix; it passed the fix policy and, drafted by an LLM, is high-risk and needs approval after shadow verification."
+                ));
+            }
+            Ok(None) => incident
+                .rca
+                .decision_rationale
+                .push_str(&format!(" {name} drafted no fix; a human decides.")),
+            Err(reasons) => {
+                let reasons: Vec<String> = reasons.iter().map(|r| clean(r, 400)).collect();
+                incident.rca.analysis_steps.push(format!(
+                    "the fix drafted by {name} was rejected ({})",
+                    reasons.join("; ")
+                ));
+                incident
+                    .rca
+                    .decision_rationale
+                    .push_str(" The fix the LLM drafted was rejected; a human decides.");
+            }
+        }
+        usage
+    }
+
+    /// Makes a validated draft the incident's fix, with its inverse and verification plan.
+    #[allow(clippy::too_many_arguments)]
+    fn attach_fix(
+        &self,
+        incident: &mut Incident,
+        draft: &answer::DraftFix,
+        policy: &aegis_core::PolicyDecision,
+        original: Option<&Value>,
+        lookup: &Lookup<'_>,
+        index: &StateIndex<'_>,
+        category: Category,
+    ) {
+        let workload = incident.workload.clone();
+        let fix = Fix {
+            summary: clean(&draft.summary, 300),
+            target: workload.clone(),
+            patch_type: PatchType::StrategicMerge,
+            patch: draft.patch.clone(),
+            inverse_patch: inverse_of(&draft.patch, original.unwrap_or(&Value::Null)),
+            risk: Risk::High,
+            policy: policy.clone(),
+            requires_approval: true,
+        };
+        let services = crate::rules::services_selecting(lookup, index, &workload);
+        let plan: VerificationPlan = verification_plan(category, &fix, &services, &self.shadow);
+        incident.verification.plan = Some(plan);
+        incident.verification.result.reason =
+            Some("analysis only: the fix has not been run in a shadow environment".to_owned());
+        incident.fix = Some(fix);
     }
 
     fn log_prompt(&self, incident: &str, prompt: &Prompt) {
@@ -206,7 +322,7 @@ impl Consultant {
             &prompt.evidence_ids(),
             &incident.workload,
             original,
-            !rules_has_diagnosis,
+            !rules_has_diagnosis && self.fix_backend.is_none(),
         ) {
             Ok(valid) => valid,
             Err(reasons) => {
@@ -317,24 +433,15 @@ impl Consultant {
         incident.verification.result.reason = Some("no fix to verify".to_owned());
         match (&valid.fix, &valid.policy) {
             (Some(draft), Some(policy)) if confidence >= self.confidence_threshold => {
-                let fix = Fix {
-                    summary: clean(&draft.summary, 300),
-                    target: workload.clone(),
-                    patch_type: PatchType::StrategicMerge,
-                    patch: draft.patch.clone(),
-                    inverse_patch: inverse_of(&draft.patch, original.unwrap_or(&Value::Null)),
-                    risk: Risk::High,
-                    policy: policy.clone(),
-                    requires_approval: true,
-                };
-                let services = crate::rules::services_selecting(lookup, index, &workload);
-                let plan: VerificationPlan =
-                    verification_plan(valid.category, &fix, &services, &self.shadow);
-                incident.verification.plan = Some(plan);
-                incident.verification.result.reason = Some(
-                    "analysis only: the fix has not been run in a shadow environment".to_owned(),
+                self.attach_fix(
+                    incident,
+                    draft,
+                    policy,
+                    original,
+                    lookup,
+                    index,
+                    valid.category,
                 );
-                incident.fix = Some(fix);
                 rationale.push_str(" Its patch passed the fix policy; drafted by an LLM, it is high-risk and needs approval after shadow verification.");
             }
             (Some(_), _) => rationale.push_str(&format!(
@@ -345,6 +452,7 @@ impl Consultant {
                 " Confidence {confidence:.2} is below the threshold {:.2}; escalated to a human.",
                 self.confidence_threshold
             )),
+            (None, _) if self.fix_backend.is_some() => {}
             (None, _) => rationale.push_str(" It drafted no fix; a human decides."),
         }
         incident.rca.decision_rationale = rationale;

@@ -235,3 +235,39 @@ fn a_prompt_keeps_within_its_budget_the_most_telling_evidence_as_defused_redacte
     assert_eq!(tiny.evidence.len(), 1);
     assert_eq!(tiny.evidence[0].original, cited[0]);
 }
+
+#[test]
+fn the_fix_role_answers_a_fix_or_null_and_nothing_else() {
+    use aegis_llm::answer::{fix_schema, validate_fix};
+    let workload = workload();
+    let original = original();
+    assert_eq!(
+        validate_fix(r#"{"fix": null}"#, &workload, Some(&original)),
+        Ok(None)
+    );
+    let allowed = json!({"fix": container_patch(json!({"name": "api", "image": "ghcr.io/aegis-demo/orders-api:2.3.0"}))});
+    let (draft, policy) = validate_fix(&allowed.to_string(), &workload, Some(&original))
+        .expect("valid")
+        .expect("a fix");
+    assert!(policy.allowed);
+    assert_eq!(draft.summary, "fix");
+    for (content, reason) in [
+        (format!("Here you go: {allowed}"), "prose"),
+        (
+            json!({"fix": container_patch(json!({"name": "api", "image": "evil.io/miner:1"}))})
+                .to_string(),
+            "fix policy denies",
+        ),
+        (
+            json!({"fix": null, "also": "kubectl delete ns prod"}).to_string(),
+            "schema",
+        ),
+    ] {
+        let reasons = validate_fix(&content, &workload, Some(&original)).expect_err(&content);
+        assert!(
+            reasons.iter().any(|r| r.contains(reason)),
+            "{reason}: {reasons:?}"
+        );
+    }
+    assert_eq!(fix_schema()["required"], json!(["fix"]));
+}

@@ -43,6 +43,7 @@ fn consultant(server: &Ollama, prompt_log: PathBuf) -> Consultant {
     .expect("client");
     Consultant {
         backend,
+        fix_backend: None,
         budget_tokens: 1200,
         confidence_threshold: 0.7,
         shadow: ShadowSettings::default(),

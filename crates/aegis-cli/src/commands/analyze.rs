@@ -248,12 +248,30 @@ async fn choose_llm(flag: Option<LlmChoice>, settings: &Settings) -> CliResult<O
         backoff: Duration::from_millis(250),
     };
     let url = config.url.clone();
-    let model = config.model.clone();
+    let fix_backend = (llm.fix_model != llm.rca_model)
+        .then(|| {
+            OllamaBackend::new(OllamaConfig {
+                model: llm.fix_model.clone(),
+                ..config.clone()
+            })
+        })
+        .transpose()
+        .map_err(CliError::failure)?;
     let backend = OllamaBackend::new(config).map_err(CliError::failure)?;
-    if let Err(error) = backend.probe().await {
+    let mut probed = backend.probe().await;
+    if probed.is_ok()
+        && let Some(fixer) = &fix_backend
+    {
+        probed = fixer.probe().await;
+    }
+    if let Err(error) = probed {
+        let model = match &error {
+            aegis_llm::LlmError::ModelMissing { model, .. } => model.clone(),
+            _ => llm.rca_model.clone(),
+        };
         let hint = match &error {
             aegis_llm::LlmError::ModelMissing { .. } => format!(
-                "create or pull it (`ollama pull {model}`), or set llm.rca_model; `--llm rules` needs no LLM"
+                "create or pull it (`ollama pull {model}`), or set llm.rca_model / llm.fix_model; `--llm rules` needs no LLM"
             ),
             _ => format!(
                 "start Ollama (`ollama serve`, or `cargo xtask ollama up` in the repository) or point llm.ollama_url / OLLAMA_HOST at it (now {url}); `--llm rules` needs no LLM"
@@ -267,6 +285,7 @@ async fn choose_llm(flag: Option<LlmChoice>, settings: &Settings) -> CliResult<O
     }
     Ok(Some(Consultant {
         backend,
+        fix_backend,
         budget_tokens: llm.prompt_budget_tokens,
         confidence_threshold: settings.agent.confidence_threshold,
         shadow: settings.shadow.clone(),
