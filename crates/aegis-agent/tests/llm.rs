@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use aegis_agent::{Agent, AnalyzeRequest};
+use aegis_agent::{Agent, AnalyzeRequest, LlmUsage};
 use aegis_cluster::sim::MockSource;
 use aegis_cluster::snapshot::SnapshotSource;
 use aegis_cluster::{ClusterRead, Scope};
@@ -34,10 +34,11 @@ const PLANTED: [&str; 9] = [
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJsZWRnZXIifQ",
 ];
 
-fn consultant(server: &MockOllama) -> Consultant {
-    let backend = OllamaBackend::new(OllamaConfig {
+/// A client of the mock server asking for `model`.
+fn backend(server: &MockOllama, model: &str) -> OllamaBackend {
+    OllamaBackend::new(OllamaConfig {
         url: server.url(),
-        model: MODEL.to_owned(),
+        model: model.to_owned(),
         connect_timeout: Duration::from_millis(300),
         request_timeout: Duration::from_secs(5),
         max_retries: 0,
@@ -45,7 +46,11 @@ fn consultant(server: &MockOllama) -> Consultant {
         max_answer_tokens: 256,
         backoff: Duration::from_millis(10),
     })
-    .expect("client");
+    .expect("client")
+}
+
+fn consultant(server: &MockOllama) -> Consultant {
+    let backend = backend(server, MODEL);
     Consultant {
         backend,
         fix_backend: None,
@@ -90,17 +95,20 @@ fn of_workload<'a>(report: &'a AnalysisReport, name: &str) -> &'a aegis_core::In
         .unwrap_or_else(|| panic!("no incident on {name}"))
 }
 
-async fn with_llm(state: &ClusterState, server: &MockOllama) -> AnalysisReport {
+async fn analyze(state: &ClusterState, consultant: &Consultant) -> (AnalysisReport, LlmUsage) {
     Agent::new(&Settings::default())
         .analyze_with_llm(
             state,
             SourceKind::Snapshot,
             &AnalyzeRequest::default(),
-            &consultant(server),
+            consultant,
         )
         .await
         .expect("analyzes")
-        .0
+}
+
+async fn with_llm(state: &ClusterState, server: &MockOllama) -> AnalysisReport {
+    analyze(state, &consultant(server)).await.0
 }
 
 #[tokio::test]
@@ -332,15 +340,7 @@ async fn the_llm_is_consulted_on_at_most_the_limit_least_certain_first() {
         .expect("server");
     let mut limited = consultant(&server);
     limited.max_incidents = 1;
-    let (report, usage) = Agent::new(&Settings::default())
-        .analyze_with_llm(
-            &state,
-            SourceKind::Snapshot,
-            &AnalyzeRequest::default(),
-            &limited,
-        )
-        .await
-        .expect("analyzes");
+    let (report, usage) = analyze(&state, &limited).await;
     assert_eq!((usage.calls, usage.skipped), (1, 1));
     assert_eq!(server.requests().len(), 1);
     // The incident the rules could not diagnose is the one consulted.
@@ -441,32 +441,8 @@ async fn a_fix_model_of_its_own_drafts_the_fix_of_an_adopted_diagnosis_in_a_seco
     .await
     .expect("server");
     let mut two_roles = consultant(&server);
-    two_roles.fix_backend = Some(
-        OllamaBackend::new(OllamaConfig {
-            url: server.url(),
-            model: "fixer:1b".to_owned(),
-            connect_timeout: Duration::from_millis(300),
-            request_timeout: Duration::from_secs(5),
-            max_retries: 0,
-            seed: 42,
-            max_answer_tokens: 256,
-            backoff: Duration::from_millis(10),
-        })
-        .expect("client"),
-    );
-    let run = || async {
-        Agent::new(&Settings::default())
-            .analyze_with_llm(
-                &state,
-                SourceKind::Snapshot,
-                &AnalyzeRequest::default(),
-                &two_roles,
-            )
-            .await
-            .expect("analyzes")
-            .0
-    };
-    let report = run().await;
+    two_roles.fix_backend = Some(backend(&server, "fixer:1b"));
+    let report = analyze(&state, &two_roles).await.0;
     let requests = server.requests();
     let models: Vec<&str> = requests
         .iter()
@@ -491,7 +467,7 @@ async fn a_fix_model_of_its_own_drafts_the_fix_of_an_adopted_diagnosis_in_a_seco
     assert!(fix.policy.allowed && fix.requires_approval);
     assert!(ledger.verification.plan.is_some());
 
-    let report = run().await;
+    let report = analyze(&state, &two_roles).await.0;
     let ledger = of_workload(&report, "ledger");
     assert!(
         ledger.fix.is_none(),
