@@ -113,9 +113,7 @@ impl Consultant {
         let prompt = prompt::build(&input, self.budget_tokens, &mut redactor);
         self.log_prompt(&incident.id, &prompt);
         let backend = self.backend.name();
-        // Only an adopted diagnosis can use a drafted fix; with a fix role of its own, the fix
-        // is drafted in a second call.
-        let allow_fix = !rules_has_diagnosis && self.fix_backend.is_none();
+        let allow_fix = self.offers_fix(rules_has_diagnosis);
         let reply = self
             .backend
             .chat(&prompt, answer::schema(&prompt.evidence_ids(), allow_fix))
@@ -272,6 +270,12 @@ impl Consultant {
         incident.fix = Some(fix);
     }
 
+    /// Whether the diagnosis call is offered a fix: only an adopted diagnosis can use one, and
+    /// with a fix role of its own the fix is drafted in a second call.
+    fn offers_fix(&self, rules_has_diagnosis: bool) -> bool {
+        !rules_has_diagnosis && self.fix_backend.is_none()
+    }
+
     fn log_prompt(&self, incident: &str, prompt: &Prompt) {
         let Some(path) = &self.prompt_log else { return };
         let line = json!({
@@ -322,7 +326,7 @@ impl Consultant {
             &prompt.evidence_ids(),
             &incident.workload,
             original,
-            !rules_has_diagnosis && self.fix_backend.is_none(),
+            self.offers_fix(rules_has_diagnosis),
         ) {
             Ok(valid) => valid,
             Err(reasons) => {
