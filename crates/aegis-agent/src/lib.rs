@@ -16,8 +16,8 @@ use aegis_core::{
     VERSION, Verdict, Verification, VerificationResult,
 };
 use aegis_k8sgpt::{AnalyzerConfig, Detection};
-use aegis_llm::rules::Lookup;
-use aegis_llm::{Consultant, RulesConfig, RulesEngine};
+use aegis_llm::Consultant;
+use aegis_rules::{Lookup, RulesConfig, RulesEngine};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 pub use aegis_k8sgpt::ANALYZERS;

@@ -25,10 +25,10 @@ use serde_json::{Map, Value, json};
 
 use crate::answer::{self, ValidAnswer};
 use crate::ollama::{LlmError, OllamaBackend, Reply};
-use crate::plan::verification_plan;
 use crate::prompt::{self, Prompt, PromptInput, RulesView};
 use crate::redact::Redactor;
-use crate::rules::Lookup;
+use aegis_rules::Lookup;
+use aegis_rules::plan::verification_plan;
 
 /// How much a contradiction by the LLM lowers the rules' confidence.
 pub const CONTRADICTION_PENALTY: f64 = 0.15;
@@ -262,7 +262,7 @@ impl Consultant {
             policy: policy.clone(),
             requires_approval: true,
         };
-        let services = crate::rules::services_selecting(lookup, index, &workload);
+        let services = aegis_rules::services_selecting(lookup, index, &workload);
         let plan: VerificationPlan = verification_plan(category, &fix, &services, &self.shadow);
         incident.verification.plan = Some(plan);
         incident.verification.result.reason =

@@ -1,9 +1,5 @@
-//! Reasoning backends. The embedded default is the rules engine: it diagnoses every failure
-//! class of the taxonomy it can recognise from the evidence the analyzers gathered, cites that
-//! evidence, and proposes a fix as a typed patch on the owning workload, with its inverse,
-//! checked against the fix policy.
-//!
-//! Ollama is consulted on top of it ([`consult`]): the prompt is built from the gathered
+//! The LLM backend. The embedded default is the rules engine (`aegis-rules`); Ollama is
+//! consulted on top of it ([`consult`]): the prompt is built from the gathered
 //! evidence within a token budget ([`prompt`]), secrets are masked before anything leaves the
 //! process ([`redact`]), the answer is untrusted input validated against its schema, the
 //! evidence sent and the fix policy ([`answer`]), and cross-checked against the rules.
@@ -15,12 +11,8 @@ pub mod consult;
 #[cfg(feature = "mock-server")]
 pub mod mock_server;
 pub mod ollama;
-pub mod plan;
 pub mod prompt;
 pub mod redact;
-pub mod rules;
-mod text;
 
 pub use consult::Consultant;
 pub use ollama::{LlmError, OllamaBackend, OllamaConfig};
-pub use rules::{Diagnosis, RulesConfig, RulesEngine};

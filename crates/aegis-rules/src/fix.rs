@@ -6,8 +6,8 @@ use aegis_core::state::StateIndex;
 use aegis_core::{Evidence, EvidenceSource, ResourceKind, ResourceRef, Risk, quantity};
 use serde_json::{Map, Value, json};
 
-use super::classify::{Cause, ProbeKind};
-use super::lookup::Lookup;
+use crate::classify::{Cause, ProbeKind};
+use crate::lookup::Lookup;
 use crate::text::{edit_distance, similar};
 
 /// A proposed patch before the policy has seen it.

@@ -1,4 +1,6 @@
-//! The rules engine: deterministic diagnosis and fixes, the embedded default backend.
+//! The rules engine: deterministic diagnosis and fixes, the embedded default backend. It does
+//! no IO and knows no LLM: it reads the state it is given and returns diagnoses, fixes and
+//! verification plans.
 //!
 //! For one workload, every detection is classified ([`classify`]); detections of the same
 //! category form one diagnosis, and generic ones (a stuck rollout, a Service without ready
@@ -8,6 +10,8 @@
 mod classify;
 mod fix;
 mod lookup;
+pub mod plan;
+mod text;
 
 use std::collections::BTreeMap;
 
@@ -296,7 +300,7 @@ fn policy_step(decision: &PolicyDecision) -> String {
 }
 
 /// Services whose selector matches the pods of `workload`.
-pub(crate) fn services_selecting(
+pub fn services_selecting(
     lookup: &Lookup<'_>,
     index: &StateIndex<'_>,
     workload: &ResourceRef,
