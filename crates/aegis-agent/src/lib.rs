@@ -76,8 +76,8 @@ impl Agent {
         request: &AnalyzeRequest,
     ) -> Result<AnalysisReport> {
         let lookup = Lookup::new(state);
-        let index = state.index();
-        let incidents = self.incidents(state, &lookup, &index, request)?;
+        let index = lookup.index();
+        let incidents = self.incidents(state, &lookup, index, request)?;
         Ok(report(
             source,
             incidents.into_iter().map(|(i, _)| i).collect(),
@@ -94,10 +94,10 @@ impl Agent {
         consultant: &Consultant,
     ) -> Result<(AnalysisReport, LlmUsage)> {
         let lookup = Lookup::new(state);
-        let index = state.index();
+        let index = lookup.index();
         let mut usage = LlmUsage::default();
         let mut incidents: Vec<Incident> = Vec::new();
-        let all = self.incidents(state, &lookup, &index, request)?;
+        let all = self.incidents(state, &lookup, index, request)?;
         // Which incidents get a call: those the rules could not diagnose, then the least
         // confident, up to the limit.
         let mut order: Vec<usize> = (0..all.len()).collect();
@@ -121,7 +121,7 @@ impl Agent {
                 continue;
             }
             let spent = consultant
-                .consult(&mut incident, &evidence, &lookup, &index)
+                .consult(&mut incident, &evidence, &lookup, index)
                 .await;
             usage.calls += 1;
             usage.prompt_tokens += spent.prompt_tokens;
@@ -190,7 +190,7 @@ impl Agent {
                 name: target.name.clone(),
             });
         }
-        let detections = aegis_k8sgpt::analyze(state, &self.analyzers, request.filter.as_deref());
+        let detections = aegis_k8sgpt::analyze(index, &self.analyzers, request.filter.as_deref());
         tracing::debug!(detections = detections.len(), "analyzers done");
         let mut by_workload: BTreeMap<&ResourceRef, Vec<&Detection>> = BTreeMap::new();
         for detection in &detections {

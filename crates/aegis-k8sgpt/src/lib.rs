@@ -11,7 +11,7 @@ mod pod;
 mod workload;
 
 use aegis_core::state::StateIndex;
-use aegis_core::{ClusterState, Evidence, Finding, ResourceKind, ResourceRef};
+use aegis_core::{Evidence, Finding, ResourceKind, ResourceRef};
 
 pub use evidence::{event_evidence, log_evidence};
 
@@ -57,41 +57,41 @@ pub const ANALYZERS: [ResourceKind; 9] = [
     ResourceKind::Ingress,
 ];
 
-/// Runs every analyzer (or those of `filter`, when given) over the state.
+/// Runs every analyzer (or those of `filter`, when given) over the indexed state. The index is
+/// the analysis's own (built once, shared with the rules), never a second one.
 pub fn analyze(
-    state: &ClusterState,
+    index: &StateIndex<'_>,
     config: &AnalyzerConfig,
     filter: Option<&[ResourceKind]>,
 ) -> Vec<Detection> {
-    let index = state.index();
     let wanted = |kind: ResourceKind| filter.is_none_or(|f| f.contains(&kind));
     let mut detections = Vec::new();
     if wanted(ResourceKind::Pod) {
-        pod::analyze(&index, config, &mut detections);
+        pod::analyze(index, config, &mut detections);
     }
     if wanted(ResourceKind::Deployment) {
-        workload::deployments(&index, config, &mut detections);
+        workload::deployments(index, config, &mut detections);
     }
     if wanted(ResourceKind::ReplicaSet) {
-        workload::replica_sets(&index, &mut detections);
+        workload::replica_sets(index, &mut detections);
     }
     if wanted(ResourceKind::StatefulSet) {
-        workload::stateful_sets(&index, config, &mut detections);
+        workload::stateful_sets(index, config, &mut detections);
     }
     if wanted(ResourceKind::Job) {
-        workload::jobs(&index, &mut detections);
+        workload::jobs(index, &mut detections);
     }
     if wanted(ResourceKind::PersistentVolumeClaim) {
-        workload::claims(&index, config, &mut detections);
+        workload::claims(index, config, &mut detections);
     }
     if wanted(ResourceKind::Node) {
-        workload::nodes(&index, &mut detections);
+        workload::nodes(index, &mut detections);
     }
     if wanted(ResourceKind::Service) {
-        network::services(&index, &mut detections);
+        network::services(index, &mut detections);
     }
     if wanted(ResourceKind::Ingress) {
-        network::ingresses(&index, &mut detections);
+        network::ingresses(index, &mut detections);
     }
     detections
 }

@@ -3,16 +3,18 @@
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap};
 
-use aegis_core::state::ref_of;
+use aegis_core::state::{StateIndex, ref_of};
 use aegis_core::{ClusterState, ResourceKind, ResourceRef, quantity};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::serde::Serialize;
 use serde_json::{Map, Value};
 
-/// Indexes over one [`ClusterState`].
+/// Indexes over one [`ClusterState`]: the analysis's one [`StateIndex`] (events by object,
+/// owners by uid), which analyzers and rules share, and the lookups only the rules need.
 #[derive(Debug)]
 pub struct Lookup<'a> {
     state: &'a ClusterState,
+    index: StateIndex<'a>,
     pods: HashMap<(&'a str, &'a str), &'a Pod>,
     objects: HashMap<(ResourceKind, &'a str, &'a str), usize>,
     // Computed on first use, once per analysis.
@@ -57,12 +59,18 @@ impl<'a> Lookup<'a> {
         add!(ResourceKind::Ingress, state.ingresses);
         Self {
             state,
+            index: state.index(),
             pods,
             objects,
             ready_images: OnceCell::new(),
             roomiest_node: OnceCell::new(),
             template_labels: OnceCell::new(),
         }
+    }
+
+    /// The analysis's index of the state.
+    pub fn index(&self) -> &StateIndex<'a> {
+        &self.index
     }
 
     /// A pod by namespace and name.

@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use super::*;
 
 fn diagnose_all(state: &ClusterState, config: RulesConfig) -> Vec<(ResourceRef, Diagnosis)> {
-    let detections = analyze(state, &AnalyzerConfig::default(), None);
+    let lookup = Lookup::new(state);
+    let index = lookup.index();
+    let detections = analyze(index, &AnalyzerConfig::default(), None);
     let mut by_workload: BTreeMap<ResourceRef, Vec<&Detection>> = BTreeMap::new();
     for detection in &detections {
         by_workload
@@ -19,14 +21,12 @@ fn diagnose_all(state: &ClusterState, config: RulesConfig) -> Vec<(ResourceRef, 
             .or_default()
             .push(detection);
     }
-    let index = state.index();
-    let lookup = Lookup::new(state);
     let engine = RulesEngine::new(config);
     by_workload
         .into_iter()
         .flat_map(|(workload, detections)| {
             engine
-                .diagnose(&lookup, &index, &workload, &detections)
+                .diagnose(&lookup, index, &workload, &detections)
                 .into_iter()
                 .map(move |d| (workload.clone(), d))
         })
