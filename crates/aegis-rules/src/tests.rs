@@ -292,4 +292,38 @@ fn an_ingress_to_a_misspelled_service_is_pointed_at_the_real_one() {
         fix.inverse_patch["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"],
         "store-front"
     );
+    assert_every_inverse_undoes_its_patch(&state);
+}
+
+/// For every fix the rules propose on `state`: the patch changes the target, and the inverse
+/// applied after it gives the target back, as the API server would store it.
+fn assert_every_inverse_undoes_its_patch(state: &ClusterState) -> usize {
+    let lookup = Lookup::new(state);
+    let mut checked = 0;
+    for (workload, diagnosis) in diagnose_all(state, RulesConfig::default()) {
+        let Some(fix) = diagnosis.fix else { continue };
+        let original = lookup
+            .object(&fix.target)
+            .expect("the target is in the state");
+        let patched = aegis_core::patch::apply(&original, fix.patch_type, &fix.patch)
+            .unwrap_or_else(|e| panic!("{workload}: the patch applies: {e}"));
+        assert!(
+            !aegis_core::patch::same_object(&patched, &original),
+            "{workload}: the patch changes nothing"
+        );
+        let back = aegis_core::patch::apply(&patched, fix.patch_type, &fix.inverse_patch)
+            .unwrap_or_else(|e| panic!("{workload}: the inverse applies: {e}"));
+        assert!(
+            aegis_core::patch::same_object(&back, &original),
+            "{workload}: the inverse does not undo the patch:\n{}",
+            aegis_core::patch::diff(&original, &back, 2).join("\n")
+        );
+        checked += 1;
+    }
+    checked
+}
+
+#[test]
+fn every_demo_fix_is_undone_by_its_inverse() {
+    assert_eq!(assert_every_inverse_undoes_its_patch(&demo()), 9);
 }
