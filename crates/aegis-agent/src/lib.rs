@@ -76,8 +76,7 @@ impl Agent {
         request: &AnalyzeRequest,
     ) -> Result<AnalysisReport> {
         let lookup = Lookup::new(state);
-        let index = lookup.index();
-        let incidents = self.incidents(state, &lookup, index, request)?;
+        let incidents = self.incidents(state, &lookup, request)?;
         Ok(report(
             source,
             incidents.into_iter().map(|(i, _)| i).collect(),
@@ -94,10 +93,9 @@ impl Agent {
         consultant: &Consultant,
     ) -> Result<(AnalysisReport, LlmUsage)> {
         let lookup = Lookup::new(state);
-        let index = lookup.index();
         let mut usage = LlmUsage::default();
         let mut incidents: Vec<Incident> = Vec::new();
-        let all = self.incidents(state, &lookup, index, request)?;
+        let all = self.incidents(state, &lookup, request)?;
         // Which incidents get a call: those the rules could not diagnose, then the least
         // confident, up to the limit.
         let mut order: Vec<usize> = (0..all.len()).collect();
@@ -120,9 +118,7 @@ impl Agent {
                 incidents.push(incident);
                 continue;
             }
-            let spent = consultant
-                .consult(&mut incident, &evidence, &lookup, index)
-                .await;
+            let spent = consultant.consult(&mut incident, &evidence, &lookup).await;
             usage.calls += 1;
             usage.prompt_tokens += spent.prompt_tokens;
             usage.completion_tokens += spent.completion_tokens;
@@ -178,7 +174,6 @@ impl Agent {
         &self,
         state: &ClusterState,
         lookup: &Lookup<'_>,
-        index: &aegis_core::state::StateIndex<'_>,
         request: &AnalyzeRequest,
     ) -> Result<Vec<(Incident, Vec<Evidence>)>> {
         if let Some(target) = &request.target
@@ -190,7 +185,8 @@ impl Agent {
                 name: target.name.clone(),
             });
         }
-        let detections = aegis_k8sgpt::analyze(index, &self.analyzers, request.filter.as_deref());
+        let detections =
+            aegis_k8sgpt::analyze(lookup.index(), &self.analyzers, request.filter.as_deref());
         tracing::debug!(detections = detections.len(), "analyzers done");
         let mut by_workload: BTreeMap<&ResourceRef, Vec<&Detection>> = BTreeMap::new();
         for detection in &detections {
@@ -214,7 +210,7 @@ impl Agent {
                     }
                 }
             }
-            for diagnosis in self.rules.diagnose(lookup, index, workload, &detections) {
+            for diagnosis in self.rules.diagnose(lookup, workload, &detections) {
                 let incident = Incident {
                     id: incident_id(workload, diagnosis.category),
                     resource: diagnosis.resource,

@@ -17,7 +17,6 @@ use std::path::PathBuf;
 
 use aegis_core::incident::incident_id;
 use aegis_core::settings::ShadowSettings;
-use aegis_core::state::StateIndex;
 use aegis_core::{
     Category, Evidence, Fix, Incident, LlmOpinion, LlmVerdict, PatchType, Risk, VerificationPlan,
 };
@@ -92,7 +91,6 @@ impl Consultant {
         incident: &mut Incident,
         evidence: &[Evidence],
         lookup: &Lookup<'_>,
-        index: &StateIndex<'_>,
     ) -> Usage {
         let original = lookup.object(&incident.workload);
         let rules_has_diagnosis =
@@ -153,7 +151,6 @@ impl Consultant {
             &reply,
             original.as_ref(),
             lookup,
-            index,
             rules_has_diagnosis,
         );
         let mut usage = usage;
@@ -166,7 +163,7 @@ impl Consultant {
             && incident.rca.confidence >= self.confidence_threshold
         {
             let spent = self
-                .draft_fix(fixer, incident, &prompt, original.as_ref(), lookup, index)
+                .draft_fix(fixer, incident, &prompt, original.as_ref(), lookup)
                 .await;
             usage.prompt_tokens += spent.prompt_tokens;
             usage.completion_tokens += spent.completion_tokens;
@@ -183,7 +180,6 @@ impl Consultant {
         prompt: &Prompt,
         original: Option<&Value>,
         lookup: &Lookup<'_>,
-        index: &StateIndex<'_>,
     ) -> Usage {
         let name = fixer.name();
         let mut request = prompt.clone();
@@ -211,7 +207,7 @@ impl Consultant {
         match answer::validate_fix(&reply.content, &incident.workload, original) {
             Ok(Some((draft, policy))) => {
                 let category = incident.rca.category;
-                self.attach_fix(incident, &draft, &policy, original, lookup, index, category);
+                self.attach_fix(incident, &draft, &policy, original, lookup, category);
                 incident
                     .rca
                     .analysis_steps
@@ -248,7 +244,6 @@ impl Consultant {
         policy: &aegis_core::PolicyDecision,
         original: Option<&Value>,
         lookup: &Lookup<'_>,
-        index: &StateIndex<'_>,
         category: Category,
     ) {
         let workload = incident.workload.clone();
@@ -262,7 +257,7 @@ impl Consultant {
             policy: policy.clone(),
             requires_approval: true,
         };
-        let services = aegis_rules::services_selecting(lookup, index, &workload);
+        let services = aegis_rules::services_selecting(lookup, &workload);
         let plan: VerificationPlan = verification_plan(category, &fix, &services, &self.shadow);
         incident.verification.plan = Some(plan);
         incident.verification.result.reason =
@@ -317,7 +312,6 @@ impl Consultant {
         reply: &Reply,
         original: Option<&Value>,
         lookup: &Lookup<'_>,
-        index: &StateIndex<'_>,
         rules_has_diagnosis: bool,
     ) {
         let backend = opinion.backend.clone();
@@ -368,7 +362,7 @@ impl Consultant {
             }
         } else {
             opinion.verdict = LlmVerdict::Adopted;
-            self.adopt(incident, &valid, &cited, original, lookup, index, &backend);
+            self.adopt(incident, &valid, &cited, original, lookup, &backend);
         }
         incident.rca.llm = Some(opinion);
     }
@@ -411,7 +405,6 @@ impl Consultant {
         cited: &[&Evidence],
         original: Option<&Value>,
         lookup: &Lookup<'_>,
-        index: &StateIndex<'_>,
         backend: &str,
     ) {
         let cap = evidence_cap(cited.len());
@@ -443,7 +436,6 @@ impl Consultant {
                     policy,
                     original,
                     lookup,
-                    index,
                     valid.category,
                 );
                 rationale.push_str(" Its patch passed the fix policy; drafted by an LLM, it is high-risk and needs approval after shadow verification.");

@@ -2,7 +2,6 @@
 //! removes it, with the patch that undoes it — or the reason no safe fix exists.
 
 use aegis_core::image::ImageRef;
-use aegis_core::state::StateIndex;
 use aegis_core::{Evidence, EvidenceSource, ResourceKind, ResourceRef, Risk, quantity};
 use serde_json::{Map, Value, json};
 
@@ -117,12 +116,7 @@ fn immutable_pod(workload: &ResourceRef) -> Option<Outcome> {
 }
 
 /// Proposes a fix for `cause` on `workload`.
-pub fn propose(
-    lookup: &Lookup<'_>,
-    index: &StateIndex<'_>,
-    cause: &Cause,
-    workload: &ResourceRef,
-) -> Outcome {
+pub fn propose(lookup: &Lookup<'_>, cause: &Cause, workload: &ResourceRef) -> Outcome {
     let Some(object) = lookup.object(workload) else {
         return no_fix(format!(
             "{workload} is not in the state read, so no patch can be computed against it"
@@ -136,7 +130,7 @@ pub fn propose(
         Cause::ConfigRef { container, message } => {
             config_ref(lookup, &object, workload, container.as_deref(), message)
         }
-        Cause::Image { container } => image(lookup, index, &object, workload, container),
+        Cause::Image { container } => image(lookup, &object, workload, container),
         Cause::PullAuth { container } => pull_auth(lookup, &object, workload, container),
         Cause::Oom { container } => oom(lookup, &object, workload, container),
         Cause::Probe {
@@ -394,13 +388,7 @@ fn config_ref(
     })
 }
 
-fn image(
-    lookup: &Lookup<'_>,
-    index: &StateIndex<'_>,
-    object: &Value,
-    workload: &ResourceRef,
-    container: &str,
-) -> Outcome {
+fn image(lookup: &Lookup<'_>, object: &Value, workload: &ResourceRef, container: &str) -> Outcome {
     let Some(current) = container_spec(object, workload.kind, container)
         .and_then(|c| c.get("image"))
         .and_then(Value::as_str)
@@ -425,7 +413,8 @@ fn image(
             "looked for an earlier revision of deployment {} that ran {repository}",
             workload.name
         ));
-        let mut revisions: Vec<(u64, String)> = index
+        let mut revisions: Vec<(u64, String)> = lookup
+            .index()
             .replica_sets_owned_by(uid)
             .iter()
             .filter(|rs| {

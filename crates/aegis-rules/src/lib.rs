@@ -17,7 +17,6 @@ use std::collections::BTreeMap;
 
 use aegis_core::policy::{self, PolicyDecision};
 use aegis_core::settings::ShadowSettings;
-use aegis_core::state::StateIndex;
 use aegis_core::{
     Category, ClusterState, Evidence, Finding, Fix, PatchType, Rca, ResourceKind, ResourceRef,
     VerificationPlan,
@@ -82,7 +81,6 @@ impl RulesEngine {
     pub fn diagnose(
         &self,
         lookup: &Lookup<'_>,
-        index: &StateIndex<'_>,
         workload: &ResourceRef,
         detections: &[&Detection],
     ) -> Vec<Diagnosis> {
@@ -140,14 +138,13 @@ impl RulesEngine {
         }
         specific
             .into_iter()
-            .map(|(category, group)| self.diagnosis(lookup, index, workload, category, &group))
+            .map(|(category, group)| self.diagnosis(lookup, workload, category, &group))
             .collect()
     }
 
     fn diagnosis(
         &self,
         lookup: &Lookup<'_>,
-        index: &StateIndex<'_>,
         workload: &ResourceRef,
         category: Category,
         group: &[(&Detection, Signal)],
@@ -200,7 +197,7 @@ impl RulesEngine {
         let mut rationale;
         let mut fix = None;
         let mut plan = None;
-        match fix::propose(lookup, index, &signal.cause, workload) {
+        match fix::propose(lookup, &signal.cause, workload) {
             fix::Outcome::Proposed(proposal) => {
                 steps.extend(proposal.steps.iter().cloned());
                 for item in &proposal.evidence {
@@ -235,7 +232,7 @@ impl RulesEngine {
                         policy: decision,
                         requires_approval: true,
                     };
-                    let services = services_selecting(lookup, index, workload);
+                    let services = services_selecting(lookup, workload);
                     plan = Some(verification_plan(
                         category,
                         &candidate,
@@ -300,12 +297,8 @@ fn policy_step(decision: &PolicyDecision) -> String {
 }
 
 /// Services whose selector matches the pods of `workload`.
-pub fn services_selecting(
-    lookup: &Lookup<'_>,
-    index: &StateIndex<'_>,
-    workload: &ResourceRef,
-) -> Vec<String> {
-    let state: &ClusterState = index.state();
+pub fn services_selecting(lookup: &Lookup<'_>, workload: &ResourceRef) -> Vec<String> {
+    let state: &ClusterState = lookup.index().state();
     let labels = lookup
         .pod_template_labels(workload.namespace_str())
         .iter()

@@ -26,7 +26,7 @@ fn diagnose_all(state: &ClusterState, config: RulesConfig) -> Vec<(ResourceRef, 
         .into_iter()
         .flat_map(|(workload, detections)| {
             engine
-                .diagnose(&lookup, index, &workload, &detections)
+                .diagnose(&lookup, &workload, &detections)
                 .into_iter()
                 .map(move |d| (workload.clone(), d))
         })
