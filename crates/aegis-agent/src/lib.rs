@@ -2,18 +2,21 @@
 //! detect (analyzers) → gather evidence → diagnose (rules) → propose fix → check policy, and
 //! optionally consult the LLM on each incident, cross-checking its answer against the rules.
 //!
-//! Shadow verification, approval and production changes join this pipeline in later stages;
-//! until then every incident's verification result says it was not run.
+//! [`verify_incidents`] then proves each proposed fix in a shadow (`aegis-shadow`): the baseline
+//! must reproduce the incident and the candidate pass the plan's checks. Approval and production
+//! changes join this pipeline in a later stage.
 
 mod selector;
+mod verify;
 
 use std::collections::BTreeMap;
 
 use aegis_core::incident::incident_id;
 use aegis_core::settings::Settings;
+use aegis_core::verification::{NO_FIX, NOT_VERIFIED};
 use aegis_core::{
     AnalysisReport, ClusterState, Evidence, Incident, ResourceKind, ResourceRef, SourceKind,
-    VERSION, Verdict, Verification, VerificationResult,
+    VERSION, Verification, VerificationResult,
 };
 use aegis_k8sgpt::{AnalyzerConfig, Detection};
 use aegis_llm::Consultant;
@@ -22,6 +25,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 pub use aegis_k8sgpt::ANALYZERS;
 pub use selector::{LabelSelector, SelectorError};
+pub use verify::{VerifyOptions, VerifyProgress, verify_incidents};
 
 /// Why an analysis could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -218,17 +222,11 @@ impl Agent {
                     findings: diagnosis.findings,
                     rca: diagnosis.rca,
                     verification: Verification {
-                        result: VerificationResult {
-                            verdict: Verdict::Skipped,
-                            health_score: None,
-                            checks: Vec::new(),
-                            reason: Some(if diagnosis.fix.is_some() {
-                                "analysis only: the fix has not been run in a shadow environment"
-                                    .to_owned()
-                            } else {
-                                "no fix to verify".to_owned()
-                            }),
-                        },
+                        result: VerificationResult::skipped(if diagnosis.fix.is_some() {
+                            NOT_VERIFIED
+                        } else {
+                            NO_FIX
+                        }),
                         plan: diagnosis.plan,
                     },
                     fix: diagnosis.fix,

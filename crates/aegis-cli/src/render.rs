@@ -254,24 +254,67 @@ pub fn detail(incident: &Incident, style: Style) -> String {
             ]);
         }
     }
-    let result = &incident.verification.result;
-    let mut verify = format!("{:?}", result.verdict).to_lowercase();
-    if let Some(reason) = &result.reason {
-        verify.push_str(": ");
-        verify.push_str(reason);
+    let verify = verification_text(&incident.verification);
+    table.add_row(vec![Cell::new("Verification"), Cell::new(verify)]);
+    table.to_string()
+}
+
+/// The verification of an incident for people: the verdict and its reason, what the shadow
+/// showed (baseline, candidates, each check's counts), or the plan when nothing ran.
+fn verification_text(verification: &aegis_core::Verification) -> String {
+    let result = &verification.result;
+    let mut text = format!("{}: {}", result.verdict, result.reason);
+    if let Some(shadow) = &result.shadow {
+        text.push_str(&format!("\nshadow: {shadow}"));
+        if let Some(seconds) = result.duration_seconds {
+            text.push_str(&format!(" ({seconds:.1} s to the verdict)"));
+        }
     }
-    if let Some(plan) = &incident.verification.plan {
-        verify.push_str(&format!(
-            "\nplan: every {} s, {} passes in a row succeed, {} failures fail, {} s timeout",
+    if let Some(baseline) = &result.baseline {
+        text.push_str(&format!(
+            "\nbaseline (unchanged copy): {} [{}]",
+            if baseline.reproduced {
+                "reproduced the incident"
+            } else {
+                "did not reproduce the incident"
+            },
+            baseline.signature.join(", ")
+        ));
+    }
+    if result.candidates.len() > 1 {
+        for candidate in &result.candidates {
+            text.push_str(&format!(
+                "\ncandidate {}: {} ({})",
+                candidate.fix_summary, candidate.verdict, candidate.reason
+            ));
+        }
+    }
+    for check in &result.checks {
+        text.push_str(&format!(
+            "\n- {}: {} passed, {} failed",
+            check.check, check.passes, check.failures
+        ));
+    }
+    if let Some(evidence) = &result.evidence
+        && !evidence.placeholders.is_empty()
+    {
+        text.push_str(&format!(
+            "\nplaceholders: {}",
+            evidence.placeholders.join("; ")
+        ));
+    }
+    if result.checks.is_empty()
+        && let Some(plan) = &verification.plan
+    {
+        text.push_str(&format!(
+            "\nplan: every {} s, {} passes in a row succeed, more than {} failures fail, {} s timeout",
             plan.interval_seconds, plan.success_threshold, plan.failure_limit, plan.timeout_seconds
         ));
         for check in &plan.checks {
-            verify.push_str("\n- ");
-            verify.push_str(check);
+            text.push_str(&format!("\n- {check}"));
         }
     }
-    table.add_row(vec![Cell::new("Verification"), Cell::new(verify)]);
-    table.to_string()
+    text
 }
 
 /// The human form of `aegis incident list`.

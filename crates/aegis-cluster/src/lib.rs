@@ -5,13 +5,15 @@
 //! - [`sim::MockSource`] simulates the built-in demo world from a declared world model.
 //!
 //! Every source produces the same [`ClusterState`], so analysis cannot tell them apart.
-//! Writes (server-side apply, namespaces, watches) will be a second trait beside [`ClusterRead`],
-//! implemented by the same three sources.
+//! Writes (server-side apply, patches, namespaces, waiting) are a second trait beside
+//! [`ClusterRead`], [`write::ClusterWrite`], implemented by the live source and the simulator;
+//! snapshots are read-only.
 
 pub mod live;
 mod objects;
 pub mod sim;
 pub mod snapshot;
+pub mod write;
 
 use std::path::PathBuf;
 
@@ -19,6 +21,7 @@ use aegis_core::{ClusterState, SourceKind};
 use futures::future::BoxFuture;
 
 pub use objects::ObjectSink;
+pub use write::{ClusterWrite, DryRun, ObjectRef, WriteError, WriteResult};
 
 /// What part of the cluster to read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -96,3 +99,8 @@ pub trait ClusterRead: Send + Sync {
     /// containers that are failing.
     fn load<'a>(&'a self, scope: &'a Scope) -> BoxFuture<'a, Result<Loaded>>;
 }
+
+/// A cluster that can be read and written: what a shadow runs on.
+pub trait Cluster: ClusterRead + ClusterWrite {}
+
+impl<T: ClusterRead + ClusterWrite> Cluster for T {}

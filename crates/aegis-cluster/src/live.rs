@@ -27,6 +27,8 @@ use serde::de::DeserializeOwned;
 
 use crate::{ClusterRead, Error, LoadWarning, Loaded, Result, Scope};
 
+mod write;
+
 /// How to reach the cluster.
 #[derive(Debug, Clone)]
 pub struct LiveOptions {

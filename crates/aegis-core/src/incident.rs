@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use crate::policy::PolicyDecision;
 use crate::resource::ResourceRef;
 use crate::taxonomy::Category;
+use crate::verification::Verification;
 
 /// Where the analysed state came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,49 +174,6 @@ pub struct Fix {
     pub risk: Risk,
     pub policy: PolicyDecision,
     pub requires_approval: bool,
-}
-
-/// How a fix will be verified in a shadow environment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VerificationPlan {
-    /// The checks made at every interval, in words (`container api is ready`).
-    pub checks: Vec<String>,
-    pub interval_seconds: u64,
-    /// Consecutive passing intervals needed for `successful`.
-    pub success_threshold: u32,
-    /// Failing intervals that make the verdict `failed`.
-    pub failure_limit: u32,
-    /// After this long with no decision the verdict is `inconclusive`.
-    pub timeout_seconds: u64,
-}
-
-/// The outcome of a verification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Successful,
-    Failed,
-    Inconclusive,
-    Skipped,
-}
-
-/// The result of verifying a fix (or why it was not verified).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VerificationResult {
-    pub verdict: Verdict,
-    /// Share of passing checks in the last interval, `null` when nothing was checked.
-    pub health_score: Option<f64>,
-    pub checks: Vec<Value>,
-    /// Why the verdict is what it is, in a sentence.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-/// The verification of an incident's fix: the plan, and its result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Verification {
-    pub plan: Option<VerificationPlan>,
-    pub result: VerificationResult,
 }
 
 /// One incident: a failure of one workload, with its diagnosis and fix.

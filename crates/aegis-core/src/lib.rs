@@ -13,15 +13,19 @@ pub mod resource;
 pub mod settings;
 pub mod state;
 pub mod taxonomy;
+pub mod verification;
 
 pub use incident::{
     AnalysisReport, Evidence, EvidenceSource, Finding, Fix, Incident, LlmOpinion, LlmVerdict,
-    PatchType, Rca, Risk, SourceKind, Verdict, Verification, VerificationPlan, VerificationResult,
+    PatchType, Rca, Risk, SourceKind,
 };
 pub use policy::{PolicyDecision, PolicyViolation};
 pub use resource::{ResourceKind, ResourceRef, TargetSpec};
 pub use state::ClusterState;
 pub use taxonomy::Category;
+pub use verification::{
+    Check, CheckResult, Verdict, Verification, VerificationPlan, VerificationResult,
+};
 
 /// The version of AEGIS, as reported by `aegis version` and in every analysis report.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

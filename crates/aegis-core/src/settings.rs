@@ -120,6 +120,10 @@ impl Default for KubernetesSettings {
 pub struct ShadowSettings {
     pub ttl_minutes: u64,
     pub max_concurrent: u32,
+    /// Fixes verified per incident at most, when the rules have several for one cause.
+    pub max_candidates: u32,
+    /// A kubeconfig context to create shadows in (a staging cluster) instead of the analysed one.
+    pub context: Option<String>,
     pub interval_seconds: u64,
     pub success_threshold: u32,
     pub failure_limit: u32,
@@ -131,6 +135,8 @@ impl Default for ShadowSettings {
         Self {
             ttl_minutes: 30,
             max_concurrent: 3,
+            max_candidates: 3,
+            context: None,
             interval_seconds: 5,
             success_threshold: 3,
             failure_limit: 3,

@@ -26,6 +26,7 @@ use crate::answer::{self, ValidAnswer};
 use crate::ollama::{LlmError, OllamaBackend, Reply};
 use crate::prompt::{self, Prompt, PromptInput, RulesView};
 use crate::redact::Redactor;
+use aegis_core::verification::{NO_FIX, NOT_VERIFIED};
 use aegis_rules::Lookup;
 use aegis_rules::plan::verification_plan;
 
@@ -206,8 +207,7 @@ impl Consultant {
         };
         match answer::validate_fix(&reply.content, &incident.workload, original) {
             Ok(Some((draft, policy))) => {
-                let category = incident.rca.category;
-                self.attach_fix(incident, &draft, &policy, original, lookup, category);
+                self.attach_fix(incident, &draft, &policy, original, lookup);
                 incident
                     .rca
                     .analysis_steps
@@ -244,7 +244,6 @@ impl Consultant {
         policy: &aegis_core::PolicyDecision,
         original: Option<&Value>,
         lookup: &Lookup<'_>,
-        category: Category,
     ) {
         let workload = incident.workload.clone();
         let fix = Fix {
@@ -258,10 +257,9 @@ impl Consultant {
             requires_approval: true,
         };
         let services = aegis_rules::services_selecting(lookup, &workload);
-        let plan: VerificationPlan = verification_plan(category, &fix, &services, &self.shadow);
+        let plan: VerificationPlan = verification_plan(&fix, &services, &self.shadow);
         incident.verification.plan = Some(plan);
-        incident.verification.result.reason =
-            Some("analysis only: the fix has not been run in a shadow environment".to_owned());
+        incident.verification.result.reason = NOT_VERIFIED.to_owned();
         incident.fix = Some(fix);
     }
 
@@ -384,7 +382,7 @@ impl Consultant {
         if after < self.confidence_threshold && incident.fix.is_some() {
             incident.fix = None;
             incident.verification.plan = None;
-            incident.verification.result.reason = Some("no fix to verify".to_owned());
+            incident.verification.result.reason = NO_FIX.to_owned();
             incident.rca.decision_rationale = format!(
                 "The LLM contradicts the rules' diagnosis, and confidence fell to {after:.2}, below the threshold {:.2}: the fix is withheld and the incident escalated to a human with both diagnoses.",
                 self.confidence_threshold
@@ -427,17 +425,10 @@ impl Consultant {
         );
         incident.fix = None;
         incident.verification.plan = None;
-        incident.verification.result.reason = Some("no fix to verify".to_owned());
+        incident.verification.result.reason = NO_FIX.to_owned();
         match (&valid.fix, &valid.policy) {
             (Some(draft), Some(policy)) if confidence >= self.confidence_threshold => {
-                self.attach_fix(
-                    incident,
-                    draft,
-                    policy,
-                    original,
-                    lookup,
-                    valid.category,
-                );
+                self.attach_fix(incident, draft, policy, original, lookup);
                 rationale.push_str(" Its patch passed the fix policy; drafted by an LLM, it is high-risk and needs approval after shadow verification.");
             }
             (Some(_), _) => rationale.push_str(&format!(

@@ -234,7 +234,6 @@ impl RulesEngine {
                     };
                     let services = services_selecting(lookup, workload);
                     plan = Some(verification_plan(
-                        category,
                         &candidate,
                         &services,
                         &self.config.shadow,

@@ -1,47 +1,31 @@
 //! Verification plans: what a shadow must show before a fix counts as proved.
 
 use aegis_core::settings::ShadowSettings;
-use aegis_core::{Category, Fix, ResourceKind, VerificationPlan};
+use aegis_core::{Check, Fix, ResourceKind, VerificationPlan};
 
-/// The plan for verifying `fix`, a fix for `category`.
+/// The plan for verifying `fix` on a workload that the Services named in `services` select. The
+/// same checks judge every category: a fix is proved when the clone is healthy, whatever failed.
 pub fn verification_plan(
-    category: Category,
     fix: &Fix,
     services: &[String],
     settings: &ShadowSettings,
 ) -> VerificationPlan {
-    let target = &fix.target;
-    let mut checks = Vec::new();
-    if target.kind == ResourceKind::Service {
-        checks.push(format!(
-            "service {} has at least one ready endpoint",
-            target.name
-        ));
+    let mut checks = vec![
+        Check::Scheduled,
+        Check::NoBadWaiting,
+        Check::NotOomKilled,
+        Check::RestartsStable,
+        Check::ProbesPassing,
+        Check::Ready,
+    ];
+    if fix.target.kind == ResourceKind::Service {
+        checks.push(Check::Endpoints {
+            service: fix.target.name.clone(),
+        });
     } else {
-        checks.push(format!(
-            "every container of the shadow copy of {} {} is ready",
-            target.kind, target.name
-        ));
-        checks.push("no container restarts after it became ready".to_owned());
-        checks.push("no container is waiting in CrashLoopBackOff, ImagePullBackOff, ErrImagePull or CreateContainerConfigError".to_owned());
-        checks.push("no container was OOMKilled".to_owned());
-        for service in services {
-            checks.push(format!(
-                "service {service} selects the shadow pod and lists it as a ready endpoint"
-            ));
-        }
-    }
-    match category {
-        Category::LivenessProbeFailure | Category::StartupProbeFailure => {
-            checks.push("no Unhealthy liveness or startup probe events".to_owned());
-        }
-        Category::ReadinessProbeFailure => {
-            checks.push("no Unhealthy readiness probe events once ready".to_owned());
-        }
-        Category::InsufficientResources => {
-            checks.push("the shadow pod is scheduled (no FailedScheduling events)".to_owned());
-        }
-        _ => {}
+        checks.extend(services.iter().map(|service| Check::Endpoints {
+            service: service.clone(),
+        }));
     }
     VerificationPlan {
         checks,

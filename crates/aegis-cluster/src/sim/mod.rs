@@ -1,20 +1,31 @@
 //! The simulated source behind `--mock`: the built-in demo world (SPEC §7).
 //!
 //! Manifests are applied in order, like `kubectl apply`; a second version of a Deployment is a
-//! rollout with a new revision. Controllers (Deployment → ReplicaSet → Pod, StatefulSet, DaemonSet,
-//! Job, Service → EndpointSlice) then run once, and every pod is simulated by [`pod::simulate`]
-//! against the [`world::World`] model. The result is a [`ClusterState`] like any other source's.
+//! rollout with a new revision. Every applied object remembers when it was applied, on a clock
+//! that starts at the world's `clock` and moves only when a writer waits ([`ClusterWrite::wait`]),
+//! so a fresh clone is seconds old while the demo workloads are 45 minutes old. Observing runs the
+//! controllers (Deployment → ReplicaSet → Pod, StatefulSet, DaemonSet, Job, Service →
+//! EndpointSlice) at the clock's time, and every pod is simulated by [`pod::simulate`] against
+//! the [`world::World`] model, after the namespace's LimitRange defaults and ResourceQuota pod
+//! count admit it. NetworkPolicies are kept but change nothing: the model has no traffic
+//! between pods. The result is a [`ClusterState`] like any other source's.
 
 pub mod pod;
 pub mod world;
 
+mod write;
+
 use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
 
 use aegis_core::state::LogKey;
 use aegis_core::{ClusterState, SourceKind};
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, LimitRange, PersistentVolumeClaim, Pod, ResourceQuota, Secret,
+};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -70,12 +81,38 @@ pub const DEMO_MANIFESTS: [(&str, &str); 10] = [
     ),
 ];
 
-/// A simulated cluster: a world model and the manifests applied to it.
-#[derive(Debug, Clone)]
+/// A simulated cluster: a world model, the manifests applied to it and its clock.
+#[derive(Debug)]
 pub struct MockSource {
     world: World,
+    /// When the demo workloads were created: the world's clock less their age.
+    created: Timestamp,
+    inner: Mutex<SimState>,
+}
+
+/// What writes change: the applied objects and the clock.
+#[derive(Debug, Clone)]
+struct SimState {
     /// Applied objects in order; later versions of the same object follow earlier ones.
-    manifests: Vec<Value>,
+    manifests: Vec<Applied>,
+    clock: Timestamp,
+}
+
+/// One applied version of an object, and when it was applied.
+#[derive(Debug, Clone)]
+struct Applied {
+    object: Value,
+    at: Timestamp,
+}
+
+impl Clone for MockSource {
+    fn clone(&self) -> Self {
+        Self {
+            world: self.world.clone(),
+            created: self.created,
+            inner: Mutex::new(self.state().clone()),
+        }
+    }
 }
 
 impl MockSource {
@@ -92,31 +129,71 @@ impl MockSource {
     /// A world from its model and named manifest files.
     pub fn new(world: &str, manifests: &[(&str, &str)]) -> Result<Self> {
         let world = World::parse(world).map_err(Error::World)?;
+        let clock: Timestamp = world
+            .clock
+            .parse()
+            .map_err(|e| Error::World(format!("clock: {e}")))?;
+        let created = clock
+            .checked_sub(SignedDuration::from_secs(world.workload_age_seconds as i64))
+            .map_err(|e| Error::World(format!("workloadAgeSeconds: {e}")))?;
         let mut objects = Vec::new();
         for (name, text) in manifests {
             for document in serde_yaml::Deserializer::from_str(text) {
                 let value = Value::deserialize(document)
                     .map_err(|e| Error::World(format!("{name}: {e}")))?;
                 if value.is_object() {
-                    objects.push(value);
+                    objects.push(Applied {
+                        object: value,
+                        at: created,
+                    });
                 }
             }
         }
         Ok(Self {
             world,
-            manifests: objects,
+            created,
+            inner: Mutex::new(SimState {
+                manifests: objects,
+                clock,
+            }),
         })
     }
 
-    /// Adds (or updates, as a rollout) one object.
+    /// Adds (or updates, as a rollout) one object as part of the world's starting state: it is
+    /// as old as the demo workloads.
     pub fn apply(&mut self, object: Value) {
-        self.manifests.push(object);
+        let at = self.created;
+        self.state().manifests.push(Applied { object, at });
     }
 
-    /// Runs the controllers and the pod simulation, and returns what a client would read.
+    /// The simulated clock.
+    pub fn clock(&self) -> Timestamp {
+        self.state().clock
+    }
+
+    /// Moves the simulated clock forward.
+    pub fn advance(&self, by: Duration) {
+        let mut state = self.state();
+        state.clock = state
+            .clock
+            .checked_add(SignedDuration::try_from(by).unwrap_or(SignedDuration::ZERO))
+            .unwrap_or(state.clock);
+    }
+
+    /// The writable state. A poisoned lock only means another thread panicked while holding
+    /// it; the state itself is a list of applied objects that no panic leaves half-written.
+    fn state(&self) -> std::sync::MutexGuard<'_, SimState> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs the controllers and the pod simulation at the clock's time, and returns what a
+    /// client would read.
     pub fn observe(&self, scope: &Scope) -> Result<Loaded> {
-        let mut simulation = Simulation::new(&self.world)?;
-        simulation.run(&self.manifests)?;
+        let SimState { manifests, clock } = self.state().clone();
+        let mut simulation = Simulation::new(&self.world, self.created, clock);
+        simulation.run(&manifests)?;
         let mut sink = ObjectSink::new(scope.clone());
         for object in simulation.objects {
             sink.add(object).map_err(Error::World)?;
@@ -156,6 +233,8 @@ struct Simulation<'w> {
     config_maps: Vec<ConfigMap>,
     secrets: Vec<Secret>,
     claims: Vec<PersistentVolumeClaim>,
+    limit_ranges: Vec<LimitRange>,
+    quotas: Vec<ResourceQuota>,
     /// Pods by namespace, for Services.
     pods: Vec<Value>,
 }
@@ -195,15 +274,8 @@ fn str_at<'a>(value: &'a Value, pointer: &str) -> &'a str {
 }
 
 impl<'w> Simulation<'w> {
-    fn new(world: &'w World) -> Result<Self> {
-        let now: Timestamp = world
-            .clock
-            .parse()
-            .map_err(|e| Error::World(format!("clock: {e}")))?;
-        let created = now
-            .checked_sub(SignedDuration::from_secs(world.workload_age_seconds as i64))
-            .map_err(|e| Error::World(format!("workloadAgeSeconds: {e}")))?;
-        Ok(Self {
+    fn new(world: &'w World, created: Timestamp, now: Timestamp) -> Self {
+        Self {
             world,
             now,
             created,
@@ -213,15 +285,18 @@ impl<'w> Simulation<'w> {
             config_maps: Vec::new(),
             secrets: Vec::new(),
             claims: Vec::new(),
+            limit_ranges: Vec::new(),
+            quotas: Vec::new(),
             pods: Vec::new(),
-        })
+        }
     }
 
-    fn run(&mut self, manifests: &[Value]) -> Result<()> {
+    fn run(&mut self, manifests: &[Applied]) -> Result<()> {
         // Apply: the last version of each object wins; Deployments keep their earlier templates.
-        let mut latest: Vec<(String, Value)> = Vec::new();
-        let mut history: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-        for object in manifests {
+        // An object is as old as its first version; a Deployment's revision as old as its template.
+        let mut latest: Vec<(String, Value, Timestamp)> = Vec::new();
+        let mut history: BTreeMap<String, Vec<(Value, Timestamp)>> = BTreeMap::new();
+        for Applied { object, at } in manifests {
             let kind = str_at(object, "/kind");
             let namespace = match str_at(object, "/metadata/namespace") {
                 "" if kind != "Namespace" => "default",
@@ -233,19 +308,20 @@ impl<'w> Simulation<'w> {
                 object["metadata"]["namespace"] = json!(namespace);
             }
             if kind == "Deployment" {
-                history
-                    .entry(key.clone())
-                    .or_default()
-                    .push(object["spec"]["template"].clone());
+                let revisions = history.entry(key.clone()).or_default();
+                let template = object["spec"]["template"].clone();
+                if revisions.last().is_none_or(|(last, _)| *last != template) {
+                    revisions.push((template, *at));
+                }
             }
-            match latest.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, existing)) => *existing = object,
-                None => latest.push((key, object)),
+            match latest.iter_mut().find(|(k, _, _)| *k == key) {
+                Some((_, existing, _)) => *existing = object,
+                None => latest.push((key, object, *at)),
             }
         }
         self.add_nodes();
         let mut namespaces = vec!["default".to_owned(), "kube-system".to_owned()];
-        for (_, object) in &latest {
+        for (_, object, _) in &latest {
             if str_at(object, "/kind") == "Namespace" {
                 namespaces.retain(|n| n != str_at(object, "/metadata/name"));
             }
@@ -254,23 +330,25 @@ impl<'w> Simulation<'w> {
             self.objects.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}, "status": {"phase": "Active"}}));
         }
         // Configuration and storage first: pods refer to them.
-        for (_, object) in &latest {
+        for (_, object, at) in &latest {
             match str_at(object, "/kind") {
                 "ConfigMap" => self.config_maps.push(parse(object)?),
+                "LimitRange" => self.limit_ranges.push(parse(object)?),
+                "ResourceQuota" => self.quotas.push(parse(object)?),
                 "Secret" => {
                     let mut secret: Secret = parse(object)?;
                     ClusterState::redact_secret(&mut secret);
                     self.secrets.push(secret);
                 }
                 "PersistentVolumeClaim" => {
-                    let claim = self.provision(object);
+                    let claim = self.provision(object, *at);
                     self.claims.push(parse(&claim)?);
                 }
                 _ => {}
             }
         }
-        for (key, object) in &latest {
-            let mut object = self.stamp(object);
+        for (key, object, at) in &latest {
+            let mut object = Self::stamp(object, *at);
             match str_at(&object, "/kind") {
                 "Deployment" => {
                     let revisions = history.get(key).cloned().unwrap_or_default();
@@ -284,7 +362,7 @@ impl<'w> Simulation<'w> {
                     self.run_pod(&mut pod)?;
                     continue;
                 }
-                "PersistentVolumeClaim" => object = self.provision(&object),
+                "PersistentVolumeClaim" => object = self.provision(&object, *at),
                 _ => {}
             }
             self.objects.push(object);
@@ -302,14 +380,19 @@ impl<'w> Simulation<'w> {
     }
 
     /// Adds metadata the API server would set: uid, creation time.
-    fn stamp(&self, object: &Value) -> Value {
+    fn stamp(object: &Value, at: Timestamp) -> Value {
         let mut object = object.clone();
         let kind = str_at(&object, "/kind").to_owned();
         let namespace = str_at(&object, "/metadata/namespace").to_owned();
         let name = str_at(&object, "/metadata/name").to_owned();
         object["metadata"]["uid"] = json!(uid(&kind, &namespace, &name));
-        object["metadata"]["creationTimestamp"] = json!(self.created.to_string());
+        object["metadata"]["creationTimestamp"] = json!(at.to_string());
         object
+    }
+
+    /// How long ago `at` was, in whole seconds.
+    fn age(&self, at: Timestamp) -> u64 {
+        self.now.duration_since(at).as_secs().max(0) as u64
     }
 
     fn add_nodes(&mut self) {
@@ -343,8 +426,8 @@ impl<'w> Simulation<'w> {
     }
 
     /// Binds a claim when its storage class exists in the world, else leaves it Pending.
-    fn provision(&mut self, claim: &Value) -> Value {
-        let mut claim = self.stamp(claim);
+    fn provision(&mut self, claim: &Value, at: Timestamp) -> Value {
+        let mut claim = Self::stamp(claim, at);
         let class = claim
             .pointer("/spec/storageClassName")
             .and_then(Value::as_str)
@@ -368,8 +451,8 @@ impl<'w> Simulation<'w> {
                 warning: true,
                 reason: "ProvisioningFailed".to_owned(),
                 message,
-                count: 1 + (self.world.workload_age_seconds / 15) as u32,
-                first: self.created,
+                count: 1 + (self.age(at) / 15) as u32,
+                first: at,
                 last: self.now,
                 component: "persistentvolume-controller",
             };
@@ -385,7 +468,11 @@ impl<'w> Simulation<'w> {
         claim
     }
 
-    fn deployment(&mut self, deployment: &mut Value, revisions: &[Value]) -> Result<()> {
+    fn deployment(
+        &mut self,
+        deployment: &mut Value,
+        revisions: &[(Value, Timestamp)],
+    ) -> Result<()> {
         let replicas = deployment
             .pointer("/spec/replicas")
             .and_then(Value::as_u64)
@@ -401,8 +488,9 @@ impl<'w> Simulation<'w> {
         let mut total_ready = 0;
         let mut total = 0;
         // Newest revision first: its readiness decides how far the rollout got.
-        for (index, template) in revisions.iter().enumerate().rev() {
+        for (index, (template, revision_at)) in revisions.iter().enumerate().rev() {
             let revision = index + 1;
+            let revision_created = revision_at.to_string();
             let is_new = revision == current_revision;
             if !is_new && revision + 1 != current_revision {
                 continue;
@@ -432,12 +520,14 @@ impl<'w> Simulation<'w> {
                         "namespace": namespace,
                         "labels": labels,
                         "uid": uid("Pod", &namespace, &pod_name),
-                        "creationTimestamp": self.created.to_string(),
+                        "creationTimestamp": revision_created,
                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs_name, "uid": rs_uid, "controller": true, "blockOwnerDeletion": true}],
                     },
                     "spec": template.get("spec").cloned().unwrap_or(json!({})),
                 });
-                let outcome = self.run_pod(&mut pod)?;
+                let Some(outcome) = self.run_pod(&mut pod)? else {
+                    break;
+                };
                 count += 1;
                 pods.push(outcome.ready);
                 // A new revision whose first pod fails is stuck at the surge.
@@ -470,7 +560,7 @@ impl<'w> Simulation<'w> {
                     "namespace": namespace,
                     "uid": rs_uid,
                     "labels": rs_labels,
-                    "creationTimestamp": self.created.to_string(),
+                    "creationTimestamp": revision_created,
                     "annotations": {"deployment.kubernetes.io/revision": revision.to_string(), "deployment.kubernetes.io/desired-replicas": replicas.to_string()},
                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "uid": deployment_uid, "controller": true, "blockOwnerDeletion": true}],
                 },
@@ -483,24 +573,29 @@ impl<'w> Simulation<'w> {
             .and_then(Value::as_u64)
             .unwrap_or(600);
         let complete = new_ready == replicas;
+        let rollout_started = revisions.last().map_or(self.now, |(_, at)| *at);
+        let since = rollout_started.to_string();
         let progressing = if complete {
-            json!({"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable", "message": format!("ReplicaSet has successfully progressed."), "lastUpdateTime": self.created.to_string(), "lastTransitionTime": self.created.to_string()})
-        } else if self.world.workload_age_seconds > deadline {
+            json!({"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable", "message": format!("ReplicaSet has successfully progressed."), "lastUpdateTime": since, "lastTransitionTime": since})
+        } else if self.age(rollout_started) > deadline {
             let rs_name = format!(
                 "{name}-{}",
                 suffix(
-                    &revisions.last().cloned().unwrap_or_default().to_string(),
+                    &revisions
+                        .last()
+                        .map(|(template, _)| template.clone())
+                        .unwrap_or_default()
+                        .to_string(),
                     10
                 )
             );
-            let at = self
-                .created
+            let at = rollout_started
                 .checked_add(SignedDuration::from_secs(deadline as i64))
-                .unwrap_or(self.created)
+                .unwrap_or(rollout_started)
                 .to_string();
             json!({"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": format!("ReplicaSet \"{rs_name}\" has timed out progressing."), "lastUpdateTime": at, "lastTransitionTime": at})
         } else {
-            json!({"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated", "message": "ReplicaSet is progressing.", "lastUpdateTime": self.created.to_string(), "lastTransitionTime": self.created.to_string()})
+            json!({"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated", "message": "ReplicaSet is progressing.", "lastUpdateTime": since, "lastTransitionTime": since})
         };
         let available = total_ready + unavailable >= replicas;
         deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"] =
@@ -514,7 +609,7 @@ impl<'w> Simulation<'w> {
             "availableReplicas": total_ready,
             "unavailableReplicas": replicas.saturating_sub(total_ready),
             "conditions": [
-                {"type": "Available", "status": if available { "True" } else { "False" }, "reason": if available { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" }, "message": if available { "Deployment has minimum availability." } else { "Deployment does not have minimum availability." }, "lastUpdateTime": self.created.to_string(), "lastTransitionTime": self.created.to_string()},
+                {"type": "Available", "status": if available { "True" } else { "False" }, "reason": if available { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" }, "message": if available { "Deployment has minimum availability." } else { "Deployment does not have minimum availability." }, "lastUpdateTime": since, "lastTransitionTime": since},
                 progressing,
             ],
         });
@@ -527,22 +622,13 @@ impl<'w> Simulation<'w> {
             .and_then(Value::as_u64)
             .unwrap_or(1);
         let name = str_at(set, "/metadata/name").to_owned();
-        let namespace = str_at(set, "/metadata/namespace").to_owned();
-        let set_uid = str_at(set, "/metadata/uid").to_owned();
-        let template = set.pointer("/spec/template").cloned().unwrap_or(json!({}));
         let mut ready = 0;
         let mut created = 0;
         for ordinal in 0..replicas {
-            let pod_name = format!("{name}-{ordinal}");
-            let mut pod = self.owned_pod(
-                &template,
-                &pod_name,
-                &namespace,
-                "StatefulSet",
-                &name,
-                &set_uid,
-            );
-            let outcome = self.run_pod(&mut pod)?;
+            let mut pod = Self::owned_pod(set, &format!("{name}-{ordinal}"));
+            let Some(outcome) = self.run_pod(&mut pod)? else {
+                break;
+            };
             created += 1;
             if !outcome.ready {
                 break;
@@ -555,22 +641,14 @@ impl<'w> Simulation<'w> {
 
     fn daemon_set(&mut self, set: &mut Value) -> Result<()> {
         let name = str_at(set, "/metadata/name").to_owned();
-        let namespace = str_at(set, "/metadata/namespace").to_owned();
-        let set_uid = str_at(set, "/metadata/uid").to_owned();
-        let template = set.pointer("/spec/template").cloned().unwrap_or(json!({}));
         let mut ready = 0;
         let nodes = self.world.nodes.len();
         for node in 0..nodes {
             let pod_name = format!("{name}-{}", suffix(&format!("{name}/{node}"), 5));
-            let mut pod = self.owned_pod(
-                &template,
-                &pod_name,
-                &namespace,
-                "DaemonSet",
-                &name,
-                &set_uid,
-            );
-            ready += u64::from(self.run_pod(&mut pod)?.ready);
+            let mut pod = Self::owned_pod(set, &pod_name);
+            if let Some(outcome) = self.run_pod(&mut pod)? {
+                ready += u64::from(outcome.ready);
+            }
         }
         set["status"] = json!({"desiredNumberScheduled": nodes, "currentNumberScheduled": nodes, "numberReady": ready, "numberAvailable": ready, "numberMisscheduled": 0});
         Ok(())
@@ -578,37 +656,34 @@ impl<'w> Simulation<'w> {
 
     fn job(&mut self, job: &mut Value) -> Result<()> {
         let name = str_at(job, "/metadata/name").to_owned();
-        let namespace = str_at(job, "/metadata/namespace").to_owned();
-        let job_uid = str_at(job, "/metadata/uid").to_owned();
-        let template = job.pointer("/spec/template").cloned().unwrap_or(json!({}));
+        let started = str_at(job, "/metadata/creationTimestamp").to_owned();
         let backoff_limit = job
             .pointer("/spec/backoffLimit")
             .and_then(Value::as_u64)
             .unwrap_or(6);
-        let pod_name = format!("{name}-{}", suffix(&name, 5));
-        let mut pod = self.owned_pod(&template, &pod_name, &namespace, "Job", &name, &job_uid);
+        let mut pod = Self::owned_pod(job, &format!("{name}-{}", suffix(&name, 5)));
         let outcome = self.run_pod(&mut pod)?;
         let at = self.now.to_string();
-        job["status"] = if outcome.crashed {
-            json!({"failed": backoff_limit + 1, "startTime": self.created.to_string(), "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit", "lastTransitionTime": at, "lastProbeTime": at}]})
-        } else if outcome.ready {
-            json!({"succeeded": 1, "startTime": self.created.to_string(), "completionTime": at, "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": at, "lastProbeTime": at}]})
-        } else {
-            json!({"active": 1, "startTime": self.created.to_string()})
+        job["status"] = match outcome {
+            Some(outcome) if outcome.crashed => {
+                json!({"failed": backoff_limit + 1, "startTime": started, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit", "lastTransitionTime": at, "lastProbeTime": at}]})
+            }
+            Some(outcome) if outcome.ready => {
+                json!({"succeeded": 1, "startTime": started, "completionTime": at, "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": at, "lastProbeTime": at}]})
+            }
+            _ => json!({"active": 1, "startTime": started}),
         };
         Ok(())
     }
 
-    fn owned_pod(
-        &self,
-        template: &Value,
-        pod_name: &str,
-        namespace: &str,
-        kind: &str,
-        owner: &str,
-        owner_uid: &str,
-    ) -> Value {
-        let api_version = if kind == "Job" { "batch/v1" } else { "apps/v1" };
+    /// A pod of `owner`'s template, created when its owner was.
+    fn owned_pod(owner: &Value, pod_name: &str) -> Value {
+        let kind = str_at(owner, "/kind");
+        let namespace = str_at(owner, "/metadata/namespace");
+        let template = owner
+            .pointer("/spec/template")
+            .cloned()
+            .unwrap_or(json!({}));
         json!({
             "apiVersion": "v1",
             "kind": "Pod",
@@ -617,19 +692,114 @@ impl<'w> Simulation<'w> {
                 "namespace": namespace,
                 "labels": template.pointer("/metadata/labels").cloned().unwrap_or(json!({})),
                 "uid": uid("Pod", namespace, pod_name),
-                "creationTimestamp": self.created.to_string(),
-                "ownerReferences": [{"apiVersion": api_version, "kind": kind, "name": owner, "uid": owner_uid, "controller": true, "blockOwnerDeletion": true}],
+                "creationTimestamp": str_at(owner, "/metadata/creationTimestamp"),
+                "ownerReferences": [{"apiVersion": str_at(owner, "/apiVersion"), "kind": kind, "name": str_at(owner, "/metadata/name"), "uid": str_at(owner, "/metadata/uid"), "controller": true, "blockOwnerDeletion": true}],
             },
             "spec": template.get("spec").cloned().unwrap_or(json!({})),
         })
     }
 
-    /// Simulates a pod and records it with its events and logs.
-    fn run_pod(&mut self, pod: &mut Value) -> Result<PodOutcome> {
-        if pod.pointer("/metadata/uid").is_none() {
-            *pod = self.stamp(pod);
+    /// What the namespace's admission does to a new pod: LimitRange defaults fill in missing
+    /// container requests and limits, and a ResourceQuota on `pods` refuses one pod too many
+    /// (`Err` carries the API server's message).
+    fn admit(&self, pod: &mut Value) -> std::result::Result<(), String> {
+        let namespace = str_at(pod, "/metadata/namespace").to_owned();
+        let name = str_at(pod, "/metadata/name").to_owned();
+        for quota in self
+            .quotas
+            .iter()
+            .filter(|q| q.metadata.namespace.as_deref() == Some(namespace.as_str()))
+        {
+            let Some(hard) = quota
+                .spec
+                .as_ref()
+                .and_then(|s| s.hard.as_ref())
+                .and_then(|h| h.get("pods"))
+                .and_then(|q| q.0.parse::<usize>().ok())
+            else {
+                continue;
+            };
+            let used = self
+                .pods
+                .iter()
+                .filter(|p| str_at(p, "/metadata/namespace") == namespace)
+                .count();
+            if used >= hard {
+                return Err(format!(
+                    "pods \"{name}\" is forbidden: exceeded quota: {}, requested: pods=1, used: pods={used}, limited: pods={hard}",
+                    quota.metadata.name.as_deref().unwrap_or_default()
+                ));
+            }
+        }
+        for range in self
+            .limit_ranges
+            .iter()
+            .filter(|r| r.metadata.namespace.as_deref() == Some(namespace.as_str()))
+        {
+            for item in range
+                .spec
+                .as_ref()
+                .map(|s| s.limits.as_slice())
+                .unwrap_or_default()
+                .iter()
+                .filter(|item| item.type_ == "Container")
+            {
+                let Some(containers) = pod
+                    .pointer_mut("/spec/containers")
+                    .and_then(Value::as_array_mut)
+                else {
+                    continue;
+                };
+                for container in containers {
+                    for (field, defaults) in [
+                        ("requests", &item.default_request),
+                        ("limits", &item.default),
+                    ] {
+                        for (resource, quantity) in defaults.iter().flatten() {
+                            let resources = &mut container["resources"];
+                            if resources.get(field).and_then(|f| f.get(resource)).is_none() {
+                                resources[field][resource] = json!(quantity.0);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Admits a pod, simulates it and records it with its events and logs; `None` when
+    /// admission refused it (the refusal is an event on its owner).
+    fn run_pod(&mut self, pod: &mut Value) -> Result<Option<PodOutcome>> {
+        if let Err(message) = self.admit(pod) {
+            let owner = json!({
+                "apiVersion": str_at(pod, "/metadata/ownerReferences/0/apiVersion"),
+                "kind": str_at(pod, "/metadata/ownerReferences/0/kind"),
+                "metadata": {
+                    "name": str_at(pod, "/metadata/ownerReferences/0/name"),
+                    "namespace": str_at(pod, "/metadata/namespace"),
+                    "uid": str_at(pod, "/metadata/ownerReferences/0/uid"),
+                },
+            });
+            let created = timestamp_at(pod, "/metadata/creationTimestamp").unwrap_or(self.now);
+            let event = SimEvent {
+                warning: true,
+                reason: "FailedCreate".to_owned(),
+                message: format!("Error creating: {message}"),
+                count: 1,
+                first: created,
+                last: self.now,
+                component: "replicaset-controller",
+            };
+            self.objects.push(Self::event_object(&owner, &event));
+            return Ok(None);
         }
         let typed: Pod = parse(pod)?;
+        let created = typed
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or(self.created, |t| t.0);
         let namespace_name = typed.metadata.namespace.clone().unwrap_or_default();
         let in_namespace = |ns: &Option<String>| ns.as_deref() == Some(namespace_name.as_str());
         let config_maps: Vec<ConfigMap> = self
@@ -660,7 +830,7 @@ impl<'w> Simulation<'w> {
             &mut self.scheduler,
             namespace,
             &typed,
-            self.created,
+            created,
             self.now,
         );
         if let Some(node) = &outcome.node {
@@ -689,7 +859,7 @@ impl<'w> Simulation<'w> {
         }
         self.pods.push(pod.clone());
         self.objects.push(pod.clone());
-        Ok(outcome)
+        Ok(Some(outcome))
     }
 
     fn event_object(object: &Value, event: &SimEvent) -> Value {
@@ -796,13 +966,17 @@ impl<'w> Simulation<'w> {
                 "namespace": namespace,
                 "labels": {"kubernetes.io/service-name": name, "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"},
                 "uid": uid("EndpointSlice", namespace, &slice_name),
-                "creationTimestamp": self.created.to_string(),
+                "creationTimestamp": str_at(service, "/metadata/creationTimestamp"),
             },
             "addressType": "IPv4",
             "endpoints": if endpoints.is_empty() { Value::Null } else { Value::Array(endpoints) },
             "ports": if ports.is_empty() { Value::Null } else { Value::Array(ports) },
         }));
     }
+}
+
+fn timestamp_at(value: &Value, pointer: &str) -> Option<Timestamp> {
+    value.pointer(pointer)?.as_str()?.parse().ok()
 }
 
 fn parse<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T> {

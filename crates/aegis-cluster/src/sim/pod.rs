@@ -399,6 +399,10 @@ fn simulate_container(
         ));
         return waiting("CreateContainerConfigError", Some(&message), events);
     }
+    // The kubelet needs a moment to create and start the container.
+    if age < START_SECONDS {
+        return waiting("ContainerCreating", None, events);
+    }
     events.push(event(
         false,
         "Pulled",
@@ -519,17 +523,22 @@ fn simulate_container(
         "kubelet",
     ));
     let mut ready = true;
-    if let Some(probe) = &container.readiness_probe
-        && let Err(failure) = probe_result(probe, container, &app, pod_ip)
-    {
-        let period = probe.period_seconds.unwrap_or(10).max(1) as u64;
-        events.push(kubelet(
-            true,
-            "Unhealthy",
-            &format!("Readiness probe failed: {failure}"),
-            repeat(age, period),
-        ));
-        ready = false;
+    if let Some(probe) = &container.readiness_probe {
+        if let Err(failure) = probe_result(probe, container, &app, pod_ip) {
+            let period = probe.period_seconds.unwrap_or(10).max(1) as u64;
+            events.push(kubelet(
+                true,
+                "Unhealthy",
+                &format!("Readiness probe failed: {failure}"),
+                repeat(age, period),
+            ));
+            ready = false;
+        } else {
+            // The first probe runs once the initial delay has passed since the start.
+            let first_probe =
+                START_SECONDS + probe.initial_delay_seconds.unwrap_or(0).max(0) as u64;
+            ready = age >= first_probe;
+        }
     }
     ContainerOutcome {
         status: json!({
@@ -539,7 +548,7 @@ fn simulate_container(
             "ready": ready,
             "started": true,
             "restartCount": 0,
-            "state": {"running": {"startedAt": created.checked_add(SignedDuration::from_secs(3)).unwrap_or(created).to_string()}},
+            "state": {"running": {"startedAt": created.checked_add(SignedDuration::from_secs(START_SECONDS as i64)).unwrap_or(created).to_string()}},
         }),
         ready,
         crashed: false,
@@ -551,6 +560,9 @@ fn simulate_container(
         }],
     }
 }
+
+/// Seconds from a pod's creation to its containers' start.
+const START_SECONDS: u64 = 3;
 
 /// What the kubelet keeps of a log for a `FallbackToLogsOnError` termination message: the last
 /// 80 lines, at most 2048 bytes.
@@ -584,7 +596,7 @@ fn crash_loop(
     current_log: Option<String>,
 ) -> ContainerOutcome {
     let age = now.duration_since(created).as_secs().max(0) as u64;
-    let mut started = 3;
+    let mut started = START_SECONDS;
     let mut crashes = 0u32;
     let mut backoff = 10;
     let mut last_start = started;

@@ -1,0 +1,627 @@
+//! Running a verification: build the shadow in order (namespace, isolation, configuration,
+//! Services, clones), watch it interval by interval until the verdict engine is certain, keep
+//! the evidence, and delete the shadow — also when anything fails on the way.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use aegis_cluster::{Cluster, ClusterWrite, DryRun, ObjectRef};
+use aegis_core::verification::{Baseline, CandidateOutcome, EvidenceBundle};
+use aegis_core::{
+    Category, ClusterState, Fix, ResourceKind, ResourceRef, Verdict, VerificationPlan,
+    VerificationResult, patch, policy,
+};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::checks;
+use crate::clone::{
+    self, CREATED_ANNOTATION, EXPIRES_ANNOTATION, FIX_HASH_ANNOTATION, INCIDENT_ANNOTATION,
+    References, SOURCE_ANNOTATION, VERDICT_ANNOTATION, Variant,
+};
+use crate::verdict::{Decision, Engine, Observation};
+use crate::{Error, Limits, NAMESPACE_PREFIX, Result};
+
+/// What to verify: an incident's workload, its category, the fixes to try in order.
+#[derive(Debug, Clone)]
+pub struct ShadowRequest<'a> {
+    /// The production state the workload, its configuration and its Services are read from.
+    pub state: &'a ClusterState,
+    pub workload: ResourceRef,
+    pub category: Category,
+    /// Candidate fixes, best first; the first that verifies is the one proposed.
+    pub fixes: Vec<Fix>,
+    pub plan: VerificationPlan,
+    pub incident: Option<String>,
+    pub limits: Limits,
+}
+
+/// The shadows this process created and has not deleted yet, so an interrupted command (Ctrl-C)
+/// can delete them before it exits.
+#[derive(Debug, Clone, Default)]
+pub struct Tracker {
+    live: Arc<Mutex<BTreeSet<String>>>,
+}
+
+impl Tracker {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        // A poisoned set of names is still a set of names.
+        self.live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn add(&self, name: &str) {
+        self.lock().insert(name.to_owned());
+    }
+
+    fn remove(&self, name: &str) {
+        self.lock().remove(name);
+    }
+
+    /// The shadows still to delete.
+    pub fn pending(&self) -> Vec<String> {
+        self.lock().iter().cloned().collect()
+    }
+
+    /// Deletes every shadow still tracked; returns those it could not delete, with why.
+    pub async fn clean_up(&self, cluster: &dyn ClusterWrite) -> Vec<(String, String)> {
+        let mut failed = Vec::new();
+        for name in self.pending() {
+            let reference = ObjectRef::new("v1", "Namespace", None, &name);
+            match cluster.delete(&reference).await {
+                Ok(_) => self.remove(&name),
+                Err(e) => failed.push((name, e.to_string())),
+            }
+        }
+        failed
+    }
+}
+
+/// Verifies the request's fixes one after the other in shadows on `shadow_cluster`, after a
+/// server-side dry run of each on `production` (the only request made to it), and stops at the
+/// first that verifies. The result lists every candidate tried.
+pub async fn verify(
+    production: &dyn ClusterWrite,
+    shadow_cluster: &dyn Cluster,
+    request: &ShadowRequest<'_>,
+    tracker: &Tracker,
+) -> Result<VerificationResult> {
+    let mut outcomes = Vec::new();
+    let mut chosen: Option<VerificationResult> = None;
+    for fix in request
+        .fixes
+        .iter()
+        .take(request.limits.max_candidates.max(1))
+    {
+        let result = verify_one(production, shadow_cluster, request, fix, tracker).await?;
+        outcomes.push(CandidateOutcome {
+            fix_summary: fix.summary.clone(),
+            verdict: result.verdict,
+            reason: result.reason.clone(),
+        });
+        let verified = result.verdict == Verdict::Successful;
+        if chosen.is_none() || verified {
+            chosen = Some(result);
+        }
+        if verified {
+            break;
+        }
+    }
+    let mut result = chosen.unwrap_or_else(|| VerificationResult::skipped("no fix to verify"));
+    result.candidates = outcomes;
+    Ok(result)
+}
+
+/// The fix's patch applied to the production object, as the candidate's source.
+struct Prepared {
+    /// The workload cloned (production's), and the same with the fix applied.
+    workload: Value,
+    patched_workload: Value,
+    /// Services cloned: production's, and the same after the fix.
+    services: Vec<Value>,
+    patched_services: Vec<Value>,
+    template_diff: Vec<String>,
+}
+
+fn prepare(request: &ShadowRequest<'_>, fix: &Fix) -> Result<Prepared> {
+    let lookup = aegis_rules::Lookup::new(request.state);
+    let object = |reference: &ResourceRef| {
+        lookup
+            .object(reference)
+            .ok_or_else(|| Error::WorkloadMissing {
+                workload: reference.to_string(),
+            })
+    };
+    let target = object(&fix.target)?;
+    let decision = policy::check(fix.target.kind, fix.patch_type, &fix.patch, Some(&target));
+    if !decision.allowed {
+        return Err(Error::PolicyDenied {
+            violations: decision
+                .violations
+                .iter()
+                .map(|v| format!("{}: {}", v.path, v.rule))
+                .collect::<Vec<_>>()
+                .join("; "),
+        });
+    }
+    let patched = patch::apply(&target, fix.patch_type, &fix.patch).map_err(|e| {
+        Error::PatchDoesNotApply {
+            target: fix.target.to_string(),
+            reason: e.to_string(),
+        }
+    })?;
+    if fix.target.kind == ResourceKind::Service {
+        let selector = patched
+            .pointer("/spec/selector")
+            .cloned()
+            .unwrap_or_default();
+        let workload = workload_selected_by(request.state, fix.target.namespace_str(), &selector)
+            .or_else(|| {
+                (request.workload.kind != ResourceKind::Service)
+                    .then(|| lookup.object(&request.workload))
+                    .flatten()
+            })
+            .ok_or_else(|| Error::WorkloadMissing {
+                workload: format!(
+                    "a workload whose pods the fixed selector of {} picks",
+                    fix.target
+                ),
+            })?;
+        let before = target.get("spec").cloned().unwrap_or_default();
+        let after = patched.get("spec").cloned().unwrap_or_default();
+        return Ok(Prepared {
+            patched_workload: workload.clone(),
+            workload,
+            services: vec![target],
+            patched_services: vec![patched],
+            template_diff: patch::diff(&before, &after, 3),
+        });
+    }
+    let workload_ref = &fix.target;
+    let services: Vec<Value> = aegis_rules::services_selecting(&lookup, workload_ref)
+        .iter()
+        .filter_map(|name| {
+            lookup.object(&ResourceRef::namespaced(
+                ResourceKind::Service,
+                workload_ref.namespace_str(),
+                name,
+            ))
+        })
+        .collect();
+    let template = |object: &Value| {
+        object
+            .pointer("/spec/template")
+            .or_else(|| object.get("spec"))
+            .cloned()
+            .unwrap_or_default()
+    };
+    Ok(Prepared {
+        template_diff: patch::diff(&template(&target), &template(&patched), 3),
+        workload: target,
+        patched_workload: patched,
+        patched_services: services.clone(),
+        services,
+    })
+}
+
+/// The first workload (Deployment, StatefulSet, DaemonSet, bare Pod) in `namespace` whose pods
+/// carry every label of `selector`.
+fn workload_selected_by(state: &ClusterState, namespace: &str, selector: &Value) -> Option<Value> {
+    let selector = selector.as_object().filter(|s| !s.is_empty())?;
+    let matches = |labels: Option<&std::collections::BTreeMap<String, String>>| {
+        selector.iter().all(|(key, value)| {
+            labels
+                .and_then(|l| l.get(key))
+                .is_some_and(|v| Some(v.as_str()) == value.as_str())
+        })
+    };
+    let in_namespace = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        meta.namespace.as_deref() == Some(namespace)
+    };
+    state
+        .deployments
+        .iter()
+        .filter(|d| in_namespace(&d.metadata))
+        .find(|d| matches(template_labels(d.spec.as_ref().map(|s| &s.template))))
+        .map(|d| to_json(d))
+        .or_else(|| {
+            state
+                .stateful_sets
+                .iter()
+                .filter(|s| in_namespace(&s.metadata))
+                .find(|s| matches(template_labels(s.spec.as_ref().map(|s| &s.template))))
+                .map(|s| to_json(s))
+        })
+        .or_else(|| {
+            state
+                .daemon_sets
+                .iter()
+                .filter(|s| in_namespace(&s.metadata))
+                .find(|s| matches(template_labels(s.spec.as_ref().map(|s| &s.template))))
+                .map(|s| to_json(s))
+        })
+        .or_else(|| {
+            state
+                .pods
+                .iter()
+                .filter(|p| in_namespace(&p.metadata))
+                .filter(|p| {
+                    p.metadata
+                        .owner_references
+                        .as_ref()
+                        .is_none_or(Vec::is_empty)
+                })
+                .find(|p| matches(p.metadata.labels.as_ref()))
+                .map(|p| to_json(p))
+        })
+        .flatten()
+}
+
+fn template_labels(
+    template: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>,
+) -> Option<&std::collections::BTreeMap<String, String>> {
+    template.and_then(|t| t.metadata.as_ref()?.labels.as_ref())
+}
+
+fn to_json<T: serde::Serialize>(object: &T) -> Option<Value> {
+    serde_json::to_value(object).ok()
+}
+
+/// A short hash of a fix's patch, as the shadow's annotation carries it.
+pub fn fix_hash(fix: &Fix) -> String {
+    let digest = Sha256::digest(fix.patch.to_string().as_bytes());
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The objects of one shadow, in creation order: isolation first, workloads last.
+fn shadow_objects(
+    request: &ShadowRequest<'_>,
+    prepared: &Prepared,
+    namespace: &str,
+) -> Result<(Vec<Value>, Vec<String>)> {
+    let source_namespace = request.workload.namespace_str();
+    let clone_error = |source| Error::Clone {
+        workload: request.workload.to_string(),
+        source,
+    };
+    let baseline = clone::clone_workload(&prepared.workload, namespace, Variant::Baseline)
+        .map_err(clone_error)?;
+    let candidate =
+        clone::clone_workload(&prepared.patched_workload, namespace, Variant::Candidate)
+            .map_err(clone_error)?;
+    let mut references = References::default();
+    for clone in [&baseline, &candidate] {
+        let spec = clone
+            .pointer("/spec/template/spec")
+            .or_else(|| clone.pointer("/spec/jobTemplate/spec/template/spec"))
+            .or_else(|| clone.get("spec"))
+            .cloned()
+            .unwrap_or_default();
+        references.collect(&spec);
+    }
+    let mut objects = clone::isolation_objects(namespace, 4);
+    let mut placeholders = Vec::new();
+    for config_map in &request.state.config_maps {
+        let name = config_map.metadata.name.as_deref().unwrap_or_default();
+        if config_map.metadata.namespace.as_deref() == Some(source_namespace)
+            && references.config_maps.contains(name)
+            && let Ok(value) = serde_json::to_value(config_map)
+        {
+            objects.push(clone::clone_config_map(&value, namespace));
+        }
+    }
+    for secret in &request.state.secrets {
+        let name = secret.metadata.name.as_deref().unwrap_or_default();
+        if secret.metadata.namespace.as_deref() != Some(source_namespace) {
+            continue;
+        }
+        let referenced = references.secrets.get(name);
+        let pull = references.pull_secrets.contains(name);
+        if referenced.is_none() && !pull {
+            continue;
+        }
+        // The keys the source knows (a snapshot, the simulator) stay exactly those, so a key
+        // that is missing in production is missing in the shadow; metadata-only sources give
+        // no keys, and then the referenced ones are used.
+        let known: BTreeSet<String> = secret.data.iter().flat_map(|d| d.keys().cloned()).collect();
+        let keys = if known.is_empty() {
+            referenced.cloned().unwrap_or_default()
+        } else {
+            known
+        };
+        objects.push(clone::placeholder_secret(
+            name,
+            namespace,
+            secret.type_.as_deref(),
+            &keys,
+        ));
+        placeholders.push(format!(
+            "Secret {name} is a placeholder with the same keys ({}) and dummy values",
+            keys.iter().cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    for service in &prepared.services {
+        objects.push(clone::clone_service(service, namespace, Variant::Baseline));
+    }
+    for service in &prepared.patched_services {
+        objects.push(clone::clone_service(service, namespace, Variant::Candidate));
+    }
+    objects.push(baseline);
+    objects.push(candidate);
+    Ok((objects, placeholders))
+}
+
+/// The clones of one variant as workload references, as the analyzers name them.
+fn clone_refs(objects: &[Value], namespace: &str, variant: Variant) -> Vec<ResourceRef> {
+    objects
+        .iter()
+        .filter_map(|object| {
+            let name = object.pointer("/metadata/name")?.as_str()?;
+            let kind = ResourceKind::from_kind(object.get("kind")?.as_str()?)?;
+            (name.ends_with(variant.as_str())
+                && matches!(
+                    kind,
+                    ResourceKind::Deployment
+                        | ResourceKind::StatefulSet
+                        | ResourceKind::ReplicaSet
+                        | ResourceKind::Pod
+                        | ResourceKind::Job
+                        | ResourceKind::Service
+                ))
+            .then(|| ResourceRef::namespaced(kind, namespace, name))
+        })
+        .collect()
+}
+
+fn seconds_between(from: Timestamp, to: Timestamp) -> f64 {
+    to.duration_since(from).as_secs_f64().max(0.0)
+}
+
+async fn verify_one(
+    production: &dyn ClusterWrite,
+    shadow_cluster: &dyn Cluster,
+    request: &ShadowRequest<'_>,
+    fix: &Fix,
+    tracker: &Tracker,
+) -> Result<VerificationResult> {
+    let prepared = prepare(request, fix)?;
+    // The only request to the production target: would the API server take this patch?
+    let target = ObjectRef::of(&prepared_target(&prepared, fix))?;
+    if let Err(e) = production
+        .patch(&target, fix.patch_type, &fix.patch, DryRun::All)
+        .await
+    {
+        return Ok(VerificationResult {
+            reason: format!("the API server rejects the patch in a dry run: {e}"),
+            verdict: Verdict::Failed,
+            ..VerificationResult::skipped("")
+        });
+    }
+    crate::check_capacity(shadow_cluster, request.limits.max_concurrent).await?;
+    let created = shadow_cluster.now();
+    let hash = fix_hash(fix);
+    let id: String = Sha256::digest(
+        format!("{}/{hash}/{}", request.workload, created.as_nanosecond()).as_bytes(),
+    )
+    .iter()
+    .take(4)
+    .map(|b| format!("{b:02x}"))
+    .collect();
+    let namespace = format!("{NAMESPACE_PREFIX}{id}");
+    let expires = created
+        .checked_add(SignedDuration::try_from(request.limits.ttl).unwrap_or(SignedDuration::ZERO))
+        .unwrap_or(created);
+    let mut annotations = vec![
+        (SOURCE_ANNOTATION, request.workload.to_string()),
+        (FIX_HASH_ANNOTATION, hash),
+        (CREATED_ANNOTATION, created.to_string()),
+        (EXPIRES_ANNOTATION, expires.to_string()),
+    ];
+    if let Some(incident) = &request.incident {
+        annotations.push((INCIDENT_ANNOTATION, incident.clone()));
+    }
+    let namespace_object = clone::shadow_namespace(&namespace, &annotations);
+    let (objects, placeholders) = shadow_objects(request, &prepared, &namespace)?;
+
+    shadow_cluster.apply(&namespace_object, DryRun::No).await?;
+    tracker.add(&namespace);
+    let outcome = watch(
+        shadow_cluster,
+        request,
+        fix,
+        &prepared,
+        &namespace,
+        &objects,
+        created,
+    )
+    .await;
+    let outcome = match outcome {
+        Ok(mut result) => {
+            result.shadow = Some(namespace.clone());
+            if let Some(evidence) = result.evidence.as_mut() {
+                evidence.placeholders = placeholders;
+            }
+            if request.limits.keep {
+                let mut labelled = namespace_object.clone();
+                labelled["metadata"]["annotations"][VERDICT_ANNOTATION] =
+                    json!(result.verdict.as_str());
+                shadow_cluster
+                    .apply(&labelled, DryRun::No)
+                    .await
+                    .map(|_| result)
+                    .map_err(Error::from)
+            } else {
+                Ok(result)
+            }
+        }
+        Err(e) => Err(e),
+    };
+    // Delete unless kept; on any error, delete whatever was created.
+    if !request.limits.keep || outcome.is_err() {
+        let reference = ObjectRef::new("v1", "Namespace", None, &namespace);
+        match shadow_cluster.delete(&reference).await {
+            Ok(_) => tracker.remove(&namespace),
+            Err(e) => {
+                tracing::warn!(namespace, error = %e, "could not delete the shadow; it expires by its TTL")
+            }
+        }
+    } else {
+        tracker.remove(&namespace);
+    }
+    outcome
+}
+
+/// The production object the fix patches (for its dry run).
+fn prepared_target(prepared: &Prepared, fix: &Fix) -> Value {
+    if fix.target.kind == ResourceKind::Service {
+        prepared.services.first().cloned().unwrap_or_default()
+    } else {
+        prepared.workload.clone()
+    }
+}
+
+/// Creates the shadow's objects and watches them to a verdict.
+async fn watch(
+    cluster: &dyn Cluster,
+    request: &ShadowRequest<'_>,
+    fix: &Fix,
+    prepared: &Prepared,
+    namespace: &str,
+    objects: &[Value],
+    created: Timestamp,
+) -> Result<VerificationResult> {
+    for object in objects {
+        cluster.apply(object, DryRun::No).await?;
+    }
+    let baseline_refs = clone_refs(objects, namespace, Variant::Baseline);
+    let candidate_refs = clone_refs(objects, namespace, Variant::Candidate);
+    let plan = &request.plan;
+    let mut engine = Engine::new(request.category, plan);
+    let interval = std::time::Duration::from_secs(plan.interval_seconds.max(1));
+    let mut first: Option<ClusterState> = None;
+    let (verdict, reason, last) = loop {
+        cluster.wait(namespace, interval).await?;
+        let state = cluster
+            .load(&aegis_cluster::Scope::namespace(namespace))
+            .await
+            .map_err(|source| Error::Read {
+                namespace: namespace.to_owned(),
+                source,
+            })?
+            .state;
+        let now = cluster.now();
+        let candidate_pods = checks::variant_pods(&state, Variant::Candidate);
+        let observation = Observation {
+            elapsed_seconds: now.duration_since(created).as_secs().max(0) as u64,
+            checks: plan
+                .checks
+                .iter()
+                .map(|check| {
+                    (
+                        check.clone(),
+                        checks::evaluate(check, &state, &candidate_pods),
+                    )
+                })
+                .collect(),
+            baseline_signature: checks::diagnoses(&state, &baseline_refs).remove(&request.category),
+            candidate_categories: checks::diagnoses(&state, &candidate_refs)
+                .into_keys()
+                .collect(),
+        };
+        let decision = engine.observe(observation);
+        if first.is_none() {
+            first = Some(state.clone());
+        }
+        if let Decision::Done { verdict, reason } = decision {
+            break (verdict, reason, state);
+        }
+    };
+    let duration = seconds_between(created, cluster.now());
+    let first = first.unwrap_or_default();
+    let evidence = EvidenceBundle {
+        patch: fix.patch.clone(),
+        template_diff: prepared.template_diff.clone(),
+        placeholders: Vec::new(),
+        baseline_before: statuses(&first, Variant::Baseline),
+        baseline_after: statuses(&last, Variant::Baseline),
+        candidate_before: statuses(&first, Variant::Candidate),
+        candidate_after: statuses(&last, Variant::Candidate),
+        events: events(&last),
+        logs: logs(&last),
+    };
+    let signature = engine.reproduced().map(<[String]>::to_vec);
+    Ok(VerificationResult {
+        verdict,
+        reason,
+        health_score: engine.health_score(),
+        shadow: None,
+        baseline: Some(Baseline {
+            reproduced: signature.is_some(),
+            signature: signature.unwrap_or_else(|| {
+                checks::diagnoses(&last, &baseline_refs)
+                    .into_keys()
+                    .map(|c| c.id().to_owned())
+                    .collect()
+            }),
+        }),
+        checks: engine.results().to_vec(),
+        candidates: Vec::new(),
+        duration_seconds: Some(duration),
+        evidence: Some(Box::new(evidence)),
+    })
+}
+
+/// The container statuses of a variant's pods, by pod.
+fn statuses(state: &ClusterState, variant: Variant) -> Value {
+    let pods: serde_json::Map<String, Value> = checks::variant_pods(state, variant)
+        .into_iter()
+        .map(|pod| {
+            let statuses = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .and_then(|s| serde_json::to_value(s).ok())
+                .unwrap_or(Value::Null);
+            (pod.metadata.name.clone().unwrap_or_default(), statuses)
+        })
+        .collect();
+    Value::Object(pods)
+}
+
+/// The shadow namespace's events, one line each.
+fn events(state: &ClusterState) -> Vec<String> {
+    let mut lines: Vec<String> = state
+        .events
+        .iter()
+        .map(|e| {
+            format!(
+                "{}/{}: {}: {}",
+                e.involved_object.kind.as_deref().unwrap_or_default(),
+                e.involved_object.name.as_deref().unwrap_or_default(),
+                e.reason.as_deref().unwrap_or_default(),
+                e.message.as_deref().unwrap_or_default()
+            )
+        })
+        .collect();
+    lines.dedup();
+    lines
+}
+
+/// The last lines of every container log in the shadow.
+fn logs(state: &ClusterState) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (key, text) in &state.logs {
+        let tail: Vec<&str> = text.lines().rev().take(5).collect();
+        for line in tail.into_iter().rev() {
+            lines.push(format!(
+                "{}/{}{}: {line}",
+                key.pod,
+                key.container,
+                if key.previous { " (previous)" } else { "" }
+            ));
+        }
+    }
+    lines
+}

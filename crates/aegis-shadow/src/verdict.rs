@@ -1,0 +1,237 @@
+//! The verdict engine, without IO: fed one observation per interval, it decides as Argo Rollouts'
+//! analysis does — `successful` after N consecutive passing intervals, `failed` once failures
+//! exceed the limit, `inconclusive` at the timeout — with the shadow's own rule on top: nothing
+//! is proved unless the baseline clone reproduced the incident.
+
+use aegis_core::{Category, Check, CheckResult, Verdict, VerificationPlan};
+
+use crate::checks::Status;
+
+/// One look at the shadow.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// Seconds since the shadow's clones were created, on the cluster's clock.
+    pub elapsed_seconds: u64,
+    /// Every check of the plan on the candidate, in plan order.
+    pub checks: Vec<(Check, Status)>,
+    /// What AEGIS diagnoses on the baseline clone: the incident's category, with the finding
+    /// reasons behind it, when the baseline shows it now.
+    pub baseline_signature: Option<Vec<String>>,
+    /// The categories AEGIS diagnoses on the candidate clone now.
+    pub candidate_categories: Vec<Category>,
+}
+
+/// Where the engine stands after an observation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Continue,
+    Done { verdict: Verdict, reason: String },
+}
+
+/// Categories a clone can show only because of the shadow's isolation: an application that
+/// exits or is not ready when its dependencies are unreachable (egress denied) or its Secrets
+/// hold placeholder values.
+const ISOLATION_EXPLAINS: [Category; 4] = [
+    Category::AppCrash,
+    Category::ReadinessProbeFailure,
+    Category::LivenessProbeFailure,
+    Category::Unknown,
+];
+
+/// The state of one verification.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    category: Category,
+    interval: u64,
+    success_threshold: u32,
+    failure_limit: u32,
+    timeout: u64,
+    results: Vec<CheckResult>,
+    consecutive: u32,
+    failures: u32,
+    last_counted: Option<u64>,
+    reproduced: Option<Vec<String>>,
+    last_failures: Vec<String>,
+    last_health: Option<f64>,
+    last_candidate: Vec<Category>,
+}
+
+impl Engine {
+    /// An engine for verifying a fix of `category` by `plan`.
+    pub fn new(category: Category, plan: &VerificationPlan) -> Self {
+        Self {
+            category,
+            interval: plan.interval_seconds.max(1),
+            success_threshold: plan.success_threshold.max(1),
+            failure_limit: plan.failure_limit,
+            timeout: plan.timeout_seconds,
+            results: plan
+                .checks
+                .iter()
+                .map(|check| CheckResult {
+                    check: check.clone(),
+                    passes: 0,
+                    failures: 0,
+                    timeline: Vec::new(),
+                })
+                .collect(),
+            consecutive: 0,
+            failures: 0,
+            last_counted: None,
+            reproduced: None,
+            last_failures: Vec::new(),
+            last_health: None,
+            last_candidate: Vec::new(),
+        }
+    }
+
+    /// Each check's counts and timeline so far.
+    pub fn results(&self) -> &[CheckResult] {
+        &self.results
+    }
+
+    /// The baseline's signature, once it reproduced the incident.
+    pub fn reproduced(&self) -> Option<&[String]> {
+        self.reproduced.as_deref()
+    }
+
+    /// The share of checks passing at the last observation.
+    pub fn health_score(&self) -> Option<f64> {
+        self.last_health
+    }
+
+    /// Takes one observation and says whether the verdict is certain.
+    pub fn observe(&mut self, observation: Observation) -> Decision {
+        let elapsed = observation.elapsed_seconds;
+        if self.reproduced.is_none()
+            && let Some(signature) = observation.baseline_signature
+        {
+            self.reproduced = Some(signature);
+        }
+        self.last_candidate = observation.candidate_categories;
+        // One counted measurement per interval; a look in between (a watch woke us) can only
+        // show a failure early, which the next counted one confirms.
+        let counted = self
+            .last_counted
+            .is_none_or(|last| elapsed.saturating_sub(last) >= self.interval);
+        let passing = observation
+            .checks
+            .iter()
+            .filter(|(_, s)| s.is_pass())
+            .count();
+        self.last_health = (!observation.checks.is_empty())
+            .then(|| passing as f64 / observation.checks.len() as f64);
+        let mut failed_now = Vec::new();
+        for ((check, status), result) in observation.checks.iter().zip(&mut self.results) {
+            debug_assert_eq!(check, &result.check);
+            let line = match status {
+                Status::Pass => format!("+{elapsed}s pass"),
+                Status::Pending(why) => format!("+{elapsed}s pending: {why}"),
+                Status::Fail(why) => {
+                    failed_now.push(format!("{}: {why}", check.id()));
+                    format!("+{elapsed}s fail: {why}")
+                }
+            };
+            if result.timeline.last() != Some(&line) {
+                result.timeline.push(line);
+            }
+            if counted {
+                match status {
+                    Status::Pass => result.passes += 1,
+                    Status::Fail(_) => result.failures += 1,
+                    Status::Pending(_) => {}
+                }
+            }
+        }
+        if counted {
+            self.last_counted = Some(elapsed);
+            if !failed_now.is_empty() {
+                self.failures += 1;
+                self.consecutive = 0;
+                self.last_failures = failed_now;
+            } else if passing == observation.checks.len() {
+                self.consecutive += 1;
+            } else {
+                self.consecutive = 0;
+            }
+        }
+        self.decide(elapsed)
+    }
+
+    fn decide(&self, elapsed: u64) -> Decision {
+        let category = self.category;
+        if let Some(signature) = &self.reproduced {
+            if self.consecutive >= self.success_threshold {
+                return Decision::Done {
+                    verdict: Verdict::Successful,
+                    reason: format!(
+                        "the candidate passed every check {} times in a row while the unchanged baseline showed {category} ({})",
+                        self.consecutive,
+                        signature.join(", ")
+                    ),
+                };
+            }
+            if self.failures > self.failure_limit {
+                return self.unhealthy_candidate(&format!(
+                    "{} failing intervals, more than the limit of {}",
+                    self.failures, self.failure_limit
+                ));
+            }
+        }
+        if elapsed >= self.timeout {
+            if self.reproduced.is_none() {
+                return Decision::Done {
+                    verdict: Verdict::Inconclusive,
+                    reason: format!(
+                        "the shadow does not reproduce the incident: the unchanged baseline showed no {category} within {} s",
+                        self.timeout
+                    ),
+                };
+            }
+            if self.failures > 0 || !self.last_candidate.is_empty() {
+                return self.unhealthy_candidate(&format!("no verdict within {} s", self.timeout));
+            }
+            return Decision::Done {
+                verdict: Verdict::Inconclusive,
+                reason: format!(
+                    "the candidate did not pass every check {} times in a row within {} s",
+                    self.success_threshold, self.timeout
+                ),
+            };
+        }
+        Decision::Continue
+    }
+
+    /// The verdict on a candidate that did not become healthy: `cause-cleared` when it lost the
+    /// incident's failure and what it shows instead the isolation explains, else `failed`.
+    fn unhealthy_candidate(&self, why: &str) -> Decision {
+        let category = self.category;
+        let shows_incident = self.last_candidate.contains(&category);
+        let isolation_explains = !self.last_candidate.is_empty()
+            && self
+                .last_candidate
+                .iter()
+                .all(|c| ISOLATION_EXPLAINS.contains(c));
+        if !shows_incident && isolation_explains {
+            let shown: Vec<&str> = self.last_candidate.iter().map(|c| c.id()).collect();
+            return Decision::Done {
+                verdict: Verdict::Inconclusive,
+                reason: format!(
+                    "cause-cleared: the candidate no longer shows {category} but is held back by the shadow's isolation (it shows {}; egress is denied and Secrets hold placeholders)",
+                    shown.join(", ")
+                ),
+            };
+        }
+        let mut seen = self.last_failures.join("; ");
+        if shows_incident {
+            seen = format!("it still shows {category}; {seen}");
+        }
+        Decision::Done {
+            verdict: Verdict::Failed,
+            reason: format!("the candidate failed ({why}): {seen}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
