@@ -25,7 +25,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 pub use aegis_k8sgpt::ANALYZERS;
 pub use selector::{LabelSelector, SelectorError};
-pub use verify::{VerifyOptions, VerifyProgress, verify_incidents};
+pub use verify::{
+    ManualFixError, VerifyOptions, VerifyProgress, manual_fix, plan_for, verify_incidents,
+};
 
 /// Why an analysis could not be done.
 #[derive(Debug, thiserror::Error)]

@@ -96,3 +96,63 @@ pub async fn verify_incidents(
         incidents[position].verification.result = result;
     }
 }
+
+/// Why a fix given by hand cannot be verified.
+#[derive(Debug, thiserror::Error)]
+pub enum ManualFixError {
+    #[error("its target {0} is not in the cluster")]
+    TargetMissing(aegis_core::ResourceRef),
+    #[error(
+        "only strategic-merge patches can be verified by hand, since only their inverse is known"
+    )]
+    NotStrategicMerge,
+    #[error("the fix policy denies it: {0}")]
+    Denied(String),
+}
+
+/// A fix given by hand (`aegis shadow create --fix`): checked against the fix policy like any
+/// other, with its inverse computed from the target as the cluster holds it.
+pub fn manual_fix(
+    state: &ClusterState,
+    target: aegis_core::ResourceRef,
+    patch_type: aegis_core::PatchType,
+    patch: serde_json::Value,
+    summary: String,
+) -> Result<aegis_core::Fix, ManualFixError> {
+    if patch_type != aegis_core::PatchType::StrategicMerge {
+        return Err(ManualFixError::NotStrategicMerge);
+    }
+    let original = aegis_rules::Lookup::new(state)
+        .object(&target)
+        .ok_or_else(|| ManualFixError::TargetMissing(target.clone()))?;
+    let policy = aegis_core::policy::check(target.kind, patch_type, &patch, Some(&original));
+    if !policy.allowed {
+        let violations: Vec<String> = policy
+            .violations
+            .iter()
+            .map(|v| format!("{}: {}", v.path, v.rule))
+            .collect();
+        return Err(ManualFixError::Denied(violations.join("; ")));
+    }
+    Ok(aegis_core::Fix {
+        summary,
+        inverse_patch: aegis_core::patch::inverse_of(&patch, &original),
+        target,
+        patch_type,
+        patch,
+        risk: aegis_core::Risk::Medium,
+        policy,
+        requires_approval: true,
+    })
+}
+
+/// The verification plan of a fix on `workload`, as the rules write it.
+pub fn plan_for(
+    state: &ClusterState,
+    fix: &aegis_core::Fix,
+    workload: &aegis_core::ResourceRef,
+    settings: &ShadowSettings,
+) -> aegis_core::VerificationPlan {
+    let services = aegis_rules::services_selecting(&aegis_rules::Lookup::new(state), workload);
+    aegis_rules::plan::verification_plan(fix, &services, settings)
+}

@@ -71,6 +71,9 @@ pub enum Command {
     /// Incidents recorded by earlier analyses.
     #[command(subcommand)]
     Incident(IncidentCommand),
+    /// Shadow environments: prove a fix on an isolated copy of a workload.
+    #[command(subcommand)]
+    Shadow(ShadowCommand),
     /// Save what a source holds as a snapshot directory (`kubectl get … -o yaml` Lists and logs/).
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
@@ -107,6 +110,50 @@ pub struct AnalyzeArgs {
     /// reachable (default: llm.backend of the configuration, `auto`).
     #[arg(long, value_enum, value_name = "BACKEND")]
     pub llm: Option<LlmChoice>,
+    /// Do not verify fixes in shadows (verification: skipped).
+    #[arg(long)]
+    pub no_verify: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShadowCommand {
+    /// Clone a workload into a shadow namespace: a baseline copy and a copy with the fix.
+    Create {
+        /// The workload: deploy/x, sts/x, rs/x, ds/x, pod/x, job/x, cronjob/x.
+        #[arg(value_name = "KIND/NAME")]
+        target: TargetSpec,
+        /// The recorded incident whose fix to verify (its id, or a unique prefix).
+        #[arg(long, value_name = "ID", conflicts_with = "fix")]
+        incident: Option<String>,
+        /// A fix from a file (JSON or YAML): a strategic-merge patch for the workload, or a fix
+        /// object as `aegis analyze -o json` prints it.
+        #[arg(long, value_name = "FILE")]
+        fix: Option<PathBuf>,
+        /// How long the shadow lives (30m, 2h, 90s); shadow.ttl_minutes by default.
+        #[arg(long, value_name = "DURATION")]
+        ttl: Option<String>,
+        /// Wait for the verdict and print the verification result.
+        #[arg(long)]
+        wait: bool,
+        /// Create the shadow in another kubeconfig context (a staging cluster).
+        #[arg(long, value_name = "NAME")]
+        shadow_context: Option<String>,
+    },
+    /// List shadows (found by their label), with age, expiry and verdict.
+    List,
+    /// Delete a shadow, or every expired one.
+    Delete {
+        /// The shadow's namespace (aegis-shadow-…).
+        #[arg(
+            value_name = "ID",
+            required_unless_present = "expired",
+            conflicts_with = "expired"
+        )]
+        id: Option<String>,
+        /// Delete every shadow past its expiry.
+        #[arg(long)]
+        expired: bool,
+    },
 }
 
 /// `--llm`.

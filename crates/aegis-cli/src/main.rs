@@ -101,6 +101,18 @@ fn run(cli: &Cli) -> CliResult<()> {
                 .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))?;
             runtime.block_on(commands::snapshot::run(&cli.global, command, &resolved))
         }
+        Command::Shadow(command) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))?;
+            runtime.block_on(commands::shadow::run(
+                &cli.global,
+                command,
+                &resolved,
+                style,
+            ))
+        }
         Command::Incident(command) => {
             commands::incident::run(command, cli.global.output, &resolved, style)
         }

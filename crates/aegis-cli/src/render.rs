@@ -317,6 +317,77 @@ fn verification_text(verification: &aegis_core::Verification) -> String {
     text
 }
 
+/// A verification result on its own, for `aegis shadow create --wait`.
+pub fn verification(result: &aegis_core::VerificationResult, _style: Style) -> String {
+    let mut text = verification_text(&aegis_core::Verification {
+        plan: None,
+        result: result.clone(),
+    });
+    if let Some(evidence) = &result.evidence {
+        if !evidence.template_diff.is_empty() {
+            text.push_str("\nchange:\n");
+            text.push_str(&evidence.template_diff.join("\n"));
+        }
+        if !evidence.events.is_empty() {
+            text.push_str("\nshadow events:\n");
+            text.push_str(&evidence.events.join("\n"));
+        }
+    }
+    text.push('\n');
+    text
+}
+
+/// The human form of `aegis shadow list`.
+pub fn shadow_list(
+    shadows: &[aegis_shadow::ShadowInfo],
+    now: k8s_openapi::jiff::Timestamp,
+    style: Style,
+) -> String {
+    if shadows.is_empty() {
+        return "No shadows; `aegis shadow create KIND/NAME` makes one.\n".to_owned();
+    }
+    let mut table = style.table();
+    table
+        .load_style(UTF8_FULL_CONDENSED.with_rounded_corners())
+        .set_header(["NAME", "WORKLOAD", "INCIDENT", "VERDICT", "AGE", "EXPIRES"]);
+    let seconds = |from: k8s_openapi::jiff::Timestamp, to: k8s_openapi::jiff::Timestamp| {
+        to.duration_since(from).as_secs()
+    };
+    for shadow in shadows {
+        let age = shadow
+            .created
+            .map_or_else(|| "?".to_owned(), |c| human_seconds(seconds(c, now)));
+        let expires = match shadow.expires {
+            Some(e) if e <= now => "expired".to_owned(),
+            Some(e) => format!("in {}", human_seconds(seconds(now, e))),
+            None => "never".to_owned(),
+        };
+        let verdict = match (shadow.terminating, shadow.verdict) {
+            (true, _) => "deleting".to_owned(),
+            (false, Some(verdict)) => verdict.to_string(),
+            (false, None) => "running".to_owned(),
+        };
+        table.add_row(vec![
+            style.cell(&shadow.name, Color::Cyan),
+            Cell::new(&shadow.source_workload),
+            Cell::new(shadow.incident.as_deref().unwrap_or("-")),
+            Cell::new(verdict),
+            Cell::new(age),
+            Cell::new(expires),
+        ]);
+    }
+    format!("{table}\n")
+}
+
+fn human_seconds(seconds: i64) -> String {
+    let seconds = seconds.max(0);
+    match seconds {
+        0..60 => format!("{seconds}s"),
+        60..3600 => format!("{}m", seconds / 60),
+        _ => format!("{}h{}m", seconds / 3600, seconds % 3600 / 60),
+    }
+}
+
 /// The human form of `aegis incident list`.
 pub fn incident_list(incidents: &[StoredIncident], style: Style) -> String {
     if incidents.is_empty() {

@@ -163,7 +163,19 @@ fn every_demo_scenario_is_diagnosed_with_a_policy_allowed_fix_on_its_workload() 
                 .expect("evidence")
                 .is_empty()
         );
-        assert_eq!(incident["verification"]["result"]["verdict"], "skipped");
+        let result = &incident["verification"]["result"];
+        assert_eq!(
+            result["verdict"], "successful",
+            "{target}: {}",
+            result["reason"]
+        );
+        assert_eq!(result["baseline"]["reproduced"], true, "{target}");
+        assert!(
+            result["shadow"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("aegis-shadow-")),
+            "{target}"
+        );
     }
 }
 
@@ -242,9 +254,31 @@ fn a_captured_snapshot_gives_the_same_analysis_as_its_source() {
     let sandbox = Sandbox::new();
     let capture = sandbox.run(&["snapshot", "capture", "dump", "--mock"]);
     assert!(capture.status.success(), "{}", stderr(&capture));
-    let from_mock = sandbox.json(&["analyze", "--all", "--mock", "-o", "json"]);
-    let from_snapshot = sandbox.json(&["analyze", "--all", "--snapshot", "dump", "-o", "json"]);
+    let from_mock = sandbox.json(&["analyze", "--all", "--mock", "--no-verify", "-o", "json"]);
+    let from_snapshot = sandbox.json(&[
+        "analyze",
+        "--all",
+        "--snapshot",
+        "dump",
+        "--no-verify",
+        "-o",
+        "json",
+    ]);
     assert_eq!(from_snapshot["incidents"], from_mock["incidents"]);
+    // Without --no-verify a snapshot says why it cannot verify anything.
+    let verified = sandbox.json(&["analyze", "--all", "--snapshot", "dump", "-o", "json"]);
+    for incident in verified["incidents"].as_array().expect("incidents") {
+        let result = &incident["verification"]["result"];
+        assert_eq!(result["verdict"], "skipped");
+        if !incident["fix"].is_null() {
+            assert!(
+                result["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("snapshot is read-only")),
+                "{result}"
+            );
+        }
+    }
     let again = sandbox.run(&["snapshot", "capture", "dump", "--mock"]);
     assert_clean_failure(&again, 1, &["dump exists and is not empty"]);
 }
@@ -614,4 +648,92 @@ async fn a_missing_model_is_named_with_the_way_out() {
     let auto = sandbox.run(&["analyze", "pod/demo-nginx", "--mock"]);
     assert!(auto.status.success());
     assert!(stderr(&auto).starts_with("notice: model `smollm2:135m` is not available"));
+}
+
+#[test]
+fn shadow_commands_verify_by_hand_and_refuse_what_they_cannot_do() {
+    let sandbox = Sandbox::new();
+    let created = sandbox.json(&[
+        "shadow",
+        "create",
+        "deploy/orders-api",
+        "-n",
+        "demo",
+        "--mock",
+        "--wait",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(created["verdict"], "successful", "{created}");
+    assert_eq!(created["baseline"]["reproduced"], true);
+    assert!(created["checks"].as_array().is_some_and(|c| !c.is_empty()));
+    // A fix from a file: a wrong image tag fails; a privileged container is refused by policy.
+    let wrong = sandbox.path().join("wrong.yaml");
+    std::fs::write(
+        &wrong,
+        "spec:\n  template:\n    spec:\n      containers:\n      - name: web\n        image: nginx:0.0.0-missing\n",
+    )
+    .expect("write");
+    let failed = sandbox.json(&[
+        "shadow",
+        "create",
+        "deploy/payments-web",
+        "-n",
+        "demo",
+        "--mock",
+        "--wait",
+        "--fix",
+        wrong.to_str().expect("utf-8"),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(failed["verdict"], "failed", "{failed}");
+    let privileged = sandbox.path().join("privileged.json");
+    std::fs::write(
+        &privileged,
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","securityContext":{"privileged":true}}]}}}}"#,
+    )
+    .expect("write");
+    let refused = sandbox.run(&[
+        "shadow",
+        "create",
+        "deploy/payments-web",
+        "-n",
+        "demo",
+        "--mock",
+        "--fix",
+        privileged.to_str().expect("utf-8"),
+    ]);
+    assert_clean_failure(&refused, 1, &["fix policy denies"]);
+    let listed = sandbox.json(&["shadow", "list", "--mock", "-o", "json"]);
+    assert_eq!(listed["shadows"], serde_json::json!([]));
+    let missing = sandbox.run(&["shadow", "delete", "aegis-shadow-00000000", "--mock"]);
+    assert_clean_failure(&missing, 1, &["not found"]);
+    let snapshot = sandbox.run(&["shadow", "list", "--snapshot", "dump"]);
+    assert_eq!(snapshot.status.code(), Some(1), "{}", stderr(&snapshot));
+    let bad_ttl = sandbox.run(&[
+        "shadow",
+        "create",
+        "deploy/orders-api",
+        "-n",
+        "demo",
+        "--mock",
+        "--ttl",
+        "5y",
+    ]);
+    assert_clean_failure(&bad_ttl, 2, &["--ttl"]);
+    let no_incident = sandbox.run(&[
+        "shadow",
+        "create",
+        "sts/redis",
+        "-n",
+        "production",
+        "--mock",
+    ]);
+    assert_eq!(
+        no_incident.status.code(),
+        Some(1),
+        "{}",
+        stderr(&no_incident)
+    );
 }

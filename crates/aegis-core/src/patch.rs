@@ -12,7 +12,7 @@
 //! list element removes the element with that key; `$patch: replace` on an object replaces it;
 //! `$setElementOrder/…` and `$retainKeys` directives are accepted and have no effect here.
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::incident::PatchType;
 
@@ -473,6 +473,51 @@ fn render(value: &Value, depth: usize, label: Option<String>, out: &mut Vec<Stri
     }
 }
 
+/// The strategic-merge patch that undoes `patch` on `original`: every field it sets goes back
+/// to its value, or is removed when it had none; list entries are matched by `name` and removed
+/// with `$patch: delete` when the patch added them.
+pub fn inverse_of(patch: &Value, original: &Value) -> Value {
+    match patch {
+        Value::Object(fields) => {
+            let mut out = Map::new();
+            for (key, value) in fields {
+                if key.starts_with('$') {
+                    continue;
+                }
+                let before = original.get(key);
+                let undone = match (value, before) {
+                    (_, None) => Value::Null,
+                    (Value::Object(_) | Value::Array(_), Some(before)) => inverse_of(value, before),
+                    (_, Some(before)) => before.clone(),
+                };
+                out.insert(key.clone(), undone);
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) if items.iter().all(|i| i.get("name").is_some()) => {
+            let before = original.as_array();
+            let undone = items
+                .iter()
+                .map(|item| {
+                    let name = &item["name"];
+                    match before.and_then(|b| b.iter().find(|o| &o["name"] == name)) {
+                        Some(existing) => {
+                            let mut entry = inverse_of(item, existing);
+                            if let Value::Object(map) = &mut entry {
+                                map.insert("name".to_owned(), name.clone());
+                            }
+                            entry
+                        }
+                        None => json!({"name": name, "$patch": "delete"}),
+                    }
+                })
+                .collect();
+            Value::Array(undone)
+        }
+        _ => original.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -716,5 +761,22 @@ mod tests {
         );
         assert!(diff.iter().any(|l| l == "  …"));
         assert!(super::diff(&before, &before, 2).iter().all(|l| l == "  …"));
+    }
+
+    #[test]
+    fn the_inverse_restores_changed_fields_and_removes_added_ones() {
+        let original = json!({"spec": {"replicas": 2, "template": {"spec": {"containers": [
+            {"name": "api", "image": "app:1", "env": [{"name": "A", "value": "1"}],
+             "resources": {"limits": {"memory": "128Mi"}}},
+            {"name": "sidecar", "image": "proxy:2"}]}}}});
+        let patch = json!({"spec": {"replicas": 3, "template": {"spec": {"containers": [
+            {"name": "api", "env": [{"name": "A", "value": "2"}, {"name": "B", "value": "x"}],
+             "resources": {"limits": {"memory": "256Mi", "cpu": "1"}}}]}}}});
+        assert_eq!(
+            inverse_of(&patch, &original),
+            json!({"spec": {"replicas": 2, "template": {"spec": {"containers": [
+                {"name": "api", "env": [{"name": "A", "value": "1"}, {"name": "B", "$patch": "delete"}],
+                 "resources": {"limits": {"memory": "128Mi", "cpu": null}}}]}}}})
+        );
     }
 }

@@ -20,7 +20,7 @@ use aegis_core::Verdict;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 
-pub use run::{ShadowRequest, Tracker, verify};
+pub use run::{Created, Creation, ShadowRequest, Tracker, create, fix_hash, verify};
 
 use crate::clone::{
     CREATED_ANNOTATION, EXPIRES_ANNOTATION, FIX_HASH_ANNOTATION, INCIDENT_ANNOTATION, SHADOW_LABEL,

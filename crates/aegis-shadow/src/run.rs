@@ -115,6 +115,7 @@ pub async fn verify(
 }
 
 /// The fix's patch applied to the production object, as the candidate's source.
+#[derive(Debug)]
 struct Prepared {
     /// The workload cloned (production's), and the same with the fix applied.
     workload: Value,
@@ -225,14 +226,14 @@ fn workload_selected_by(state: &ClusterState, namespace: &str, selector: &Value)
         .iter()
         .filter(|d| in_namespace(&d.metadata))
         .find(|d| matches(template_labels(d.spec.as_ref().map(|s| &s.template))))
-        .map(|d| to_json(d))
+        .map(to_json)
         .or_else(|| {
             state
                 .stateful_sets
                 .iter()
                 .filter(|s| in_namespace(&s.metadata))
                 .find(|s| matches(template_labels(s.spec.as_ref().map(|s| &s.template))))
-                .map(|s| to_json(s))
+                .map(to_json)
         })
         .or_else(|| {
             state
@@ -240,7 +241,7 @@ fn workload_selected_by(state: &ClusterState, namespace: &str, selector: &Value)
                 .iter()
                 .filter(|s| in_namespace(&s.metadata))
                 .find(|s| matches(template_labels(s.spec.as_ref().map(|s| &s.template))))
-                .map(|s| to_json(s))
+                .map(to_json)
         })
         .or_else(|| {
             state
@@ -254,7 +255,7 @@ fn workload_selected_by(state: &ClusterState, namespace: &str, selector: &Value)
                         .is_none_or(Vec::is_empty)
                 })
                 .find(|p| matches(p.metadata.labels.as_ref()))
-                .map(|p| to_json(p))
+                .map(to_json)
         })
         .flatten()
 }
@@ -269,10 +270,20 @@ fn to_json<T: serde::Serialize>(object: &T) -> Option<Value> {
     serde_json::to_value(object).ok()
 }
 
+/// Bytes as lower-case hexadecimal.
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut text, byte| {
+        // Writing to a String cannot fail.
+        let _ = write!(text, "{byte:02x}");
+        text
+    })
+}
+
 /// A short hash of a fix's patch, as the shadow's annotation carries it.
 pub fn fix_hash(fix: &Fix) -> String {
     let digest = Sha256::digest(fix.patch.to_string().as_bytes());
-    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    hex(&digest[..6])
 }
 
 /// The objects of one shadow, in creation order: isolation first, workloads last.
@@ -379,13 +390,38 @@ fn seconds_between(from: Timestamp, to: Timestamp) -> f64 {
     to.duration_since(from).as_secs_f64().max(0.0)
 }
 
-async fn verify_one(
+/// A shadow whose objects exist: what watching it needs.
+#[derive(Debug)]
+pub struct Created {
+    /// The shadow namespace.
+    pub namespace: String,
+    /// When it was created, on the cluster's clock.
+    pub created: Timestamp,
+    /// What the shadow holds instead of the real thing.
+    pub placeholders: Vec<String>,
+    namespace_object: Value,
+    objects: Vec<Value>,
+    prepared: Prepared,
+}
+
+/// Why a fix was not run in a shadow although nothing failed: the API server refused the patch
+/// in its dry run, which is the fix's verdict.
+#[derive(Debug)]
+pub enum Creation {
+    Created(Box<Created>),
+    Refused(VerificationResult),
+}
+
+/// Checks the fix (policy, then a server-side dry run on the production target), and creates a
+/// shadow for it: the namespace first, then isolation, configuration, Services and the two
+/// clones. On any error after the namespace exists, the namespace is deleted again.
+pub async fn create(
     production: &dyn ClusterWrite,
     shadow_cluster: &dyn Cluster,
     request: &ShadowRequest<'_>,
     fix: &Fix,
     tracker: &Tracker,
-) -> Result<VerificationResult> {
+) -> Result<Creation> {
     let prepared = prepare(request, fix)?;
     // The only request to the production target: would the API server take this patch?
     let target = ObjectRef::of(&prepared_target(&prepared, fix))?;
@@ -393,22 +429,18 @@ async fn verify_one(
         .patch(&target, fix.patch_type, &fix.patch, DryRun::All)
         .await
     {
-        return Ok(VerificationResult {
+        return Ok(Creation::Refused(VerificationResult {
             reason: format!("the API server rejects the patch in a dry run: {e}"),
             verdict: Verdict::Failed,
             ..VerificationResult::skipped("")
-        });
+        }));
     }
     crate::check_capacity(shadow_cluster, request.limits.max_concurrent).await?;
     let created = shadow_cluster.now();
     let hash = fix_hash(fix);
-    let id: String = Sha256::digest(
+    let id = hex(&Sha256::digest(
         format!("{}/{hash}/{}", request.workload, created.as_nanosecond()).as_bytes(),
-    )
-    .iter()
-    .take(4)
-    .map(|b| format!("{b:02x}"))
-    .collect();
+    )[..4]);
     let namespace = format!("{NAMESPACE_PREFIX}{id}");
     let expires = created
         .checked_add(SignedDuration::try_from(request.limits.ttl).unwrap_or(SignedDuration::ZERO))
@@ -424,51 +456,70 @@ async fn verify_one(
     }
     let namespace_object = clone::shadow_namespace(&namespace, &annotations);
     let (objects, placeholders) = shadow_objects(request, &prepared, &namespace)?;
-
     shadow_cluster.apply(&namespace_object, DryRun::No).await?;
     tracker.add(&namespace);
-    let outcome = watch(
-        shadow_cluster,
-        request,
-        fix,
-        &prepared,
-        &namespace,
-        &objects,
+    for object in &objects {
+        if let Err(e) = shadow_cluster.apply(object, DryRun::No).await {
+            remove(shadow_cluster, &namespace, tracker).await;
+            return Err(e.into());
+        }
+    }
+    Ok(Creation::Created(Box::new(Created {
+        namespace,
         created,
-    )
-    .await;
+        placeholders,
+        namespace_object,
+        objects,
+        prepared,
+    })))
+}
+
+/// Deletes a shadow namespace; a failure is logged, the TTL collects it later.
+async fn remove(cluster: &dyn ClusterWrite, namespace: &str, tracker: &Tracker) {
+    let reference = ObjectRef::new("v1", "Namespace", None, namespace);
+    match cluster.delete(&reference).await {
+        Ok(_) => tracker.remove(namespace),
+        Err(e) => {
+            tracing::warn!(namespace, error = %e, "could not delete the shadow; it expires by its TTL");
+        }
+    }
+}
+
+async fn verify_one(
+    production: &dyn ClusterWrite,
+    shadow_cluster: &dyn Cluster,
+    request: &ShadowRequest<'_>,
+    fix: &Fix,
+    tracker: &Tracker,
+) -> Result<VerificationResult> {
+    let created = match create(production, shadow_cluster, request, fix, tracker).await? {
+        Creation::Created(created) => created,
+        Creation::Refused(result) => return Ok(result),
+    };
+    let outcome = watch(shadow_cluster, request, fix, &created).await;
     let outcome = match outcome {
+        Ok(mut result) if request.limits.keep => {
+            let mut labelled = created.namespace_object.clone();
+            labelled["metadata"]["annotations"][VERDICT_ANNOTATION] =
+                json!(result.verdict.as_str());
+            result.shadow = Some(created.namespace.clone());
+            shadow_cluster
+                .apply(&labelled, DryRun::No)
+                .await
+                .map(|_| result)
+                .map_err(Error::from)
+        }
         Ok(mut result) => {
-            result.shadow = Some(namespace.clone());
-            if let Some(evidence) = result.evidence.as_mut() {
-                evidence.placeholders = placeholders;
-            }
-            if request.limits.keep {
-                let mut labelled = namespace_object.clone();
-                labelled["metadata"]["annotations"][VERDICT_ANNOTATION] =
-                    json!(result.verdict.as_str());
-                shadow_cluster
-                    .apply(&labelled, DryRun::No)
-                    .await
-                    .map(|_| result)
-                    .map_err(Error::from)
-            } else {
-                Ok(result)
-            }
+            result.shadow = Some(created.namespace.clone());
+            Ok(result)
         }
         Err(e) => Err(e),
     };
     // Delete unless kept; on any error, delete whatever was created.
     if !request.limits.keep || outcome.is_err() {
-        let reference = ObjectRef::new("v1", "Namespace", None, &namespace);
-        match shadow_cluster.delete(&reference).await {
-            Ok(_) => tracker.remove(&namespace),
-            Err(e) => {
-                tracing::warn!(namespace, error = %e, "could not delete the shadow; it expires by its TTL")
-            }
-        }
+        remove(shadow_cluster, &created.namespace, tracker).await;
     } else {
-        tracker.remove(&namespace);
+        tracker.remove(&created.namespace);
     }
     outcome
 }
@@ -482,19 +533,22 @@ fn prepared_target(prepared: &Prepared, fix: &Fix) -> Value {
     }
 }
 
-/// Creates the shadow's objects and watches them to a verdict.
+/// Watches a created shadow to a verdict, and keeps the evidence.
 async fn watch(
     cluster: &dyn Cluster,
     request: &ShadowRequest<'_>,
     fix: &Fix,
-    prepared: &Prepared,
-    namespace: &str,
-    objects: &[Value],
-    created: Timestamp,
+    shadow: &Created,
 ) -> Result<VerificationResult> {
-    for object in objects {
-        cluster.apply(object, DryRun::No).await?;
-    }
+    let Created {
+        namespace,
+        created,
+        objects,
+        prepared,
+        placeholders,
+        ..
+    } = shadow;
+    let (namespace, created) = (namespace.as_str(), *created);
     let baseline_refs = clone_refs(objects, namespace, Variant::Baseline);
     let candidate_refs = clone_refs(objects, namespace, Variant::Candidate);
     let plan = &request.plan;
@@ -543,7 +597,7 @@ async fn watch(
     let evidence = EvidenceBundle {
         patch: fix.patch.clone(),
         template_diff: prepared.template_diff.clone(),
-        placeholders: Vec::new(),
+        placeholders: placeholders.clone(),
         baseline_before: statuses(&first, Variant::Baseline),
         baseline_after: statuses(&last, Variant::Baseline),
         candidate_before: statuses(&first, Variant::Candidate),

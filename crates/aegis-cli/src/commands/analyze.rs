@@ -1,15 +1,17 @@
 //! `aegis analyze`: read the cluster (or snapshot, or mock world), find incidents, print them,
 //! and record them in the incident store.
 
+use std::io::IsTerminal;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aegis_agent::{Agent, AnalyzeRequest, LabelSelector};
 use aegis_cluster::live::{LiveOptions, LiveSource};
 use aegis_cluster::sim::MockSource;
 use aegis_cluster::snapshot::SnapshotSource;
-use aegis_cluster::{ClusterRead, Scope};
+use aegis_cluster::{Cluster, ClusterRead, Scope};
 use aegis_core::settings::{LlmBackendChoice, Settings};
-use aegis_core::{ResourceKind, ResourceRef};
+use aegis_core::{Incident, ResourceKind, ResourceRef, VerificationResult};
 use aegis_llm::{Consultant, OllamaBackend, OllamaConfig};
 
 use super::{print, warn};
@@ -21,7 +23,9 @@ use crate::store::Store;
 
 /// The source chosen by the flags, with the namespace it defaults to.
 pub struct Source {
-    pub reader: Box<dyn ClusterRead>,
+    pub reader: Arc<dyn ClusterRead>,
+    /// The same cluster for writes (shadows, dry runs); `None` for a snapshot.
+    pub writer: Option<Arc<dyn Cluster>>,
     pub default_namespace: String,
 }
 
@@ -29,36 +33,45 @@ pub struct Source {
 pub async fn open_source(global: &GlobalArgs, resolved: &Resolved) -> CliResult<Source> {
     let kubernetes = &resolved.settings.kubernetes;
     if global.mock {
-        let source = MockSource::demo().map_err(CliError::failure)?;
+        let source = Arc::new(MockSource::demo().map_err(CliError::failure)?);
         return Ok(Source {
-            reader: Box::new(source),
+            reader: source.clone(),
+            writer: Some(source),
             default_namespace: "default".to_owned(),
         });
     }
     if !global.snapshot.is_empty() {
         return Ok(Source {
-            reader: Box::new(SnapshotSource::new(global.snapshot.clone())),
+            reader: Arc::new(SnapshotSource::new(global.snapshot.clone())),
+            writer: None,
             default_namespace: "default".to_owned(),
         });
     }
+    let source = Arc::new(connect(resolved, kubernetes.context.clone()).await?);
+    let default_namespace = source.default_namespace().to_owned();
+    Ok(Source {
+        reader: source.clone(),
+        writer: Some(source),
+        default_namespace,
+    })
+}
+
+/// Connects to the cluster of a kubeconfig context (the current one when `None`).
+pub async fn connect(resolved: &Resolved, context: Option<String>) -> CliResult<LiveSource> {
+    let kubernetes = &resolved.settings.kubernetes;
     let options = LiveOptions {
         kubeconfig: kubernetes.kubeconfig.clone(),
-        context: kubernetes.context.clone(),
+        context,
         connect_timeout: Duration::from_secs(kubernetes.connect_timeout_secs),
         read_timeout: Duration::from_secs(kubernetes.read_timeout_secs),
         log_tail_lines: kubernetes.log_tail_lines,
     };
-    let source = LiveSource::connect(&options).await.map_err(|e| {
+    LiveSource::connect(&options).await.map_err(|e| {
         let hint = match e {
             aegis_cluster::Error::Kubeconfig(_) => "point --kubeconfig or KUBECONFIG at a valid kubeconfig, or try the demo with --mock",
             _ => "check that the cluster is up and `kubectl cluster-info` works with the same context, or use --snapshot DIR / --mock",
         };
         CliError::failure(e).hint(hint)
-    })?;
-    let default_namespace = source.default_namespace().to_owned();
-    Ok(Source {
-        reader: Box::new(source),
-        default_namespace,
     })
 }
 
@@ -169,7 +182,7 @@ pub async fn run(
         CliError::failure(e).hint(hint)
     };
     let agent = Agent::new(&resolved.settings);
-    let report = match choose_llm(args.llm, &resolved.settings).await? {
+    let mut report = match choose_llm(args.llm, &resolved.settings).await? {
         Some(consultant) => {
             let (report, usage) = agent
                 .analyze_with_llm(&loaded.state, source.reader.kind(), &request, &consultant)
@@ -207,6 +220,14 @@ pub async fn run(
         elapsed_ms = started.elapsed().as_millis(),
         "analysis done"
     );
+    if !args.no_verify {
+        let started = std::time::Instant::now();
+        verify(&source, resolved, &loaded.state, &mut report.incidents).await?;
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis(),
+            "shadow verification done"
+        );
+    }
     let started = std::time::Instant::now();
     let text = match global.output {
         OutputFormat::Table => render::report(&report, style),
@@ -309,5 +330,86 @@ fn record(resolved: &Resolved, report: &aegis_core::AnalysisReport) {
     if let Err(error) = Store::new(&state_dir).record(&report.incidents, report.source) {
         warn(format!("incidents were not recorded: {}", error.message));
         eprintln!("hint: set agent.state_dir (or AEGIS_AGENT__STATE_DIR) to a writable directory");
+    }
+}
+
+/// Verifies every proposed fix in a shadow: on the source's own cluster (the mock world, or the
+/// live cluster), or in `shadow.context` when set. A snapshot cannot run anything: its fixes stay
+/// `skipped`, and the reason says so. Ctrl-C deletes the shadows already created.
+async fn verify(
+    source: &Source,
+    resolved: &Resolved,
+    state: &aegis_core::ClusterState,
+    incidents: &mut [Incident],
+) -> CliResult<()> {
+    let Some(production) = &source.writer else {
+        for incident in incidents.iter_mut().filter(|i| i.fix.is_some()) {
+            incident.verification.result = VerificationResult::skipped(
+                "a snapshot is read-only: nothing can run there; analyze with --mock or against a cluster to verify fixes in a shadow",
+            );
+        }
+        return Ok(());
+    };
+    let settings = &resolved.settings.shadow;
+    let separate = match (&settings.context, source.reader.kind()) {
+        (Some(context), aegis_core::SourceKind::Cluster) => {
+            Some(Arc::new(connect(resolved, Some(context.clone())).await?) as Arc<dyn Cluster>)
+        }
+        _ => None,
+    };
+    let shadow_cluster: &dyn Cluster = separate.as_deref().unwrap_or(production.as_ref());
+    let mut options = aegis_agent::VerifyOptions::from_settings(settings);
+    if source.reader.kind() == aegis_core::SourceKind::Mock {
+        // The simulator is in this process and instant; one shadow at a time keeps its clock
+        // (and so the report) deterministic.
+        options.concurrency = 1;
+    }
+    let tracker = aegis_shadow::Tracker::default();
+    let progress = Progress {
+        on_terminal: std::io::stderr().is_terminal(),
+    };
+    let verification = aegis_agent::verify_incidents(
+        state,
+        incidents,
+        production.as_ref(),
+        shadow_cluster,
+        &options,
+        &tracker,
+        &progress,
+    );
+    tokio::select! {
+        () = verification => Ok(()),
+        _ = tokio::signal::ctrl_c() => {
+            let left = tracker.clean_up(shadow_cluster).await;
+            let mut error = CliError::failure("interrupted: shadow verification stopped and its shadows were deleted");
+            if !left.is_empty() {
+                let names: Vec<String> = left.iter().map(|(name, why)| format!("{name} ({why})")).collect();
+                error = CliError::failure(format!("interrupted: these shadows could not be deleted: {}", names.join(", ")))
+                    .hint("they expire by their TTL; `aegis shadow delete --expired` collects them, or delete them by name");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// One line per verification on stderr, when it is a terminal.
+struct Progress {
+    on_terminal: bool,
+}
+
+impl aegis_agent::VerifyProgress for Progress {
+    fn started(&self, incident: &Incident) {
+        if self.on_terminal {
+            eprintln!(
+                "verifying {} ({}, {}) in a shadow…",
+                incident.id, incident.workload, incident.rca.category
+            );
+        }
+    }
+
+    fn finished(&self, incident: &Incident, result: &VerificationResult) {
+        if self.on_terminal {
+            eprintln!("{}: {} — {}", incident.id, result.verdict, result.reason);
+        }
     }
 }

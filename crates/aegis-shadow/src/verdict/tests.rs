@@ -51,7 +51,10 @@ fn run(sequence: &[Observation]) -> Option<(Verdict, String, u64)> {
 #[test]
 fn the_verdict_engine_on_recorded_sequences() {
     use Category::{AppCrash, MissingEnvVar};
-    let cases: Vec<(&str, Vec<Observation>, Option<(Verdict, &str, u64)>)> = vec![
+    /// A case: its name, the observations, and the verdict expected (with a phrase of its reason
+    /// and when it comes), or none.
+    type Case = (&'static str, Vec<Observation>, Option<(Verdict, &'static str, u64)>);
+    let cases: Vec<Case> = vec![
         (
             "three passes in a row after the baseline reproduced",
             vec![
