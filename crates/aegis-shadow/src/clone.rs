@@ -327,10 +327,18 @@ pub fn shadow_namespace(name: &str, annotations: &[(&str, String)]) -> Value {
 }
 
 /// The isolation applied before any workload: default-deny traffic (DNS allowed), a quota on
-/// pods and on node ports and load balancers, and a LimitRange giving unrequested containers a
-/// small request so the quota's accounting never rejects them.
+/// pods and on node ports and load balancers, a LimitRange giving unrequested containers a
+/// small request so the quota's accounting never rejects them, and the namespace's `default`
+/// ServiceAccount created by AEGIS with token automounting off (pods may not start before it
+/// exists, and none of them gets a token).
 pub fn isolation_objects(namespace: &str, pods: u32) -> Vec<Value> {
     vec![
+        json!({
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "default", "namespace": namespace},
+            "automountServiceAccountToken": false,
+        }),
         json!({
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",

@@ -8,6 +8,7 @@
 
 pub mod binaries;
 pub mod cluster;
+pub mod demo;
 pub mod ollama;
 pub mod process;
 pub mod stages;

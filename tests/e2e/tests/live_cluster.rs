@@ -9,94 +9,15 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use aegis_agent::{Agent, AnalyzeRequest};
-use aegis_cluster::live::{LiveOptions, LiveSource};
-use aegis_cluster::{ClusterRead, Scope};
-use aegis_core::settings::Settings;
-use aegis_core::{AnalysisReport, Category, Incident, ResourceKind, SourceKind};
+use aegis_core::{Incident, ResourceKind, SourceKind};
 use aegis_e2e::binaries::Binaries;
 use aegis_e2e::cluster::Cluster;
+use aegis_e2e::demo::{DEADLINE, EXPECTED, analyze, apply_and_wait, kubectl, of_workload, summary};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
 use kube::api::ListParams;
-
-/// The incidents kwok's stages and the control plane produce from `examples/incidents/`. (The
-/// api-gateway's missing ConfigMap key is the kubelet's to find, and kwok does not read
-/// ConfigMaps, so it runs here.)
-const EXPECTED: [(&str, Category); 8] = [
-    ("demo-nginx", Category::ImageNotFound),
-    ("payments-web", Category::ImageNotFound),
-    ("orders-api", Category::MissingEnvVar),
-    ("report-worker", Category::OomKilled),
-    ("inventory", Category::LivenessProbeFailure),
-    ("catalog", Category::ReadinessProbeFailure),
-    ("ml-trainer", Category::InsufficientResources),
-    ("storefront", Category::ServiceSelectorMismatch),
-];
-
-/// How long anything in the cluster is given to happen.
-const DEADLINE: Duration = Duration::from_secs(120);
-
-async fn analyze(cluster: &Cluster) -> AnalysisReport {
-    let options = LiveOptions {
-        kubeconfig: Some(cluster.kubeconfig()),
-        context: None,
-        connect_timeout: Duration::from_secs(5),
-        read_timeout: Duration::from_secs(30),
-        log_tail_lines: 200,
-    };
-    let source = LiveSource::connect(&options)
-        .await
-        .expect("the live cluster answers");
-    let loaded = source
-        .load(&Scope::all())
-        .await
-        .expect("the live cluster is read");
-    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
-    // The pods are seconds old; states that need time to count as failures get a short grace.
-    let mut settings = Settings::default();
-    settings.agent.grace_period_seconds = 5;
-    Agent::new(&settings)
-        .analyze(
-            &loaded.state,
-            SourceKind::Cluster,
-            &AnalyzeRequest::default(),
-        )
-        .expect("analysis runs")
-}
-
-fn of_workload<'a>(report: &'a AnalysisReport, workload: &str) -> Vec<&'a Incident> {
-    report
-        .incidents
-        .iter()
-        .filter(|i| i.workload.name == workload)
-        .collect()
-}
-
-fn summary(report: &AnalysisReport) -> Vec<(String, Category)> {
-    report
-        .incidents
-        .iter()
-        .map(|i| (i.workload.name.clone(), i.rca.category))
-        .collect()
-}
-
-fn kubectl(binaries: &Binaries, cluster: &Cluster, args: &[&str]) {
-    let output = Command::new(binaries.path("kubectl"))
-        .arg("--kubeconfig")
-        .arg(cluster.kubeconfig())
-        .args(args)
-        .output()
-        .expect("kubectl runs");
-    assert!(
-        output.status.success(),
-        "kubectl {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 /// Whether the object a fix targeted is healthy: a Deployment fully rolled out and available, a
 /// Pod Ready, a Service with ready endpoints.
@@ -151,27 +72,9 @@ async fn the_demo_incidents_are_found_on_a_real_control_plane_and_their_fixes_he
     let cluster = Cluster::start(&binaries, dir.path())
         .await
         .expect("the control plane starts");
-    let incidents = aegis_e2e::workspace_root().join("examples/incidents");
-    kubectl(
-        &binaries,
-        &cluster,
-        &["apply", "-f", incidents.to_str().expect("a UTF-8 path")],
-    );
-
     // kwok, the scheduler and the controllers act on what was applied: poll until every
     // incident is visible, with a deadline.
-    let started = Instant::now();
-    let report = loop {
-        let report = analyze(&cluster).await;
-        let found = EXPECTED.iter().all(|(workload, category)| {
-            let incidents = of_workload(&report, workload);
-            incidents.len() == 1 && incidents[0].rca.category == *category
-        });
-        if found || started.elapsed() > DEADLINE {
-            break report;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    };
+    let (_, report) = apply_and_wait(&binaries, &cluster).await;
     assert_eq!(report.source, SourceKind::Cluster);
     let mut fixed = Vec::new();
     for (workload, category) in EXPECTED {
@@ -247,7 +150,7 @@ async fn the_demo_incidents_are_found_on_a_real_control_plane_and_their_fixes_he
         );
     }
     let after = loop {
-        let report = analyze(&cluster).await;
+        let (_, report) = analyze(&cluster).await;
         let clear = EXPECTED
             .iter()
             .all(|(workload, _)| of_workload(&report, workload).is_empty());

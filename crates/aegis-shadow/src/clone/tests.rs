@@ -160,14 +160,23 @@ fn clone_names_fit_in_a_service_name() {
 fn isolation_denies_traffic_but_dns_and_caps_pods_and_node_ports() {
     let objects = isolation_objects("s", 4);
     let kinds: Vec<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
-    assert_eq!(kinds, ["NetworkPolicy", "ResourceQuota", "LimitRange"]);
-    let policy = &objects[0]["spec"];
+    assert_eq!(
+        kinds,
+        [
+            "ServiceAccount",
+            "NetworkPolicy",
+            "ResourceQuota",
+            "LimitRange"
+        ]
+    );
+    assert_eq!(objects[0]["automountServiceAccountToken"], false);
+    let policy = &objects[1]["spec"];
     assert_eq!(policy["podSelector"], json!({}));
     assert_eq!(policy["policyTypes"], json!(["Ingress", "Egress"]));
     assert!(policy.get("ingress").is_none());
     assert_eq!(policy["egress"][0]["ports"][0]["port"], 53);
-    assert_eq!(objects[1]["spec"]["hard"]["pods"], "4");
-    assert_eq!(objects[1]["spec"]["hard"]["services.nodeports"], "0");
+    assert_eq!(objects[2]["spec"]["hard"]["pods"], "4");
+    assert_eq!(objects[2]["spec"]["hard"]["services.nodeports"], "0");
     for object in &objects {
         assert_eq!(object["metadata"]["namespace"], "s");
     }
