@@ -232,6 +232,7 @@ impl Agent {
                         plan: diagnosis.plan,
                     },
                     fix: diagnosis.fix,
+                    alternative_fixes: diagnosis.alternatives,
                 };
                 if request
                     .target

@@ -64,7 +64,9 @@ pub async fn verify_incidents(
                     state,
                     workload: incident.workload.clone(),
                     category: incident.rca.category,
-                    fixes: vec![fix.clone()],
+                    fixes: std::iter::once(fix.clone())
+                        .chain(incident.alternative_fixes.iter().cloned())
+                        .collect(),
                     plan: plan.clone(),
                     incident: Some(incident.id.clone()),
                     limits: options.limits.clone(),
@@ -93,8 +95,46 @@ pub async fn verify_incidents(
         .collect()
         .await;
     for (position, result) in results {
-        incidents[position].verification.result = result;
+        let incident = &mut incidents[position];
+        adopt_verified_candidate(incident, &result);
+        incident.verification.result = result;
     }
+}
+
+/// When the first fix did not verify but another candidate did, the verified one becomes the
+/// incident's fix (the others stay as alternatives) and the rationale says why.
+fn adopt_verified_candidate(incident: &mut Incident, result: &VerificationResult) {
+    let Some(verified) = result
+        .candidates
+        .iter()
+        .find(|c| c.verdict == Verdict::Successful)
+    else {
+        return;
+    };
+    if incident
+        .fix
+        .as_ref()
+        .is_none_or(|first| first.summary == verified.fix_summary)
+    {
+        return;
+    }
+    let Some(position) = incident
+        .alternative_fixes
+        .iter()
+        .position(|f| f.summary == verified.fix_summary)
+    else {
+        return;
+    };
+    let chosen = incident.alternative_fixes.remove(position);
+    let Some(current) = incident.fix.as_mut() else {
+        return;
+    };
+    let replaced = std::mem::replace(current, chosen);
+    incident.rca.decision_rationale.push_str(&format!(
+        " Shadow verification chose \"{}\": the first candidate (\"{}\") did not verify.",
+        verified.fix_summary, replaced.summary
+    ));
+    incident.alternative_fixes.insert(0, replaced);
 }
 
 /// Why a fix given by hand cannot be verified.

@@ -117,6 +117,8 @@ async fn a_wrong_fix_fails_verification() {
                 && i.fix.is_some()
         })
         .expect("an image incident with a fix");
+    // The wrong fix alone: without candidates to fall back on.
+    image.alternative_fixes.clear();
     let fix = image.fix.as_mut().expect("fix");
     // A tag that does not exist in the registry.
     let container = fix.patch["spec"]["template"]["spec"]["containers"][0].clone();
@@ -195,4 +197,57 @@ async fn shadows_expire_and_are_collected() {
     assert_eq!(collected, vec![shadows[0].name.clone()]);
     assert!(aegis_shadow::list(&world).await.expect("list").is_empty());
     assert!(world.now() > state.now());
+}
+
+#[tokio::test]
+async fn when_the_first_fix_fails_a_candidate_that_verifies_is_proposed_instead() {
+    let world = MockSource::demo().expect("demo");
+    let (state, incidents) = analyzed(&world).await;
+    let mut payments: Vec<Incident> = incidents
+        .into_iter()
+        .filter(|i| i.workload.name == "payments-web")
+        .collect();
+    assert_eq!(payments.len(), 1);
+    let incident = &mut payments[0];
+    assert!(
+        !incident.alternative_fixes.is_empty(),
+        "the rules know more than one working tag"
+    );
+    let good = incident.fix.clone().expect("fix");
+    // Spoil the first fix: a tag that does not exist.
+    let first = incident.fix.as_mut().expect("fix");
+    first.summary = "a tag that does not exist".to_owned();
+    first.patch["spec"]["template"]["spec"]["containers"][0]["image"] =
+        json!("nginx:0.0.0-missing");
+    incident.alternative_fixes.insert(0, good.clone());
+    verified(&world, &mut payments, &state).await;
+    let incident = &payments[0];
+    let result = &incident.verification.result;
+    assert_eq!(result.verdict, Verdict::Successful, "{}", result.reason);
+    let verdicts: Vec<(String, Verdict)> = result
+        .candidates
+        .iter()
+        .map(|c| (c.fix_summary.clone(), c.verdict))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            ("a tag that does not exist".to_owned(), Verdict::Failed),
+            (good.summary.clone(), Verdict::Successful)
+        ]
+    );
+    assert_eq!(
+        incident.fix.as_ref().map(|f| &f.summary),
+        Some(&good.summary)
+    );
+    assert_eq!(
+        incident.alternative_fixes[0].summary,
+        "a tag that does not exist"
+    );
+    assert!(
+        incident
+            .rca
+            .decision_rationale
+            .contains("Shadow verification chose")
+    );
 }

@@ -318,22 +318,38 @@ fn verification_text(verification: &aegis_core::Verification) -> String {
 }
 
 /// A verification result on its own, for `aegis shadow create --wait`.
-pub fn verification(result: &aegis_core::VerificationResult, _style: Style) -> String {
+pub fn verification(result: &aegis_core::VerificationResult) -> String {
     let mut text = verification_text(&aegis_core::Verification {
         plan: None,
         result: result.clone(),
     });
-    if let Some(evidence) = &result.evidence {
-        if !evidence.template_diff.is_empty() {
-            text.push_str("\nchange:\n");
-            text.push_str(&evidence.template_diff.join("\n"));
-        }
-        if !evidence.events.is_empty() {
-            text.push_str("\nshadow events:\n");
-            text.push_str(&evidence.events.join("\n"));
-        }
-    }
     text.push('\n');
+    text.push_str(&verification_evidence(result));
+    text
+}
+
+/// The evidence bundle of a verification, for people: the change, each check's timeline, the
+/// shadow's events and log lines. Empty when no shadow ran.
+pub fn verification_evidence(result: &aegis_core::VerificationResult) -> String {
+    let Some(evidence) = &result.evidence else {
+        return String::new();
+    };
+    let mut text = String::new();
+    let mut section = |title: &str, lines: &[String]| {
+        if !lines.is_empty() {
+            text.push_str(&format!("{title}:\n"));
+            for line in lines {
+                text.push_str(&format!("  {line}\n"));
+            }
+        }
+    };
+    section("change made to the candidate", &evidence.template_diff);
+    for check in &result.checks {
+        section(&format!("check {}", check.check.id()), &check.timeline);
+    }
+    section("placeholders", &evidence.placeholders);
+    section("shadow events", &evidence.events);
+    section("shadow logs", &evidence.logs);
     text
 }
 

@@ -187,6 +187,10 @@ pub struct Incident {
     pub findings: Vec<Finding>,
     pub rca: Rca,
     pub fix: Option<Fix>,
+    /// Other safe fixes for the same cause, best first: verified in a shadow, in order, when
+    /// `fix` does not verify, and proposed instead when one does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternative_fixes: Vec<Fix>,
     pub verification: Verification,
 }
 

@@ -388,24 +388,23 @@ fn config_ref(
     })
 }
 
-fn image(lookup: &Lookup<'_>, object: &Value, workload: &ResourceRef, container: &str) -> Outcome {
-    let Some(current) = container_spec(object, workload.kind, container)
-        .and_then(|c| c.get("image"))
-        .and_then(Value::as_str)
-    else {
-        return no_fix(format!(
-            "container {container} is not in the spec of {workload}"
-        ));
-    };
-    let Some(reference) = ImageRef::parse(current) else {
-        return no_fix(format!(
-            "image {current} is not a valid reference, so no image of the same repository can be chosen; a human must name the image"
-        ));
-    };
+/// An image known to run, why it is trusted, and the risk of switching to it.
+type ImageChoice = (String, String, Risk);
+
+/// The images of the same repository known to work, best first: those earlier revisions of the
+/// Deployment ran with ready pods (newest first), then tags that run, ready, elsewhere in the
+/// cluster (closest to the requested tag first). Also the steps taken to find them.
+fn image_choices(
+    lookup: &Lookup<'_>,
+    object: &Value,
+    workload: &ResourceRef,
+    container: &str,
+    current: &str,
+    reference: &ImageRef,
+) -> (Vec<ImageChoice>, Vec<String>) {
     let repository = reference.full_repository();
     let mut steps = Vec::new();
-    // First choice: the image an earlier, healthy revision of the same Deployment ran.
-    let mut candidate: Option<(String, String, Risk)> = None;
+    let mut choices: Vec<ImageChoice> = Vec::new();
     if workload.kind == ResourceKind::Deployment
         && let Some(uid) = object.pointer("/metadata/uid").and_then(Value::as_str)
     {
@@ -452,71 +451,127 @@ fn image(lookup: &Lookup<'_>, object: &Value, workload: &ResourceRef, container:
             })
             .collect();
         revisions.sort();
-        if let Some((revision, image)) = revisions.pop() {
+        for (revision, image) in revisions.into_iter().rev() {
             steps.push(format!("revision {revision} ran {image} with ready pods"));
-            candidate = Some((
-                image,
-                format!("revision {revision} of this Deployment ran it with ready pods"),
-                Risk::Low,
-            ));
+            if !choices.iter().any(|(known, _, _)| *known == image) {
+                choices.push((
+                    image,
+                    format!("revision {revision} of this Deployment ran it with ready pods"),
+                    Risk::Low,
+                ));
+            }
         }
     }
-    // Second choice: a tag of the same repository that runs, ready, elsewhere in the cluster.
-    if candidate.is_none() {
-        steps.push(format!(
-            "looked for ready pods anywhere in the cluster running {repository}"
-        ));
-        let wanted_tag = reference.tag.clone().unwrap_or_default();
-        let running = lookup.ready_images().iter().filter(|(image, _)| {
+    steps.push(format!(
+        "looked for ready pods anywhere in the cluster running {repository}"
+    ));
+    let wanted_tag = reference.tag.clone().unwrap_or_default();
+    let mut running: Vec<&(String, String)> = lookup
+        .ready_images()
+        .iter()
+        .filter(|(image, _)| {
             image != current
                 && ImageRef::parse(image)
                     .is_some_and(|r| r.full_repository() == repository && r.digest.is_none())
-        });
-        let best = running.min_by_key(|(image, _)| {
-            let tag = ImageRef::parse(image)
-                .and_then(|r| r.tag)
-                .unwrap_or_default();
-            (edit_distance(&tag, &wanted_tag), image.clone())
-        });
-        if let Some((image, pod)) = best {
-            steps.push(format!("pod {pod} runs {image} and is ready"));
-            candidate = Some((
-                image.clone(),
-                format!(
-                    "pod {pod} runs it, ready, in this cluster; its tag is the closest to the requested one"
-                ),
-                Risk::Medium,
-            ));
+        })
+        .collect();
+    running.sort_by_key(|(image, _)| {
+        let tag = ImageRef::parse(image)
+            .and_then(|r| r.tag)
+            .unwrap_or_default();
+        (edit_distance(&tag, &wanted_tag), image.clone())
+    });
+    for (image, pod) in running {
+        if choices.iter().any(|(known, _, _)| known == image) {
+            continue;
         }
+        steps.push(format!("pod {pod} runs {image} and is ready"));
+        choices.push((
+            image.clone(),
+            format!(
+                "pod {pod} runs it, ready, in this cluster; its tag is the closest to the requested one"
+            ),
+            Risk::Medium,
+        ));
     }
-    let Some((image, why, risk)) = candidate else {
-        return Outcome::NoFix {
+    (choices, steps)
+}
+
+/// Fixes for an image that does not exist: every image of the same repository known to work,
+/// best first (the first is the fix; the others are candidates the shadow tries when it fails).
+fn image_fixes(
+    lookup: &Lookup<'_>,
+    object: &Value,
+    workload: &ResourceRef,
+    container: &str,
+) -> Result<Vec<Proposal>, Outcome> {
+    let Some(current) = container_spec(object, workload.kind, container)
+        .and_then(|c| c.get("image"))
+        .and_then(Value::as_str)
+    else {
+        return Err(no_fix(format!(
+            "container {container} is not in the spec of {workload}"
+        )));
+    };
+    let Some(reference) = ImageRef::parse(current) else {
+        return Err(no_fix(format!(
+            "image {current} is not a valid reference, so no image of the same repository can be chosen; a human must name the image"
+        )));
+    };
+    let (choices, steps) = image_choices(lookup, object, workload, container, current, &reference);
+    if choices.is_empty() {
+        return Err(Outcome::NoFix {
             reason: format!(
-                "no earlier revision and no running pod uses another tag of {repository}; a human must choose the tag"
+                "no earlier revision and no running pod uses another tag of {}; a human must choose the tag",
+                reference.full_repository()
             ),
             steps,
-        };
+        });
+    }
+    Ok(choices
+        .into_iter()
+        .map(|(image, why, risk)| Proposal {
+            summary: format!(
+                "Change the image of container {container} of {} {} from {current} to {image}",
+                workload.kind, workload.name
+            ),
+            target: workload.clone(),
+            patch: container_patch(workload.kind, container, json!({"image": image})),
+            inverse: container_patch(workload.kind, container, json!({"image": current})),
+            risk,
+            steps: steps.clone(),
+            rationale: format!(
+                "{current} does not exist; {image} is from the same repository and is known to work: {why}."
+            ),
+            evidence: vec![spec_evidence(
+                workload,
+                &format!("containers[{container}].image"),
+                &json!(current),
+            )],
+            original: object.clone(),
+        })
+        .collect())
+}
+
+fn image(lookup: &Lookup<'_>, object: &Value, workload: &ResourceRef, container: &str) -> Outcome {
+    match image_fixes(lookup, object, workload, container) {
+        Ok(mut proposals) => Outcome::Proposed(proposals.swap_remove(0)),
+        Err(outcome) => outcome,
+    }
+}
+
+/// Other safe fixes for `cause` beside the one [`propose`] gives, best first: candidates a
+/// shadow verifies when the first fix fails. Today: the other known-good images of a repository.
+pub fn alternatives(lookup: &Lookup<'_>, cause: &Cause, workload: &ResourceRef) -> Vec<Proposal> {
+    let Some(object) = lookup.object(workload) else {
+        return Vec::new();
     };
-    Outcome::Proposed(Proposal {
-        summary: format!(
-            "Change the image of container {container} of {} {} from {current} to {image}",
-            workload.kind, workload.name
-        ),
-        target: workload.clone(),
-        patch: container_patch(workload.kind, container, json!({"image": image})),
-        inverse: container_patch(workload.kind, container, json!({"image": current})),
-        risk,
-        steps,
-        rationale: format!(
-            "{current} does not exist; {image} is from the same repository and is known to work: {why}."
-        ),
-        evidence: vec![spec_evidence(
-            workload,
-            &format!("containers[{container}].image"),
-            &json!(current),
-        )],
-        original: object.clone(),
-    })
+    match cause {
+        Cause::Image { container } => image_fixes(lookup, &object, workload, container)
+            .map(|proposals| proposals.into_iter().skip(1).collect())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
 }
 
 fn pull_auth(

@@ -55,6 +55,8 @@ pub struct Diagnosis {
     pub findings: Vec<Finding>,
     pub rca: Rca,
     pub fix: Option<Fix>,
+    /// Other safe fixes for the same cause, best first (policy-allowed only).
+    pub alternatives: Vec<Fix>,
     pub plan: Option<VerificationPlan>,
 }
 
@@ -197,6 +199,7 @@ impl RulesEngine {
         let mut rationale;
         let mut fix = None;
         let mut plan = None;
+        let mut alternatives = Vec::new();
         match fix::propose(lookup, &signal.cause, workload) {
             fix::Outcome::Proposed(proposal) => {
                 steps.extend(proposal.steps.iter().cloned());
@@ -238,6 +241,36 @@ impl RulesEngine {
                         &services,
                         &self.config.shadow,
                     ));
+                    if decision_allowed(&candidate) {
+                        alternatives = fix::alternatives(lookup, &signal.cause, workload)
+                            .into_iter()
+                            .map(|other| {
+                                let policy = policy::check(
+                                    other.target.kind,
+                                    PatchType::StrategicMerge,
+                                    &other.patch,
+                                    Some(&other.original),
+                                );
+                                Fix {
+                                    summary: other.summary,
+                                    target: other.target,
+                                    patch_type: PatchType::StrategicMerge,
+                                    patch: other.patch,
+                                    inverse_patch: other.inverse,
+                                    risk: other.risk,
+                                    policy,
+                                    requires_approval: true,
+                                }
+                            })
+                            .filter(decision_allowed)
+                            .collect();
+                        if !alternatives.is_empty() {
+                            steps.push(format!(
+                                "{} more safe fix(es) for the same cause kept as candidates for shadow verification",
+                                alternatives.len()
+                            ));
+                        }
+                    }
                     fix = Some(candidate);
                 }
             }
@@ -274,9 +307,14 @@ impl RulesEngine {
                 llm: None,
             },
             fix,
+            alternatives,
             plan,
         }
     }
+}
+
+fn decision_allowed(fix: &Fix) -> bool {
+    fix.policy.allowed
 }
 
 fn policy_step(decision: &PolicyDecision) -> String {

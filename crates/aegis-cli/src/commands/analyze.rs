@@ -365,9 +365,7 @@ async fn verify(
         options.concurrency = 1;
     }
     let tracker = aegis_shadow::Tracker::default();
-    let progress = Progress {
-        on_terminal: std::io::stderr().is_terminal(),
-    };
+    let progress = Progress::new();
     let verification = aegis_agent::verify_incidents(
         state,
         incidents,
@@ -392,24 +390,52 @@ async fn verify(
     }
 }
 
-/// One line per verification on stderr, when it is a terminal.
+/// A spinner per verification on stderr, when it is a terminal; nothing otherwise (the
+/// verdicts are in the report).
 struct Progress {
-    on_terminal: bool,
+    bars: Option<indicatif::MultiProgress>,
+    running: std::sync::Mutex<std::collections::BTreeMap<String, indicatif::ProgressBar>>,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Self {
+            bars: std::io::stderr()
+                .is_terminal()
+                .then(indicatif::MultiProgress::new),
+            running: std::sync::Mutex::default(),
+        }
+    }
 }
 
 impl aegis_agent::VerifyProgress for Progress {
     fn started(&self, incident: &Incident) {
-        if self.on_terminal {
-            eprintln!(
-                "verifying {} ({}, {}) in a shadow…",
-                incident.id, incident.workload, incident.rca.category
-            );
+        let Some(bars) = &self.bars else { return };
+        let bar = bars.add(indicatif::ProgressBar::new_spinner());
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+            bar.set_style(style);
+        }
+        bar.set_message(format!(
+            "verifying {} ({}, {}) in a shadow",
+            incident.id, incident.workload, incident.rca.category
+        ));
+        bar.enable_steady_tick(Duration::from_millis(120));
+        if let Ok(mut running) = self.running.lock() {
+            running.insert(incident.id.clone(), bar);
         }
     }
 
     fn finished(&self, incident: &Incident, result: &VerificationResult) {
-        if self.on_terminal {
-            eprintln!("{}: {} — {}", incident.id, result.verdict, result.reason);
+        let bar = self
+            .running
+            .lock()
+            .ok()
+            .and_then(|mut running| running.remove(&incident.id));
+        if let Some(bar) = bar {
+            bar.finish_with_message(format!(
+                "{} {}: {}",
+                incident.id, incident.workload, result.verdict
+            ));
         }
     }
 }

@@ -42,12 +42,13 @@ pub fn run(
             let stored = store.find(id)?;
             let text = match output {
                 OutputFormat::Table => format!(
-                    "first seen {} · last seen {} · seen {} times · source {}\n{}\n",
+                    "first seen {} · last seen {} · seen {} times · source {}\n{}\n{}",
                     stored.first_seen,
                     stored.last_seen,
                     stored.times_seen,
                     stored.source.as_str(),
-                    render::detail(&stored.incident, style)
+                    render::detail(&stored.incident, style),
+                    render::verification_evidence(&stored.incident.verification.result)
                 ),
                 format => render::data(&stored, format)?,
             };

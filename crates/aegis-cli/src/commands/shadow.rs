@@ -96,7 +96,6 @@ pub async fn run(
                 resolved,
                 &options,
                 global.output,
-                style,
             )
             .await
         }
@@ -148,7 +147,6 @@ async fn create(
     resolved: &Resolved,
     options: &CreateOptions<'_>,
     output: OutputFormat,
-    style: Style,
 ) -> CliResult<()> {
     let settings = &resolved.settings;
     let namespace = settings
@@ -226,7 +224,7 @@ async fn create(
             }
         };
         let text = match output {
-            OutputFormat::Table => render::verification(&result, style),
+            OutputFormat::Table => render::verification(&result),
             format => render::data(&result, format)?,
         };
         return print(&text);

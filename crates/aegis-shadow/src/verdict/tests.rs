@@ -53,7 +53,11 @@ fn the_verdict_engine_on_recorded_sequences() {
     use Category::{AppCrash, MissingEnvVar};
     /// A case: its name, the observations, and the verdict expected (with a phrase of its reason
     /// and when it comes), or none.
-    type Case = (&'static str, Vec<Observation>, Option<(Verdict, &'static str, u64)>);
+    type Case = (
+        &'static str,
+        Vec<Observation>,
+        Option<(Verdict, &'static str, u64)>,
+    );
     let cases: Vec<Case> = vec![
         (
             "three passes in a row after the baseline reproduced",
