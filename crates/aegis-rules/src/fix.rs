@@ -499,6 +499,8 @@ fn image_choices(
 
 /// Fixes for an image that does not exist: every image of the same repository known to work,
 /// best first (the first is the fix; the others are candidates the shadow tries when it fails).
+// The error is the outcome handed straight back to the caller, once per incident.
+#[allow(clippy::result_large_err)]
 fn image_fixes(
     lookup: &Lookup<'_>,
     object: &Value,
