@@ -24,28 +24,51 @@ pub use objects::ObjectSink;
 pub use write::{ClusterWrite, DryRun, ObjectRef, WriteError, WriteResult};
 
 /// What part of the cluster to read.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope {
     /// One namespace, or every namespace when `None`.
     pub namespace: Option<String>,
+    /// Whether cluster-scoped objects (Namespaces, Nodes) are read too.
+    pub cluster_objects: bool,
+}
+
+impl Default for Scope {
+    fn default() -> Self {
+        Self::all()
+    }
 }
 
 impl Scope {
     pub fn all() -> Self {
-        Self { namespace: None }
-    }
-
-    pub fn namespace(namespace: &str) -> Self {
         Self {
-            namespace: Some(namespace.to_owned()),
+            namespace: None,
+            cluster_objects: true,
         }
     }
 
-    /// Whether an object in `namespace` is inside the scope (cluster-scoped objects always are).
+    /// One namespace, with the cluster-scoped objects analysis reads beside it.
+    pub fn namespace(namespace: &str) -> Self {
+        Self {
+            namespace: Some(namespace.to_owned()),
+            cluster_objects: true,
+        }
+    }
+
+    /// One namespace's objects alone: what watching a shadow needs, at every interval, without
+    /// listing every Node and Namespace of a large cluster.
+    pub fn namespace_only(namespace: &str) -> Self {
+        Self {
+            namespace: Some(namespace.to_owned()),
+            cluster_objects: false,
+        }
+    }
+
+    /// Whether an object in `namespace` (`None`: cluster-scoped) is inside the scope.
     pub fn includes(&self, namespace: Option<&str>) -> bool {
         match (&self.namespace, namespace) {
             (Some(wanted), Some(ns)) => wanted == ns,
-            _ => true,
+            (_, None) => self.cluster_objects,
+            (None, Some(_)) => true,
         }
     }
 }

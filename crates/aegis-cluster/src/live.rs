@@ -145,11 +145,14 @@ impl LiveSource {
         self.paginate(&api).await
     }
 
-    async fn list_cluster<K>(&self) -> Result<(Vec<K>, Option<LoadWarning>)>
+    async fn list_cluster<K>(&self, scope: &Scope) -> Result<(Vec<K>, Option<LoadWarning>)>
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
         K: Resource<Scope = k8s_openapi::ClusterResourceScope>,
     {
+        if !scope.cluster_objects {
+            return Ok((Vec::new(), None));
+        }
         self.paginate(&Api::<K>::all(self.client.clone())).await
     }
 
@@ -212,8 +215,8 @@ impl LiveSource {
             secrets,
             events,
         ) = futures::try_join!(
-            self.list_cluster::<Namespace>(),
-            self.list_cluster::<Node>(),
+            self.list_cluster::<Namespace>(scope),
+            self.list_cluster::<Node>(scope),
             self.list::<Pod>(scope),
             self.list::<Deployment>(scope),
             self.list::<ReplicaSet>(scope),

@@ -558,7 +558,7 @@ async fn watch(
     let (verdict, reason, last) = loop {
         cluster.wait(namespace, interval).await?;
         let state = cluster
-            .load(&aegis_cluster::Scope::namespace(namespace))
+            .load(&aegis_cluster::Scope::namespace_only(namespace))
             .await
             .map_err(|source| Error::Read {
                 namespace: namespace.to_owned(),

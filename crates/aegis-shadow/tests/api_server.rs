@@ -769,8 +769,10 @@ fn part_of_wait(sent: &Sent) -> bool {
 }
 
 /// The Lists of one `load` of the shadow namespace: one per kind.
+/// What reading a shadow namespace lists: its own objects, one List per kind, and nothing
+/// cluster-wide (no Nodes, no Namespaces).
 fn load_paths(namespace: &str) -> Vec<String> {
-    let mut paths = vec!["/api/v1/namespaces".to_owned(), "/api/v1/nodes".to_owned()];
+    let mut paths = Vec::new();
     for plural in [
         "pods",
         "services",
