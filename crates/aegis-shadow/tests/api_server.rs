@@ -768,7 +768,6 @@ fn part_of_wait(sent: &Sent) -> bool {
     sent.is_watch() || sent.param("limit").as_deref() == Some("1")
 }
 
-/// The Lists of one `load` of the shadow namespace: one per kind.
 /// What reading a shadow namespace lists: its own objects, one List per kind, and nothing
 /// cluster-wide (no Nodes, no Namespaces).
 fn load_paths(namespace: &str) -> Vec<String> {
