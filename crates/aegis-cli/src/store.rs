@@ -29,6 +29,20 @@ pub struct Store {
 }
 
 impl Store {
+    /// The store of the configured state directory (`agent.state_dir`, else the user's).
+    pub fn configured(settings: &aegis_core::settings::Settings) -> CliResult<Self> {
+        let state_dir = settings
+            .agent
+            .state_dir
+            .clone()
+            .or_else(crate::config::default_state_dir)
+            .ok_or_else(|| {
+                CliError::failure("no state directory is known")
+                    .hint("set agent.state_dir or AEGIS_AGENT__STATE_DIR")
+            })?;
+        Ok(Self::new(&state_dir))
+    }
+
     pub fn new(state_dir: &Path) -> Self {
         Self {
             dir: state_dir.join("incidents"),

@@ -92,11 +92,11 @@ fn is_history_annotation(key: &str) -> bool {
         || key.starts_with("kustomize.toolkit.fluxcd.io/")
 }
 
-/// Metadata of a clone: the name and namespace given, the author's labels and annotations.
-fn clean_metadata(metadata: &Value, name: &str, namespace: &str, extra_labels: &Value) -> Value {
+/// The labels of `metadata` that its author set (not a controller), with `extra` added.
+fn author_labels(metadata: Option<&Value>, extra: &Value) -> Map<String, Value> {
     let mut labels = Map::new();
     for (key, value) in metadata
-        .get("labels")
+        .and_then(|m| m.get("labels"))
         .and_then(Value::as_object)
         .into_iter()
         .flatten()
@@ -105,9 +105,15 @@ fn clean_metadata(metadata: &Value, name: &str, namespace: &str, extra_labels: &
             labels.insert(key.clone(), value.clone());
         }
     }
-    for (key, value) in extra_labels.as_object().into_iter().flatten() {
+    for (key, value) in extra.as_object().into_iter().flatten() {
         labels.insert(key.clone(), value.clone());
     }
+    labels
+}
+
+/// Metadata of a clone: the name and namespace given, the author's labels and annotations.
+fn clean_metadata(metadata: &Value, name: &str, namespace: &str, extra_labels: &Value) -> Value {
+    let labels = author_labels(Some(metadata), extra_labels);
     let annotations: Map<String, Value> = metadata
         .get("annotations")
         .and_then(Value::as_object)
@@ -126,20 +132,7 @@ fn clean_metadata(metadata: &Value, name: &str, namespace: &str, extra_labels: &
 /// A pod template (or a bare pod's spec and metadata) made fit for a shadow: the node and the
 /// service account are the cluster's, not the workload's; no token is mounted.
 fn clean_template(template: &Value, extra_labels: &Value) -> Value {
-    let mut labels = Map::new();
-    for (key, value) in template
-        .pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-    {
-        if !CONTROLLER_LABELS.contains(&key.as_str()) {
-            labels.insert(key.clone(), value.clone());
-        }
-    }
-    for (key, value) in extra_labels.as_object().into_iter().flatten() {
-        labels.insert(key.clone(), value.clone());
-    }
+    let labels = author_labels(template.get("metadata"), extra_labels);
     let mut metadata = json!({"labels": labels});
     if let Some(annotations) = template.pointer("/metadata/annotations") {
         metadata["annotations"] = annotations.clone();

@@ -221,43 +221,49 @@ fn workload_selected_by(state: &ClusterState, namespace: &str, selector: &Value)
     let in_namespace = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
         meta.namespace.as_deref() == Some(namespace)
     };
-    state
+    // The workloads' pod labels, in order of preference: Deployments, StatefulSets,
+    // DaemonSets, then bare pods.
+    let templates =
+        |meta: &'_ k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+         template: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>| {
+            in_namespace(meta) && matches(template_labels(template))
+        };
+    let deployment = state
         .deployments
         .iter()
-        .filter(|d| in_namespace(&d.metadata))
-        .find(|d| matches(template_labels(d.spec.as_ref().map(|s| &s.template))))
-        .map(to_json)
-        .or_else(|| {
-            state
-                .stateful_sets
-                .iter()
-                .filter(|s| in_namespace(&s.metadata))
-                .find(|s| matches(template_labels(s.spec.as_ref().map(|s| &s.template))))
-                .map(to_json)
-        })
-        .or_else(|| {
-            state
-                .daemon_sets
-                .iter()
-                .filter(|s| in_namespace(&s.metadata))
-                .find(|s| matches(template_labels(s.spec.as_ref().map(|s| &s.template))))
-                .map(to_json)
-        })
-        .or_else(|| {
-            state
-                .pods
-                .iter()
-                .filter(|p| in_namespace(&p.metadata))
-                .filter(|p| {
-                    p.metadata
-                        .owner_references
-                        .as_ref()
-                        .is_none_or(Vec::is_empty)
-                })
-                .find(|p| matches(p.metadata.labels.as_ref()))
-                .map(to_json)
-        })
-        .flatten()
+        .find(|d| templates(&d.metadata, d.spec.as_ref().map(|s| &s.template)))
+        .and_then(to_json);
+    let stateful_set = || {
+        state
+            .stateful_sets
+            .iter()
+            .find(|s| templates(&s.metadata, s.spec.as_ref().map(|s| &s.template)))
+            .and_then(to_json)
+    };
+    let daemon_set = || {
+        state
+            .daemon_sets
+            .iter()
+            .find(|d| templates(&d.metadata, d.spec.as_ref().map(|s| &s.template)))
+            .and_then(to_json)
+    };
+    let bare_pod = || {
+        state
+            .pods
+            .iter()
+            .filter(|p| {
+                p.metadata
+                    .owner_references
+                    .as_ref()
+                    .is_none_or(Vec::is_empty)
+            })
+            .find(|p| in_namespace(&p.metadata) && matches(p.metadata.labels.as_ref()))
+            .and_then(to_json)
+    };
+    deployment
+        .or_else(stateful_set)
+        .or_else(daemon_set)
+        .or_else(bare_pod)
 }
 
 fn template_labels(

@@ -51,6 +51,26 @@ impl VerifyProgress for Timing {
     }
 }
 
+/// Verifies `incidents` with dry runs on `production` and shadows on `shadows`.
+async fn verify(
+    state: &ClusterState,
+    incidents: &mut [Incident],
+    production: &LiveSource,
+    shadows: &LiveSource,
+    timing: &Timing,
+) {
+    verify_incidents(
+        state,
+        incidents,
+        production,
+        shadows,
+        &options(),
+        &Tracker::default(),
+        timing,
+    )
+    .await;
+}
+
 fn options() -> VerifyOptions {
     let mut shadow = settings().shadow;
     shadow.interval_seconds = 1;
@@ -168,16 +188,7 @@ async fn fixes_are_proved_in_shadows_on_a_real_control_plane() {
         started: std::sync::Mutex::default(),
     };
     let started = Instant::now();
-    verify_incidents(
-        &state,
-        &mut incidents,
-        &live,
-        &live,
-        &options(),
-        &Tracker::default(),
-        &timing,
-    )
-    .await;
+    verify(&state, &mut incidents, &live, &live, &timing).await;
     eprintln!(
         "verified {} incidents in {:.1} s",
         incidents.len(),
@@ -211,16 +222,7 @@ async fn fixes_are_proved_in_shadows_on_a_real_control_plane() {
             json!("nginx:0.0.0-missing");
     }
     let mut wrong = vec![wrong];
-    verify_incidents(
-        &state,
-        &mut wrong,
-        &live,
-        &live,
-        &options(),
-        &Tracker::default(),
-        &timing,
-    )
-    .await;
+    verify(&state, &mut wrong, &live, &live, &timing).await;
     let result = &wrong[0].verification.result;
     assert_eq!(result.verdict, Verdict::Failed, "{}", result.reason);
 
@@ -287,16 +289,7 @@ async fn fixes_are_proved_in_shadows_on_a_real_control_plane() {
         .expect("a second control plane starts");
     let staging_source = source(&staging).await;
     let mut elsewhere = vec![orders.clone()];
-    verify_incidents(
-        &state,
-        &mut elsewhere,
-        &live,
-        &staging_source,
-        &options(),
-        &Tracker::default(),
-        &timing,
-    )
-    .await;
+    verify(&state, &mut elsewhere, &live, &staging_source, &timing).await;
     let result = &elsewhere[0].verification.result;
     assert_eq!(result.verdict, Verdict::Successful, "{}", result.reason);
     assert!(shadow_namespaces(&live).await.is_empty());

@@ -4,8 +4,8 @@ use serde_json::json;
 
 use super::{print, warn};
 use crate::args::{IncidentCommand, OutputFormat};
-use crate::config::{Resolved, default_state_dir};
-use crate::error::{CliError, CliResult};
+use crate::config::Resolved;
+use crate::error::CliResult;
 use crate::render::{self, Style};
 use crate::store::Store;
 
@@ -15,17 +15,7 @@ pub fn run(
     resolved: &Resolved,
     style: Style,
 ) -> CliResult<()> {
-    let state_dir = resolved
-        .settings
-        .agent
-        .state_dir
-        .clone()
-        .or_else(default_state_dir)
-        .ok_or_else(|| {
-            CliError::failure("no state directory is known")
-                .hint("set agent.state_dir or AEGIS_AGENT__STATE_DIR")
-        })?;
-    let store = Store::new(&state_dir);
+    let store = Store::configured(&resolved.settings)?;
     match command {
         IncidentCommand::List => {
             let (incidents, problems) = store.list()?;

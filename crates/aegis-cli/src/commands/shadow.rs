@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::analyze::{Source, connect, open_source};
 use super::print;
 use crate::args::{GlobalArgs, OutputFormat, ShadowCommand};
-use crate::config::{Resolved, default_state_dir};
+use crate::config::Resolved;
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
 use crate::store::Store;
@@ -264,17 +264,7 @@ fn choose_incident(
     resolved: &Resolved,
 ) -> CliResult<Incident> {
     if let Some(id) = wanted {
-        let state_dir = resolved
-            .settings
-            .agent
-            .state_dir
-            .clone()
-            .or_else(default_state_dir)
-            .ok_or_else(|| {
-                CliError::failure("no state directory is known")
-                    .hint("set agent.state_dir or AEGIS_AGENT__STATE_DIR")
-            })?;
-        let stored = Store::new(&state_dir).find(id)?;
+        let stored = Store::configured(&resolved.settings)?.find(id)?;
         if &stored.incident.workload != workload {
             return Err(CliError::usage(format!(
                 "incident {} is about {}, not {workload}",
