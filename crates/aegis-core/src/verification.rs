@@ -157,6 +157,10 @@ pub struct EvidenceBundle {
     pub events: Vec<String>,
     /// Last log lines of the clones' containers.
     pub logs: Vec<String>,
+    /// Seconds from the shadow's creation until the candidate's pods were Ready, as their Ready
+    /// condition tells it; the verdict's own delay is `duration_seconds` less this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate_ready_seconds: Option<f64>,
 }
 
 /// The result of verifying a fix (or why it was not verified).

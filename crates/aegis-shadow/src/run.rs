@@ -610,6 +610,7 @@ async fn watch(
         candidate_after: statuses(&last, Variant::Candidate),
         events: events(&last),
         logs: logs(&last),
+        candidate_ready_seconds: ready_since(&last, created),
     };
     let signature = engine.reproduced().map(<[String]>::to_vec);
     Ok(VerificationResult {
@@ -631,6 +632,25 @@ async fn watch(
         duration_seconds: Some(duration),
         evidence: Some(Box::new(evidence)),
     })
+}
+
+/// Seconds from `created` until every candidate pod was Ready (the latest Ready transition), or
+/// `None` while one is not.
+fn ready_since(state: &ClusterState, created: Timestamp) -> Option<f64> {
+    let pods = checks::variant_pods(state, Variant::Candidate);
+    let mut latest: Option<Timestamp> = None;
+    for pod in &pods {
+        let ready = pod
+            .status
+            .as_ref()?
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == "Ready" && c.status == "True")?;
+        let at = ready.last_transition_time.as_ref()?.0;
+        latest = Some(latest.map_or(at, |l| l.max(at)));
+    }
+    latest.map(|at| seconds_between(created, at))
 }
 
 /// The container statuses of a variant's pods, by pod.

@@ -39,13 +39,18 @@ impl VerifyProgress for Timing {
             .ok()
             .and_then(|s| s.get(&incident.id).map(Instant::elapsed))
             .unwrap_or_default();
+        let ready = result
+            .evidence
+            .as_ref()
+            .and_then(|e| e.candidate_ready_seconds);
         eprintln!(
-            "{} {}: {} in {:.1} s wall ({:?} s on the cluster's clock): {}",
+            "{} {}: {} in {:.1} s wall; on the cluster's clock {:.1} s to the verdict, candidate ready after {}: {}",
             incident.workload,
             incident.rca.category,
             result.verdict,
             wall.as_secs_f64(),
-            result.duration_seconds,
+            result.duration_seconds.unwrap_or_default(),
+            ready.map_or_else(|| "-".to_owned(), |r| format!("{r:.1} s")),
             result.reason
         );
     }

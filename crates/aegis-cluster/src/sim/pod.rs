@@ -267,8 +267,34 @@ pub fn simulate(
         logs.extend(outcome.logs);
         statuses.push(outcome.status);
     }
+    let mut status = pod_status("Running", &node, &pod_ip, created, all_ready, &statuses);
+    if all_ready {
+        // Ready since the last container's first readiness probe passed.
+        let ready_after = spec
+            .containers
+            .iter()
+            .map(|c| {
+                START_SECONDS
+                    + c.readiness_probe
+                        .as_ref()
+                        .and_then(|p| p.initial_delay_seconds)
+                        .unwrap_or(0)
+                        .max(0) as u64
+            })
+            .max()
+            .unwrap_or(START_SECONDS);
+        let ready_at = created
+            .checked_add(SignedDuration::from_secs(ready_after as i64))
+            .unwrap_or(created)
+            .to_string();
+        for condition in status["conditions"].as_array_mut().into_iter().flatten() {
+            if condition["type"] == "Ready" || condition["type"] == "ContainersReady" {
+                condition["lastTransitionTime"] = json!(ready_at);
+            }
+        }
+    }
     PodOutcome {
-        status: pod_status("Running", &node, &pod_ip, created, all_ready, &statuses),
+        status,
         node: Some(node),
         ready: all_ready,
         crashed,
