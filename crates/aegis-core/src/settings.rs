@@ -118,15 +118,22 @@ impl Default for KubernetesSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ShadowSettings {
+    /// How long a shadow lives before any shadow command deletes it.
     pub ttl_minutes: u64,
+    /// Shadows that may exist at once (and verifications running at once).
     pub max_concurrent: u32,
     /// Fixes verified per incident at most, when the rules have several for one cause.
     pub max_candidates: u32,
     /// A kubeconfig context to create shadows in (a staging cluster) instead of the analysed one.
     pub context: Option<String>,
+    /// Seconds between counted checks of a shadow (a watch event brings a look sooner).
     pub interval_seconds: u64,
+    /// Consecutive passing intervals that make a fix `successful`: with the defaults, a verdict
+    /// comes one to two seconds after the candidate is Ready (and past its probes' window).
     pub success_threshold: u32,
+    /// Failing intervals tolerated; one more makes the fix `failed`.
     pub failure_limit: u32,
+    /// Seconds after which an undecided verification is `inconclusive`.
     pub timeout_seconds: u64,
 }
 
@@ -137,8 +144,8 @@ impl Default for ShadowSettings {
             max_concurrent: 3,
             max_candidates: 3,
             context: None,
-            interval_seconds: 5,
-            success_threshold: 3,
+            interval_seconds: 1,
+            success_threshold: 2,
             failure_limit: 3,
             timeout_seconds: 300,
         }

@@ -118,7 +118,8 @@ pub struct CheckResult {
     pub passes: u32,
     /// Intervals at which it failed (a definite bad signal, not "not yet").
     pub failures: u32,
-    /// One line per interval: `+5s pass`, `+10s fail: CrashLoopBackOff`, `+5s pending: …`.
+    /// When the check came to each new state: `+0s pending: not ready yet`, `+3s pass`,
+    /// `+9s fail: container api is CrashLoopBackOff`.
     pub timeline: Vec<String>,
 }
 

@@ -180,9 +180,9 @@ pub fn evaluate(check: &Check, state: &ClusterState, pods: &[&Pod]) -> Status {
                         .map(|started| now.duration_since(started.0).as_secs().max(0) as u64);
                     match running_for {
                         Some(seconds) if seconds >= window => {}
-                        Some(seconds) => {
+                        Some(_) => {
                             return Status::Pending(format!(
-                                "container {} has run {seconds} s of its {window} s probe window",
+                                "container {} has not yet outlived its {window} s probe window",
                                 container.name
                             ));
                         }

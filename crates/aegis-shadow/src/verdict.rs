@@ -124,16 +124,22 @@ impl Engine {
         let mut failed_now = Vec::new();
         for ((check, status), result) in observation.checks.iter().zip(&mut self.results) {
             debug_assert_eq!(check, &result.check);
-            let line = match status {
-                Status::Pass => format!("+{elapsed}s pass"),
-                Status::Pending(why) => format!("+{elapsed}s pending: {why}"),
+            let state = match status {
+                Status::Pass => "pass".to_owned(),
+                Status::Pending(why) => format!("pending: {why}"),
                 Status::Fail(why) => {
                     failed_now.push(format!("{}: {why}", check.id()));
-                    format!("+{elapsed}s fail: {why}")
+                    format!("fail: {why}")
                 }
             };
-            if result.timeline.last() != Some(&line) {
-                result.timeline.push(line);
+            // The timeline records changes: each line is when a check came to a new state.
+            let unchanged = result
+                .timeline
+                .last()
+                .and_then(|line| line.split_once(' '))
+                .is_some_and(|(_, last)| last == state);
+            if !unchanged {
+                result.timeline.push(format!("+{elapsed}s {state}"));
             }
             if counted {
                 match status {

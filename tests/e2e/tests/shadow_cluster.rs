@@ -78,8 +78,6 @@ async fn verify(
 
 fn options() -> VerifyOptions {
     let mut shadow = settings().shadow;
-    shadow.interval_seconds = 1;
-    shadow.timeout_seconds = 150;
     shadow.max_concurrent = 4;
     VerifyOptions::from_settings(&shadow)
 }
