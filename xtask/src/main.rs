@@ -232,7 +232,7 @@ fn bench(args: &[String]) -> Result<()> {
     let state_dir = bench_dir.join("state");
     let snapshot_arg = snapshot_dir.to_string_lossy().into_owned();
 
-    let large_args = [
+    let large_args: Vec<&str> = vec![
         "analyze",
         "--all",
         "--snapshot",
@@ -242,37 +242,79 @@ fn bench(args: &[String]) -> Result<()> {
     ];
     // Warm the page cache once so every measured run reads the same way.
     measured(&aegis, &large_args, &state_dir)?;
-    let mut large = Vec::new();
-    for _ in 0..runs {
-        large.push(measured(&aegis, &large_args, &state_dir)?);
-    }
-    let mut mock = Vec::new();
-    for _ in 0..(runs * 4) {
-        mock.push(measured(
-            &aegis,
-            &["analyze", "pod/demo-nginx", "--mock", "-o", "json"],
-            &state_dir,
-        )?);
-    }
-    let (large_min, large_median, large_rss) = summary(&mut large);
-    let (mock_min, mock_median, mock_rss) = summary(&mut mock);
+    // (what, arguments, runs, wall-time target, peak-RSS target in MiB) — SPEC §13 where it
+    // names one; the verified mock analyses have no target of their own and are reported.
+    let rows: Vec<(&str, Vec<&str>, usize, Option<Duration>, Option<u64>)> = vec![
+        (
+            "`aegis analyze --snapshot <10,000 pods> --all -o json`",
+            large_args,
+            runs,
+            Some(Duration::from_millis(300)),
+            Some(150),
+        ),
+        (
+            "`aegis analyze pod/demo-nginx --mock --no-verify -o json` (whole process)",
+            vec![
+                "analyze",
+                "pod/demo-nginx",
+                "--mock",
+                "--no-verify",
+                "-o",
+                "json",
+            ],
+            runs * 4,
+            Some(Duration::from_millis(10)),
+            None,
+        ),
+        (
+            "`aegis analyze pod/demo-nginx --mock -o json` (whole process, fix verified in a shadow)",
+            vec!["analyze", "pod/demo-nginx", "--mock", "-o", "json"],
+            runs * 4,
+            None,
+            None,
+        ),
+        (
+            "`aegis analyze --all --mock -o json` (whole process, 9 fixes verified in shadows)",
+            vec!["analyze", "--all", "--mock", "-o", "json"],
+            runs,
+            None,
+            None,
+        ),
+    ];
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let verdict = |ok: bool| if ok { "meets" } else { "MISSES" };
-    let report = format!(
-        "| benchmark | runs | min | median | peak RSS | target | verdict |\n\
-         |---|---|---|---|---|---|---|\n\
-         | `aegis analyze --snapshot <10,000 pods> --all -o json` | {runs} | {:.0} ms | {:.0} ms | {:.1} MiB | < 1 s, < 300 MB | {} |\n\
-         | `aegis analyze pod/demo-nginx --mock -o json` (whole process) | {} | {:.1} ms | {:.1} ms | {:.1} MiB | < 20 ms | {} |\n",
-        ms(large_min),
-        ms(large_median),
-        large_rss as f64 / 1024.0,
-        verdict(large_median < Duration::from_secs(1) && large_rss * 1024 < 300_000_000),
-        runs * 4,
-        ms(mock_min),
-        ms(mock_median),
-        mock_rss as f64 / 1024.0,
-        verdict(mock_median < Duration::from_millis(20)),
-    );
+    let mut report = "| benchmark | runs | min | median | peak RSS | target | verdict |\n\
+                      |---|---|---|---|---|---|---|\n"
+        .to_owned();
+    for (what, arguments, count, wall_target, rss_target) in rows {
+        let mut samples = Vec::new();
+        for _ in 0..count {
+            samples.push(measured(&aegis, &arguments, &state_dir)?);
+        }
+        let (min, median, rss) = summary(&mut samples);
+        let rss_mib = rss as f64 / 1024.0;
+        let mut target = Vec::new();
+        let mut met = true;
+        if let Some(wall) = wall_target {
+            target.push(format!("< {} ms", wall.as_millis()));
+            met &= median < wall;
+        }
+        if let Some(limit) = rss_target {
+            target.push(format!("< {limit} MB"));
+            met &= rss_mib * 1.048_576 < limit as f64;
+        }
+        let (target, verdict) = if target.is_empty() {
+            ("—".to_owned(), "reported")
+        } else if met {
+            (target.join(", "), "meets")
+        } else {
+            (target.join(", "), "MISSES")
+        };
+        report.push_str(&format!(
+            "| {what} | {count} | {:.1} ms | {:.1} ms | {rss_mib:.1} MiB | {target} | {verdict} |\n",
+            ms(min),
+            ms(median)
+        ));
+    }
     print!("{report}");
     if let Some(out) = args
         .iter()

@@ -129,6 +129,9 @@ pub struct Baseline {
     pub reproduced: bool,
     /// The failure signature seen on it (finding reasons), or what was seen instead.
     pub signature: Vec<String>,
+    /// Seconds from the shadow's creation until the incident was first seen on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reproduced_after_seconds: Option<f64>,
 }
 
 /// One fix that was tried, and how it fared.

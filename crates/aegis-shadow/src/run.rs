@@ -561,8 +561,18 @@ async fn watch(
     let mut engine = Engine::new(request.category, plan);
     let interval = std::time::Duration::from_secs(plan.interval_seconds.max(1));
     let mut first: Option<ClusterState> = None;
+    let mut reproduced_at: Option<f64> = None;
+    let mut looked = created;
     let (verdict, reason, last) = loop {
-        cluster.wait(namespace, interval).await?;
+        // Looks are scheduled an interval apart; the time spent reading counts against the wait,
+        // and a watch event brings the next look sooner.
+        let since =
+            std::time::Duration::try_from(cluster.now().duration_since(looked)).unwrap_or_default();
+        let wait = interval
+            .saturating_sub(since)
+            .max(std::time::Duration::from_millis(50));
+        cluster.wait(namespace, wait).await?;
+        looked = cluster.now();
         let state = cluster
             .load(&aegis_cluster::Scope::namespace_only(namespace))
             .await
@@ -574,7 +584,7 @@ async fn watch(
         let now = cluster.now();
         let candidate_pods = checks::variant_pods(&state, Variant::Candidate);
         let observation = Observation {
-            elapsed_seconds: now.duration_since(created).as_secs().max(0) as u64,
+            elapsed_ms: u64::try_from(now.duration_since(created).as_millis()).unwrap_or(0),
             checks: plan
                 .checks
                 .iter()
@@ -590,6 +600,9 @@ async fn watch(
                 .into_keys()
                 .collect(),
         };
+        if reproduced_at.is_none() && observation.baseline_signature.is_some() {
+            reproduced_at = Some(seconds_between(created, now));
+        }
         let decision = engine.observe(observation);
         if first.is_none() {
             first = Some(state.clone());
@@ -626,6 +639,7 @@ async fn watch(
                     .map(|c| c.id().to_owned())
                     .collect()
             }),
+            reproduced_after_seconds: reproduced_at,
         }),
         checks: engine.results().to_vec(),
         candidates: Vec::new(),

@@ -10,8 +10,8 @@ use crate::checks::Status;
 /// One look at the shadow.
 #[derive(Debug, Clone)]
 pub struct Observation {
-    /// Seconds since the shadow's clones were created, on the cluster's clock.
-    pub elapsed_seconds: u64,
+    /// Milliseconds since the shadow's clones were created, on the cluster's clock.
+    pub elapsed_ms: u64,
     /// Every check of the plan on the candidate, in plan order.
     pub checks: Vec<(Check, Status)>,
     /// What AEGIS diagnoses on the baseline clone: the incident's category, with the finding
@@ -38,14 +38,27 @@ const ISOLATION_EXPLAINS: [Category; 4] = [
     Category::Unknown,
 ];
 
+/// How early a look may come and still count as the next interval's: ticks are scheduled, and a
+/// scheduled wake-up lands a little before or after its time.
+const TICK_SLACK_MS: u64 = 100;
+
+/// Milliseconds as people read them: `5s`, `2.3s`.
+fn seconds_text(ms: u64) -> String {
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    }
+}
+
 /// The state of one verification.
 #[derive(Debug, Clone)]
 pub struct Engine {
     category: Category,
-    interval: u64,
+    interval_ms: u64,
     success_threshold: u32,
     failure_limit: u32,
-    timeout: u64,
+    timeout_ms: u64,
     results: Vec<CheckResult>,
     consecutive: u32,
     failures: u32,
@@ -61,10 +74,10 @@ impl Engine {
     pub fn new(category: Category, plan: &VerificationPlan) -> Self {
         Self {
             category,
-            interval: plan.interval_seconds.max(1),
+            interval_ms: plan.interval_seconds.max(1) * 1000,
             success_threshold: plan.success_threshold.max(1),
             failure_limit: plan.failure_limit,
-            timeout: plan.timeout_seconds,
+            timeout_ms: plan.timeout_seconds * 1000,
             results: plan
                 .checks
                 .iter()
@@ -102,7 +115,7 @@ impl Engine {
 
     /// Takes one observation and says whether the verdict is certain.
     pub fn observe(&mut self, observation: Observation) -> Decision {
-        let elapsed = observation.elapsed_seconds;
+        let elapsed = observation.elapsed_ms;
         if self.reproduced.is_none()
             && let Some(signature) = observation.baseline_signature
         {
@@ -113,7 +126,7 @@ impl Engine {
         // show a failure early, which the next counted one confirms.
         let counted = self
             .last_counted
-            .is_none_or(|last| elapsed.saturating_sub(last) >= self.interval);
+            .is_none_or(|last| elapsed.saturating_sub(last) + TICK_SLACK_MS >= self.interval_ms);
         let passing = observation
             .checks
             .iter()
@@ -139,7 +152,9 @@ impl Engine {
                 .and_then(|line| line.split_once(' '))
                 .is_some_and(|(_, last)| last == state);
             if !unchanged {
-                result.timeline.push(format!("+{elapsed}s {state}"));
+                result
+                    .timeline
+                    .push(format!("+{} {state}", seconds_text(elapsed)));
             }
             if counted {
                 match status {
@@ -164,7 +179,7 @@ impl Engine {
         self.decide(elapsed)
     }
 
-    fn decide(&self, elapsed: u64) -> Decision {
+    fn decide(&self, elapsed_ms: u64) -> Decision {
         let category = self.category;
         if let Some(signature) = &self.reproduced {
             if self.consecutive >= self.success_threshold {
@@ -184,24 +199,24 @@ impl Engine {
                 ));
             }
         }
-        if elapsed >= self.timeout {
+        let timeout = self.timeout_ms / 1000;
+        if elapsed_ms >= self.timeout_ms {
             if self.reproduced.is_none() {
                 return Decision::Done {
                     verdict: Verdict::Inconclusive,
                     reason: format!(
-                        "the shadow does not reproduce the incident: the unchanged baseline showed no {category} within {} s",
-                        self.timeout
+                        "the shadow does not reproduce the incident: the unchanged baseline showed no {category} within {timeout} s"
                     ),
                 };
             }
             if self.failures > 0 || !self.last_candidate.is_empty() {
-                return self.unhealthy_candidate(&format!("no verdict within {} s", self.timeout));
+                return self.unhealthy_candidate(&format!("no verdict within {timeout} s"));
             }
             return Decision::Done {
                 verdict: Verdict::Inconclusive,
                 reason: format!(
-                    "the candidate did not pass every check {} times in a row within {} s",
-                    self.success_threshold, self.timeout
+                    "the candidate did not pass every check {} times in a row within {timeout} s",
+                    self.success_threshold
                 ),
             };
         }

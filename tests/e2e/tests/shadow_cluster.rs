@@ -39,18 +39,29 @@ impl VerifyProgress for Timing {
             .ok()
             .and_then(|s| s.get(&incident.id).map(Instant::elapsed))
             .unwrap_or_default();
+        let seconds =
+            |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |s| format!("{s:.1} s"));
         let ready = result
             .evidence
             .as_ref()
             .and_then(|e| e.candidate_ready_seconds);
+        let reproduced = result
+            .baseline
+            .as_ref()
+            .and_then(|b| b.reproduced_after_seconds);
+        let duration = result.duration_seconds.unwrap_or_default();
+        // AEGIS's own delay: from the moment both clones had settled (the candidate Ready, the
+        // baseline showing the incident) to the verdict.
+        let settled = ready.zip(reproduced).map(|(r, b)| r.max(b));
         eprintln!(
-            "{} {}: {} in {:.1} s wall; on the cluster's clock {:.1} s to the verdict, candidate ready after {}: {}",
+            "{} {}: {} in {:.1} s wall; cluster clock: verdict {duration:.1} s, candidate ready {}, baseline reproduced {}, verdict after both settled {}: {}",
             incident.workload,
             incident.rca.category,
             result.verdict,
             wall.as_secs_f64(),
-            result.duration_seconds.unwrap_or_default(),
-            ready.map_or_else(|| "-".to_owned(), |r| format!("{r:.1} s")),
+            seconds(ready),
+            seconds(reproduced),
+            seconds(settled.map(|s| duration - s)),
             result.reason
         );
     }

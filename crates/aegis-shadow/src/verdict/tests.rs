@@ -17,7 +17,7 @@ fn plan() -> VerificationPlan {
 fn look(elapsed: u64, checks: &str, baseline: bool, candidate: &[Category]) -> Observation {
     let plan = plan();
     Observation {
-        elapsed_seconds: elapsed,
+        elapsed_ms: elapsed * 1000,
         checks: plan
             .checks
             .iter()
@@ -40,7 +40,7 @@ fn look(elapsed: u64, checks: &str, baseline: bool, candidate: &[Category]) -> O
 fn run(sequence: &[Observation]) -> Option<(Verdict, String, u64)> {
     let mut engine = Engine::new(Category::MissingEnvVar, &plan());
     for observation in sequence {
-        let at = observation.elapsed_seconds;
+        let at = observation.elapsed_ms / 1000;
         if let Decision::Done { verdict, reason } = engine.observe(observation.clone()) {
             return Some((verdict, reason, at));
         }
