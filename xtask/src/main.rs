@@ -205,6 +205,9 @@ fn summary(samples: &mut [(Duration, u64)]) -> (Duration, Duration, u64) {
     (min, median, rss)
 }
 
+/// One benchmark: what, the arguments, runs, the wall-time target, the peak-RSS target in MB.
+type Row<'a> = (&'a str, Vec<&'a str>, usize, Option<Duration>, Option<u64>);
+
 fn bench(args: &[String]) -> Result<()> {
     let runs = flag(args, "--runs")?.unwrap_or(5).max(1);
     let root = workspace_root();
@@ -242,9 +245,9 @@ fn bench(args: &[String]) -> Result<()> {
     ];
     // Warm the page cache once so every measured run reads the same way.
     measured(&aegis, &large_args, &state_dir)?;
-    // (what, arguments, runs, wall-time target, peak-RSS target in MiB) — SPEC §13 where it
+    // (what, arguments, runs, wall-time target, peak-RSS target in MB) — SPEC §13 where it
     // names one; the verified mock analyses have no target of their own and are reported.
-    let rows: Vec<(&str, Vec<&str>, usize, Option<Duration>, Option<u64>)> = vec![
+    let rows: Vec<Row> = vec![
         (
             "`aegis analyze --snapshot <10,000 pods> --all -o json`",
             large_args,

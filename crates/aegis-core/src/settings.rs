@@ -128,8 +128,9 @@ pub struct ShadowSettings {
     pub context: Option<String>,
     /// Seconds between counted checks of a shadow (a watch event brings a look sooner).
     pub interval_seconds: u64,
-    /// Consecutive passing intervals that make a fix `successful`: with the defaults, a verdict
-    /// comes one to two seconds after the candidate is Ready (and past its probes' window).
+    /// Looks in a row at which every check passes, spanning this many intervals less one, that
+    /// make a fix `successful`: with the defaults, a verdict comes about a second after the
+    /// candidate is Ready (and past its probes' window) and the baseline shows the incident.
     pub success_threshold: u32,
     /// Failing intervals tolerated; one more makes the fix `failed`.
     pub failure_limit: u32,

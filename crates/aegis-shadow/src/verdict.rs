@@ -44,7 +44,7 @@ const TICK_SLACK_MS: u64 = 100;
 
 /// Milliseconds as people read them: `5s`, `2.3s`.
 fn seconds_text(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{:.1}s", ms as f64 / 1000.0)
@@ -60,9 +60,11 @@ pub struct Engine {
     failure_limit: u32,
     timeout_ms: u64,
     results: Vec<CheckResult>,
+    /// Looks in a row at which every check passed, and when that run began.
     consecutive: u32,
+    run_start: Option<u64>,
     failures: u32,
-    last_counted: Option<u64>,
+    last_failure: Option<u64>,
     reproduced: Option<Vec<String>>,
     last_failures: Vec<String>,
     last_health: Option<f64>,
@@ -89,8 +91,9 @@ impl Engine {
                 })
                 .collect(),
             consecutive: 0,
+            run_start: None,
             failures: 0,
-            last_counted: None,
+            last_failure: None,
             reproduced: None,
             last_failures: Vec::new(),
             last_health: None,
@@ -122,11 +125,6 @@ impl Engine {
             self.reproduced = Some(signature);
         }
         self.last_candidate = observation.candidate_categories;
-        // One counted measurement per interval; a look in between (a watch woke us) can only
-        // show a failure early, which the next counted one confirms.
-        let counted = self
-            .last_counted
-            .is_none_or(|last| elapsed.saturating_sub(last) + TICK_SLACK_MS >= self.interval_ms);
         let passing = observation
             .checks
             .iter()
@@ -134,6 +132,16 @@ impl Engine {
             .count();
         self.last_health = (!observation.checks.is_empty())
             .then(|| passing as f64 / observation.checks.len() as f64);
+        // A failure counts once per interval: a look in between (a watch woke us) shows it
+        // early, and the count waits for the next interval.
+        let any_failure = observation
+            .checks
+            .iter()
+            .any(|(_, s)| matches!(s, Status::Fail(_)));
+        let failure_counts = any_failure
+            && self.last_failure.is_none_or(|last| {
+                elapsed.saturating_sub(last) + TICK_SLACK_MS >= self.interval_ms
+            });
         let mut failed_now = Vec::new();
         for ((check, status), result) in observation.checks.iter().zip(&mut self.results) {
             debug_assert_eq!(check, &result.check);
@@ -156,25 +164,27 @@ impl Engine {
                     .timeline
                     .push(format!("+{} {state}", seconds_text(elapsed)));
             }
-            if counted {
-                match status {
-                    Status::Pass => result.passes += 1,
-                    Status::Fail(_) => result.failures += 1,
-                    Status::Pending(_) => {}
-                }
+            match status {
+                Status::Pass => result.passes += 1,
+                Status::Fail(_) if failure_counts => result.failures += 1,
+                _ => {}
             }
         }
-        if counted {
-            self.last_counted = Some(elapsed);
-            if !failed_now.is_empty() {
-                self.failures += 1;
-                self.consecutive = 0;
-                self.last_failures = failed_now;
-            } else if passing == observation.checks.len() {
-                self.consecutive += 1;
-            } else {
-                self.consecutive = 0;
-            }
+        if failure_counts {
+            self.failures += 1;
+            self.last_failure = Some(elapsed);
+        }
+        if !failed_now.is_empty() {
+            self.last_failures = failed_now;
+        }
+        // A run of looks at which every check passed; it proves the fix once it spans the
+        // threshold's intervals.
+        if passing == observation.checks.len() {
+            self.run_start.get_or_insert(elapsed);
+            self.consecutive += 1;
+        } else {
+            self.run_start = None;
+            self.consecutive = 0;
         }
         self.decide(elapsed)
     }
@@ -182,12 +192,17 @@ impl Engine {
     fn decide(&self, elapsed_ms: u64) -> Decision {
         let category = self.category;
         if let Some(signature) = &self.reproduced {
-            if self.consecutive >= self.success_threshold {
+            let needed_ms = u64::from(self.success_threshold - 1) * self.interval_ms;
+            if let Some(start) = self.run_start
+                && self.consecutive >= self.success_threshold
+                && elapsed_ms.saturating_sub(start) + TICK_SLACK_MS >= needed_ms
+            {
                 return Decision::Done {
                     verdict: Verdict::Successful,
                     reason: format!(
-                        "the candidate passed every check {} times in a row while the unchanged baseline showed {category} ({})",
+                        "the candidate passed every check at {} looks in a row over {} while the unchanged baseline showed {category} ({})",
                         self.consecutive,
+                        seconds_text(elapsed_ms.saturating_sub(start)),
                         signature.join(", ")
                     ),
                 };

@@ -67,7 +67,7 @@ fn the_verdict_engine_on_recorded_sequences() {
                 look(15, "pp", true, &[]),
                 look(20, "pp", true, &[]),
             ],
-            Some((Verdict::Successful, "3 times in a row", 20)),
+            Some((Verdict::Successful, "3 looks in a row over 10s", 20)),
         ),
         (
             "a pending interval resets the run of passes",
