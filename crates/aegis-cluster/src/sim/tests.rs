@@ -221,3 +221,157 @@ fn a_crash_falls_back_to_the_log_tail_in_the_termination_message_only_when_asked
     let wide = "x".repeat(5000);
     assert_eq!(pod::log_tail(&wide).len(), 2048);
 }
+
+/// Runs a future that never waits on anything but the simulator.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime")
+        .block_on(future)
+}
+
+fn write(source: &MockSource, object: &Value) {
+    block_on(crate::ClusterWrite::apply(
+        source,
+        object,
+        crate::DryRun::No,
+    ))
+    .expect("applied");
+}
+
+#[test]
+fn a_fresh_clone_is_seconds_old_and_becomes_ready_as_the_clock_moves() {
+    let source = MockSource::demo().expect("demo");
+    write(
+        &source,
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "copy"}}),
+    );
+    write(
+        &source,
+        &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "copy"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "web", "image": "nginx:1.27.2",
+            "readinessProbe": {"httpGet": {"path": "/", "port": 80}, "initialDelaySeconds": 5}}]}}}}),
+    );
+    let look = |source: &MockSource| {
+        let state = source
+            .observe(&Scope::namespace_only("copy"))
+            .expect("simulates")
+            .state;
+        let pod = pods_of(&state, "copy", "web-")[0].clone();
+        (
+            waiting_reason(&pod),
+            ready(&pod),
+            state.age_seconds(&pod.metadata),
+        )
+    };
+    assert_eq!(
+        look(&source),
+        (Some("ContainerCreating".to_owned()), false, 0)
+    );
+    source.advance(Duration::from_secs(4));
+    assert_eq!(
+        look(&source),
+        (None, false, 4),
+        "running, first readiness probe not yet run"
+    );
+    source.advance(Duration::from_secs(5));
+    assert_eq!(look(&source), (None, true, 9));
+    // The demo's own workloads stay as old as they were, plus the time that passed.
+    let state = source
+        .observe(&Scope::namespace("demo"))
+        .expect("simulates")
+        .state;
+    let orders = pods_of(&state, "demo", "orders-api-")[0];
+    assert_eq!(state.age_seconds(&orders.metadata), 2700 + 9);
+    // Reading one namespace alone lists no Node or Namespace.
+    let alone = source
+        .observe(&Scope::namespace_only("copy"))
+        .expect("simulates")
+        .state;
+    assert!(alone.nodes.is_empty() && alone.namespaces.is_empty());
+}
+
+#[test]
+fn a_shadow_namespace_does_not_change_what_production_pods_do() {
+    let source = MockSource::demo().expect("demo");
+    let statuses = |source: &MockSource| {
+        let state = source.observe(&Scope::all()).expect("simulates").state;
+        state
+            .pods
+            .iter()
+            .filter(|p| p.metadata.namespace.as_deref() != Some("copy"))
+            .map(|p| {
+                (
+                    p.metadata.name.clone(),
+                    p.spec.as_ref().and_then(|s| s.node_name.clone()),
+                    waiting_reason(p),
+                    ready(p),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let before = statuses(&source);
+    write(
+        &source,
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "copy"}}),
+    );
+    // A clone that takes most of a node's memory, and one that takes a node's name-sake pods.
+    write(
+        &source,
+        &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "big", "namespace": "copy"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "big"}}, "template": {"metadata": {"labels": {"app": "big"}},
+        "spec": {"containers": [{"name": "c", "image": "nginx:1.27.2", "resources": {"requests": {"memory": "7Gi", "cpu": "3"}}}]}}}}),
+    );
+    assert_eq!(statuses(&source), before);
+}
+
+#[test]
+fn limit_ranges_default_requests_and_quotas_refuse_one_pod_too_many() {
+    let source = MockSource::demo().expect("demo");
+    write(
+        &source,
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "copy"}}),
+    );
+    write(
+        &source,
+        &json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "l", "namespace": "copy"},
+        "spec": {"limits": [{"type": "Container", "defaultRequest": {"cpu": "10m", "memory": "16Mi"}}]}}),
+    );
+    write(
+        &source,
+        &json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "q", "namespace": "copy"},
+        "spec": {"hard": {"pods": "2"}}}),
+    );
+    write(
+        &source,
+        &json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "copy"},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "web", "image": "nginx:1.27.2"}]}}}}),
+    );
+    source.advance(Duration::from_secs(10));
+    let state = source
+        .observe(&Scope::namespace("copy"))
+        .expect("simulates")
+        .state;
+    let pods = pods_of(&state, "copy", "web-");
+    assert_eq!(pods.len(), 2, "the quota admits two pods");
+    let requests = pods[0].spec.as_ref().expect("spec").containers[0]
+        .resources
+        .as_ref()
+        .and_then(|r| r.requests.clone())
+        .expect("requests defaulted");
+    assert_eq!(requests["memory"].0, "16Mi");
+    let refused = state
+        .events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("FailedCreate"))
+        .expect("the third pod is refused");
+    assert!(
+        refused
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("exceeded quota: q")),
+        "{refused:?}"
+    );
+}
