@@ -26,7 +26,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 pub use aegis_k8sgpt::ANALYZERS;
 pub use selector::{LabelSelector, SelectorError};
 pub use verify::{
-    ManualFixError, VerifyOptions, VerifyProgress, manual_fix, plan_for, verify_incidents,
+    ManualFixError, SHADOW_NOT_RUN, VerifyOptions, VerifyProgress, manual_fix, plan_for,
+    verify_incidents,
 };
 
 /// Why an analysis could not be done.

@@ -11,6 +11,9 @@ use aegis_core::{ClusterState, Incident, Verdict, VerificationResult};
 use aegis_shadow::{Limits, ShadowRequest, Tracker};
 use futures::StreamExt;
 
+/// How the reason of a verification whose shadow could not run begins.
+pub const SHADOW_NOT_RUN: &str = "the shadow could not run";
+
 /// How the fixes of one analysis are verified.
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
@@ -84,7 +87,7 @@ pub async fn verify_incidents(
                     .await
                     .unwrap_or_else(|e| VerificationResult {
                         verdict: Verdict::Inconclusive,
-                        reason: format!("the shadow could not run: {e}"),
+                        reason: format!("{SHADOW_NOT_RUN}: {e}"),
                         ..VerificationResult::skipped("")
                     });
                 progress.finished(incident, &result);

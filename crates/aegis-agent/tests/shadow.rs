@@ -251,3 +251,47 @@ async fn when_the_first_fix_fails_a_candidate_that_verifies_is_proposed_instead(
             .contains("Shadow verification chose")
     );
 }
+
+#[tokio::test]
+async fn a_shadow_that_cannot_run_leaves_the_fix_inconclusive_and_says_why() {
+    let world = MockSource::demo().expect("demo");
+    let (state, incidents) = analyzed(&world).await;
+    let mut with_fix: Vec<Incident> = incidents.into_iter().filter(|i| i.fix.is_some()).collect();
+    // One kept shadow fills a cap of one.
+    let mut options = VerifyOptions::from_settings(&Settings::default().shadow);
+    options.limits.keep = true;
+    options.limits.max_concurrent = 1;
+    options.concurrency = 1;
+    let mut first = vec![with_fix.remove(0)];
+    verify_incidents(
+        &state,
+        &mut first,
+        &world,
+        &world,
+        &options,
+        &Tracker::default(),
+        &Quiet,
+    )
+    .await;
+    assert_eq!(first[0].verification.result.verdict, Verdict::Successful);
+    let mut second = vec![with_fix.remove(0)];
+    verify_incidents(
+        &state,
+        &mut second,
+        &world,
+        &world,
+        &options,
+        &Tracker::default(),
+        &Quiet,
+    )
+    .await;
+    let result = &second[0].verification.result;
+    assert_eq!(result.verdict, Verdict::Inconclusive);
+    assert!(
+        result.reason.starts_with(aegis_agent::SHADOW_NOT_RUN)
+            && result.reason.contains("max_concurrent"),
+        "{}",
+        result.reason
+    );
+    assert_eq!(aegis_shadow::list(&world).await.expect("list").len(), 1);
+}

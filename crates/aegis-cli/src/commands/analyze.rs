@@ -375,7 +375,7 @@ async fn verify(
         &tracker,
         &progress,
     );
-    tokio::select! {
+    let outcome = tokio::select! {
         () = verification => Ok(()),
         _ = tokio::signal::ctrl_c() => {
             let left = tracker.clean_up(shadow_cluster).await;
@@ -387,7 +387,26 @@ async fn verify(
             }
             Err(error)
         }
+    };
+    outcome?;
+    let not_run = incidents
+        .iter()
+        .filter(|i| {
+            i.verification
+                .result
+                .reason
+                .starts_with(aegis_agent::SHADOW_NOT_RUN)
+        })
+        .count();
+    if not_run > 0 {
+        warn(format!(
+            "{not_run} fix(es) could not be verified because their shadow could not run (see each verification's reason)"
+        ));
+        eprintln!(
+            "hint: shadows need rights to create namespaces and workloads; with read-only credentials use --no-verify, or set shadow.context to a cluster where they may"
+        );
     }
+    Ok(())
 }
 
 /// A spinner per verification on stderr, when it is a terminal; nothing otherwise (the
