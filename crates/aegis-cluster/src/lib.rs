@@ -10,6 +10,8 @@
 //! snapshots are read-only.
 
 pub mod live;
+#[cfg(feature = "mock-api-server")]
+pub mod mock_api;
 mod objects;
 pub mod sim;
 pub mod snapshot;

@@ -5,116 +5,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aegis_cluster::live::LiveSource;
+use aegis_cluster::mock_api::{Answer, Handle, Requests, Sent, serve, source, status};
 use aegis_cluster::{ClusterWrite, DryRun, ObjectRef, WriteError};
 use aegis_core::PatchType;
-use http::{Request, Response, StatusCode};
-use kube::client::Body;
 use serde_json::{Value, json};
-
-type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
-
-/// One request the mock API server was sent.
-#[derive(Debug, Clone)]
-struct Sent {
-    method: String,
-    path: String,
-    query: String,
-    content_type: String,
-    body: String,
-}
-
-impl Sent {
-    /// The value of one query parameter, as sent (still URL-encoded).
-    fn param(&self, name: &str) -> Option<&str> {
-        self.query
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(key, _)| *key == name)
-            .map(|(_, value)| value)
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).expect("the request body is JSON")
-    }
-}
-
-/// How the mock API server answers one request.
-enum Answer {
-    /// A status code and a JSON body.
-    Json(u16, Value),
-    /// A watch stream: one JSON object a line, then the end of the stream.
-    Lines(Vec<Value>),
-    /// No answer at all, as a watch on which nothing happens.
-    Hang,
-}
-
-type Requests = Arc<Mutex<Vec<Sent>>>;
-
-/// Serves `answer` for every request and records what was sent.
-fn serve(
-    mut handle: Handle,
-    answer: impl Fn(&Sent) -> Answer + Send + 'static,
-) -> (tokio::task::JoinHandle<()>, Requests) {
-    let requests = Requests::default();
-    let recorded = requests.clone();
-    let task = tokio::spawn(async move {
-        let mut hanging = Vec::new();
-        while let Some((request, send)) = handle.next_request().await {
-            let (parts, body) = request.into_parts();
-            let body = body
-                .collect_bytes()
-                .await
-                .expect("the request body is read");
-            let sent = Sent {
-                method: parts.method.to_string(),
-                path: parts.uri.path().to_owned(),
-                query: parts.uri.query().unwrap_or_default().to_owned(),
-                content_type: parts
-                    .headers
-                    .get(http::header::CONTENT_TYPE)
-                    .and_then(|value| value.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned(),
-                body: String::from_utf8_lossy(&body).into_owned(),
-            };
-            recorded.lock().expect("lock").push(sent.clone());
-            let (code, bytes) = match answer(&sent) {
-                Answer::Json(code, value) => (code, serde_json::to_vec(&value).expect("json")),
-                Answer::Lines(lines) => {
-                    let mut bytes = Vec::new();
-                    for line in lines {
-                        bytes.extend(serde_json::to_vec(&line).expect("json"));
-                        bytes.push(b'\n');
-                    }
-                    (200, bytes)
-                }
-                Answer::Hang => {
-                    hanging.push(send);
-                    continue;
-                }
-            };
-            let response = Response::builder()
-                .status(StatusCode::from_u16(code).expect("code"))
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .body(Body::from(bytes))
-                .expect("response");
-            send.send_response(response);
-        }
-    });
-    (task, requests)
-}
-
-fn source() -> (LiveSource, Handle) {
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let client = kube::Client::new(service, "default");
-    (LiveSource::from_client(client, "https://mock", 200), handle)
-}
-
-fn status(code: u16, reason: &str, message: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
-        "message": message, "reason": reason, "code": code})
-}
 
 /// What an API server answers to an apply: the applied object, stored.
 fn stored(sent: &Sent) -> Value {
@@ -149,7 +43,7 @@ fn web() -> ObjectRef {
 #[tokio::test]
 async fn server_side_apply_sends_the_field_manager_and_force_and_a_dry_run_only_when_asked() {
     let (source, handle) = source();
-    let (task, requests) = serve(handle, |sent| match sent.method.as_str() {
+    let (task, requests) = serve(handle, |sent, _| match sent.method.as_str() {
         "PATCH" => Answer::Json(200, stored(sent)),
         _ => Answer::Json(404, status(404, "NotFound", "not served")),
     });
@@ -203,7 +97,7 @@ async fn server_side_apply_sends_the_field_manager_and_force_and_a_dry_run_only_
 #[tokio::test]
 async fn each_patch_type_is_sent_with_its_content_type_and_the_field_manager() {
     let (source, handle) = source();
-    let (task, requests) = serve(handle, |_| {
+    let (task, requests) = serve(handle, |_, _| {
         let mut object = deployment();
         object["metadata"]
             .as_object_mut()
@@ -265,7 +159,7 @@ async fn each_patch_type_is_sent_with_its_content_type_and_the_field_manager() {
 #[tokio::test]
 async fn a_conflict_maps_to_a_conflict_that_names_the_object_and_keeps_the_servers_message() {
     let (source, handle) = source();
-    let (task, _) = serve(handle, |_| {
+    let (task, _) = serve(handle, |_, _| {
         Answer::Json(
             409,
             status(
@@ -298,7 +192,7 @@ async fn each_api_error_code_maps_to_its_write_error() {
     ];
     for (code, expected) in cases {
         let (source, handle) = source();
-        let (task, _) = serve(handle, move |_| {
+        let (task, _) = serve(handle, move |_, _| {
             Answer::Json(code, status(code, "Failure", "the server says no"))
         });
         let result = source
@@ -331,7 +225,7 @@ async fn each_api_error_code_maps_to_its_write_error() {
 #[tokio::test]
 async fn deleting_an_object_that_is_already_gone_gives_false() {
     let (source, handle) = source();
-    let (task, requests) = serve(handle, |_| {
+    let (task, requests) = serve(handle, |_, _| {
         Answer::Json(
             404,
             status(404, "NotFound", "deployments.apps \"web\" not found"),
@@ -356,7 +250,7 @@ async fn deleting_an_object_that_is_already_gone_gives_false() {
 async fn deleting_a_namespace_gives_true_and_again_while_it_is_terminating() {
     let (source, handle) = source();
     let first = Arc::new(Mutex::new(true));
-    let (task, requests) = serve(handle, move |_| {
+    let (task, requests) = serve(handle, move |_, _| {
         let mut first = first.lock().expect("lock");
         if std::mem::replace(&mut *first, false) {
             Answer::Json(
@@ -390,7 +284,7 @@ async fn deleting_a_namespace_gives_true_and_again_while_it_is_terminating() {
 #[tokio::test]
 async fn reading_a_missing_object_gives_none() {
     let (source, handle) = source();
-    let (task, _) = serve(handle, |_| {
+    let (task, _) = serve(handle, |_, _| {
         Answer::Json(404, status(404, "NotFound", "not found"))
     });
     let found = source
@@ -404,7 +298,7 @@ async fn reading_a_missing_object_gives_none() {
 #[tokio::test]
 async fn listing_follows_pages_and_fills_in_api_version_and_kind() {
     let (source, handle) = source();
-    let (task, requests) = serve(handle, |sent| {
+    let (task, requests) = serve(handle, |sent, _| {
         let item = |name: &str| json!({"metadata": {"name": name, "namespace": "demo"}, "spec": {"replicas": 1}});
         if sent.param("continue").is_none() {
             Answer::Json(
@@ -445,7 +339,7 @@ async fn listing_follows_pages_and_fills_in_api_version_and_kind() {
 #[tokio::test]
 async fn an_unsupported_kind_is_refused_without_any_request() {
     let (source, handle) = source();
-    let (task, requests) = serve(handle, |_| Answer::Json(200, json!({})));
+    let (task, requests) = serve(handle, |_, _| Answer::Json(200, json!({})));
     let widget = json!({"apiVersion": "example.com/v1", "kind": "Widget",
         "metadata": {"name": "w", "namespace": "demo"}});
     let applied = source.apply(&widget, DryRun::No).await;
@@ -474,7 +368,7 @@ async fn an_unsupported_kind_is_refused_without_any_request() {
 #[tokio::test]
 async fn a_namespaced_object_without_a_namespace_is_invalid_without_any_request() {
     let (source, handle) = source();
-    let (task, requests) = serve(handle, |_| Answer::Json(200, json!({})));
+    let (task, requests) = serve(handle, |_, _| Answer::Json(200, json!({})));
     let config = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}});
     let result = source.apply(&config, DryRun::No).await;
     task.abort();
@@ -491,7 +385,7 @@ fn serve_watch(
     handle: Handle,
     pod_watch: impl Fn() -> Answer + Send + 'static,
 ) -> (tokio::task::JoinHandle<()>, Requests) {
-    serve(handle, move |sent| {
+    serve(handle, move |sent, _| {
         let watching = sent.param("watch") == Some("true");
         match (sent.path.as_str(), watching) {
             ("/api/v1/namespaces/demo/pods", false) => {

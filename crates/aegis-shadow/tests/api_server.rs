@@ -3,11 +3,10 @@
 //! expires but which still reaches its verdict, and one interrupted mid-watch whose namespace
 //! the tracker still deletes — all through the live source's requests.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aegis_cluster::WriteError;
-use aegis_cluster::live::LiveSource;
+use aegis_cluster::mock_api::{Answer, Sent, recorded, serve, source, status};
 use aegis_cluster::sim::MockSource;
 use aegis_core::{
     Category, ClusterState, Fix, ResourceKind, ResourceRef, Verdict, VerificationPlan,
@@ -16,52 +15,22 @@ use aegis_k8sgpt::{AnalyzerConfig, Detection};
 use aegis_rules::{Lookup, RulesEngine};
 use aegis_shadow::clone::VARIANT_LABEL;
 use aegis_shadow::{Creation, Error, Limits, NAMESPACE_PREFIX, ShadowRequest, Tracker};
-use http::{Request, Response, StatusCode};
 use k8s_openapi::jiff::Timestamp;
-use kube::client::Body;
 use serde_json::{Value, json};
-
-type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
-
-/// One request the mock API server was sent.
-#[derive(Debug, Clone)]
-struct Sent {
-    method: String,
-    path: String,
-    query: String,
-    content_type: String,
-    body: String,
-}
 
 /// A request as the ordering assertions compare it: method, path, `dryRun`, `fieldManager`.
 type Line = (String, String, Option<String>, Option<String>);
 
-impl Sent {
-    /// The value of one query parameter, URL-decoded.
-    fn param(&self, name: &str) -> Option<String> {
-        self.query
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(key, _)| *key == name)
-            .map(|(_, value)| decode(value))
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).expect("the request body is JSON")
-    }
-
-    fn is_watch(&self) -> bool {
-        self.param("watch").as_deref() == Some("true")
-    }
-
-    /// A server-side apply that is made (not a dry run).
-    fn is_apply(&self) -> bool {
-        self.method == "PATCH"
-            && self.content_type == "application/apply-patch+yaml"
-            && self.param("dryRun").is_none()
-    }
-
+/// What these tests read from a request beyond what the mock API server offers.
+trait ShadowSent {
     /// The shadow namespace the request is about, when it is about one.
+    fn shadow(&self) -> Option<&str>;
+
+    /// The request as the ordering assertions compare it.
+    fn line(&self) -> Line;
+}
+
+impl ShadowSent for Sent {
     fn shadow(&self) -> Option<&str> {
         let rest = self.path.split("/namespaces/").nth(1)?;
         let name = rest.split('/').next()?;
@@ -72,126 +41,15 @@ impl Sent {
         (
             self.method.clone(),
             self.path.clone(),
-            self.param("dryRun"),
-            self.param("fieldManager"),
+            self.decoded_param("dryRun"),
+            self.decoded_param("fieldManager"),
         )
     }
-}
-
-/// Percent-decoding of a query value (kube encodes spaces as `+`).
-fn decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("ascii");
-                out.push(u8::from_str_radix(hex, 16).expect("a percent escape"));
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            byte => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).expect("UTF-8")
-}
-
-/// How the mock API server answers one request.
-enum Answer {
-    /// A status code and a JSON body.
-    Json(u16, Value),
-    /// A watch stream: one JSON object a line, then the end of the stream.
-    Lines(Vec<Value>),
-    /// No answer at all, as a watch on which nothing happens.
-    Hang,
-}
-
-type Requests = Arc<Mutex<Vec<Sent>>>;
-
-/// Serves what `answer` says for each request, given the request and every request so far
-/// (itself included), and records what was sent.
-fn serve(
-    mut handle: Handle,
-    mut answer: impl FnMut(&Sent, &[Sent]) -> Answer + Send + 'static,
-) -> (tokio::task::JoinHandle<()>, Requests) {
-    let requests = Requests::default();
-    let recorded = requests.clone();
-    let task = tokio::spawn(async move {
-        let mut hanging = Vec::new();
-        while let Some((request, send)) = handle.next_request().await {
-            let (parts, body) = request.into_parts();
-            let body = body
-                .collect_bytes()
-                .await
-                .expect("the request body is read");
-            let sent = Sent {
-                method: parts.method.to_string(),
-                path: parts.uri.path().to_owned(),
-                query: parts.uri.query().unwrap_or_default().to_owned(),
-                content_type: parts
-                    .headers
-                    .get(http::header::CONTENT_TYPE)
-                    .and_then(|value| value.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned(),
-                body: String::from_utf8_lossy(&body).into_owned(),
-            };
-            let answered = {
-                let mut all = recorded.lock().expect("lock");
-                all.push(sent.clone());
-                answer(&sent, &all)
-            };
-            let (code, bytes) = match answered {
-                Answer::Json(code, value) => (code, serde_json::to_vec(&value).expect("json")),
-                Answer::Lines(lines) => {
-                    let mut bytes = Vec::new();
-                    for line in lines {
-                        bytes.extend(serde_json::to_vec(&line).expect("json"));
-                        bytes.push(b'\n');
-                    }
-                    (200, bytes)
-                }
-                Answer::Hang => {
-                    hanging.push(send);
-                    continue;
-                }
-            };
-            let response = Response::builder()
-                .status(StatusCode::from_u16(code).expect("code"))
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .body(Body::from(bytes))
-                .expect("response");
-            send.send_response(response);
-        }
-    });
-    (task, requests)
-}
-
-fn source() -> (LiveSource, Handle) {
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let client = kube::Client::new(service, "default");
-    (LiveSource::from_client(client, "https://mock", 200), handle)
-}
-
-fn status(code: u16, reason: &str, message: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
-        "message": message, "reason": reason, "code": code})
 }
 
 fn list(items: &[Value]) -> Value {
     json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "100"},
         "items": items})
-}
-
-fn recorded(requests: &Requests) -> Vec<Sent> {
-    requests.lock().expect("lock").clone()
 }
 
 fn at(seconds_ago: i64) -> String {
@@ -321,7 +179,7 @@ fn endpoint_slice(service: &Value) -> Value {
 fn api_server(sent: &Sent, history: &[Sent]) -> Answer {
     let name = sent.path.rsplit('/').next().unwrap_or_default();
     match sent.method.as_str() {
-        "PATCH" if sent.param("dryRun").as_deref() == Some("All") => Answer::Json(
+        "PATCH" if sent.decoded_param("dryRun").as_deref() == Some("All") => Answer::Json(
             200,
             json!({"apiVersion": "apps/v1", "kind": "Deployment",
                 "metadata": {"name": name, "namespace": "demo", "uid": "production-uid"}}),
@@ -346,8 +204,10 @@ fn api_server(sent: &Sent, history: &[Sent]) -> Answer {
                 "the log is unavailable: the container is waiting to start",
             ),
         ),
-        "GET" if sent.param("labelSelector").is_some() => Answer::Json(200, list(&[])),
-        "GET" if sent.param("limit").as_deref() == Some("1") => Answer::Json(200, list(&[])),
+        "GET" if sent.decoded_param("labelSelector").is_some() => Answer::Json(200, list(&[])),
+        "GET" if sent.decoded_param("limit").as_deref() == Some("1") => {
+            Answer::Json(200, list(&[]))
+        }
         "GET" => {
             let deployments = applied(history, "Deployment");
             let items: Vec<Value> = match sent.path.rsplit('/').next().unwrap_or_default() {
@@ -538,7 +398,7 @@ async fn creating_a_shadow_sends_the_isolation_before_any_workload() {
     assert_eq!(sent[0].json(), incident.fix.patch);
     assert_ne!(sent[0].content_type, "application/apply-patch+yaml");
     assert_eq!(
-        sent[1].param("labelSelector").as_deref(),
+        sent[1].decoded_param("labelSelector").as_deref(),
         Some("aegis.io/shadow=true")
     );
     // Nothing but the dry run leaves the shadow: every other request is the cluster-wide
@@ -724,7 +584,7 @@ async fn a_refused_dry_run_is_a_failed_verdict_and_creates_nothing() {
     let request = incident.request();
     let (source, handle) = source();
     let (task, requests) = serve(handle, |sent, history| {
-        if sent.param("dryRun").as_deref() == Some("All") {
+        if sent.decoded_param("dryRun").as_deref() == Some("All") {
             Answer::Json(
                 422,
                 status(
@@ -765,7 +625,7 @@ async fn a_refused_dry_run_is_a_failed_verdict_and_creates_nothing() {
 
 /// Whether a request belongs to a wait (the one-object list before a watch, or the watch).
 fn part_of_wait(sent: &Sent) -> bool {
-    sent.is_watch() || sent.param("limit").as_deref() == Some("1")
+    sent.is_watch() || sent.decoded_param("limit").as_deref() == Some("1")
 }
 
 /// What reading a shadow namespace lists: its own objects, one List per kind, and nothing
@@ -874,7 +734,7 @@ async fn an_expired_watch_does_not_stop_the_verification() {
             .position(|s| s.is_watch() && s.path == format!("/api/v1/namespaces/{namespace}/pods"))
             .expect("the pods of the shadow were watched");
         assert_eq!(
-            sent[watch].param("timeoutSeconds").as_deref(),
+            sent[watch].decoded_param("timeoutSeconds").as_deref(),
             Some("1"),
             "the watch lasts one interval"
         );
@@ -888,7 +748,7 @@ async fn an_expired_watch_does_not_stop_the_verification() {
             .iter()
             .inspect(|s| {
                 assert_eq!(s.method, "GET", "{s:?}");
-                assert_eq!(s.param("limit").as_deref(), Some("500"), "{s:?}");
+                assert_eq!(s.decoded_param("limit").as_deref(), Some("500"), "{s:?}");
             })
             .map(|s| s.path.clone())
             .collect();

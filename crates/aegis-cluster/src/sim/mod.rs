@@ -1,14 +1,14 @@
 //! The simulated source behind `--mock`: the built-in demo world (SPEC §7).
 //!
 //! Manifests are applied in order, like `kubectl apply`; a second version of a Deployment is a
-//! rollout with a new revision. Every applied object remembers when it was applied, on a clock
-//! that starts at the world's `clock` and moves only when a writer waits ([`ClusterWrite::wait`]),
-//! so a fresh clone is seconds old while the demo workloads are 45 minutes old. Observing runs the
-//! controllers (Deployment → ReplicaSet → Pod, StatefulSet, DaemonSet, Job, Service →
-//! EndpointSlice) at the clock's time, and every pod is simulated by [`pod::simulate`] against
-//! the [`world::World`] model, after the namespace's LimitRange defaults and ResourceQuota pod
-//! count admit it. NetworkPolicies are kept but change nothing: the model has no traffic
-//! between pods. The result is a [`ClusterState`] like any other source's.
+//! rollout with a new revision. Every applied object remembers when it was applied, on a clock that
+//! starts at the world's `clock` and moves only when a writer waits
+//! ([`crate::ClusterWrite::wait`]), so a fresh clone is seconds old while the demo workloads are 45
+//! minutes old. Observing runs the controllers (Deployment → ReplicaSet → Pod, StatefulSet,
+//! DaemonSet, Job, Service → EndpointSlice) at the clock's time, and every pod is simulated by
+//! [`pod::simulate`] against the [`world::World`] model, after the namespace's LimitRange defaults
+//! and ResourceQuota pod count admit it. NetworkPolicies are kept but change nothing: the model has
+//! no traffic between pods. The result is a [`ClusterState`] like any other source's.
 
 pub mod pod;
 pub mod world;
