@@ -170,12 +170,7 @@ pub fn manual_fix(
         .ok_or_else(|| ManualFixError::TargetMissing(target.clone()))?;
     let policy = aegis_core::policy::check(target.kind, patch_type, &patch, Some(&original));
     if !policy.allowed {
-        let violations: Vec<String> = policy
-            .violations
-            .iter()
-            .map(|v| format!("{}: {}", v.path, v.rule))
-            .collect();
-        return Err(ManualFixError::Denied(violations.join("; ")));
+        return Err(ManualFixError::Denied(policy.violations_text()));
     }
     Ok(aegis_core::Fix {
         summary,

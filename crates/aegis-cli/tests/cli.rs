@@ -722,6 +722,17 @@ fn shadow_commands_verify_by_hand_and_refuse_what_they_cannot_do() {
         "5y",
     ]);
     assert_clean_failure(&bad_ttl, 2, &["--ttl"]);
+    let elsewhere = sandbox.run(&[
+        "shadow",
+        "create",
+        "deploy/orders-api",
+        "-n",
+        "demo",
+        "--mock",
+        "--shadow-context",
+        "staging",
+    ]);
+    assert_clean_failure(&elsewhere, 2, &["--shadow-context"]);
     let no_incident = sandbox.run(&[
         "shadow",
         "create",

@@ -18,6 +18,17 @@ pub struct PolicyDecision {
     pub violations: Vec<PolicyViolation>,
 }
 
+impl PolicyDecision {
+    /// The violations in one line for people: `path: rule (message); …`.
+    pub fn violations_text(&self) -> String {
+        self.violations
+            .iter()
+            .map(|v| format!("{}: {} ({})", v.path, v.rule, v.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
 /// One reason a fix is denied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyViolation {

@@ -139,12 +139,7 @@ fn prepare(request: &ShadowRequest<'_>, fix: &Fix) -> Result<Prepared> {
     let decision = policy::check(fix.target.kind, fix.patch_type, &fix.patch, Some(&target));
     if !decision.allowed {
         return Err(Error::PolicyDenied {
-            violations: decision
-                .violations
-                .iter()
-                .map(|v| format!("{}: {}", v.path, v.rule))
-                .collect::<Vec<_>>()
-                .join("; "),
+            violations: decision.violations_text(),
         });
     }
     let patched = patch::apply(&target, fix.patch_type, &fix.patch).map_err(|e| {

@@ -32,20 +32,24 @@ pub async fn run(
                 .hint("use --mock for the demo world, or a kubeconfig context"),
         );
     };
-    let context = match command {
+    // Shadows go to --shadow-context, else shadow.context, else the source's own cluster. The
+    // setting only concerns live clusters; the flag on another source is a mistake.
+    let flag = match command {
         ShadowCommand::Create { shadow_context, .. } => shadow_context.clone(),
         _ => None,
+    };
+    let live = source.reader.kind() == SourceKind::Cluster;
+    if flag.is_some() && !live {
+        return Err(CliError::usage(
+            "--shadow-context needs a live cluster as the source, not --mock",
+        ));
     }
-    .or_else(|| resolved.settings.shadow.context.clone());
+    let context = flag.or_else(|| {
+        live.then(|| resolved.settings.shadow.context.clone())
+            .flatten()
+    });
     let shadow_cluster: Arc<dyn Cluster> = match context {
-        Some(context) if source.reader.kind() == SourceKind::Cluster => {
-            Arc::new(connect(resolved, Some(context)).await?)
-        }
-        Some(_) => {
-            return Err(CliError::usage(
-                "--shadow-context (shadow.context) needs a live cluster as the source",
-            ));
-        }
+        Some(context) => Arc::new(connect(resolved, Some(context)).await?),
         None => production.clone(),
     };
     for name in aegis_shadow::collect_garbage(shadow_cluster.as_ref())
