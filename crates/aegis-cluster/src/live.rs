@@ -49,6 +49,13 @@ const MAX_LOG_PODS: usize = 100;
 /// Log requests in flight at once.
 const LOG_CONCURRENCY: usize = 8;
 
+/// The log of a container's previous instance, by pod uid, container and restart count: it no
+/// longer changes, so a source that reads the same pods again (a shadow's looks, every second)
+/// fetches it once. `None` records that it could not be read.
+type PreviousLogs = std::sync::Arc<
+    std::sync::Mutex<std::collections::HashMap<(String, String, i32), Option<String>>>,
+>;
+
 /// Reads a live cluster.
 #[derive(Clone)]
 pub struct LiveSource {
@@ -56,6 +63,7 @@ pub struct LiveSource {
     server: String,
     default_namespace: String,
     log_tail_lines: i64,
+    previous_logs: PreviousLogs,
 }
 
 impl std::fmt::Debug for LiveSource {
@@ -98,6 +106,7 @@ impl LiveSource {
             server,
             default_namespace,
             log_tail_lines: options.log_tail_lines,
+            previous_logs: PreviousLogs::default(),
         };
         let deadline = options.connect_timeout + options.read_timeout;
         match tokio::time::timeout(deadline, source.client.apiserver_version()).await {
@@ -120,6 +129,7 @@ impl LiveSource {
             client,
             server: server.to_owned(),
             log_tail_lines,
+            previous_logs: PreviousLogs::default(),
         }
     }
 
@@ -313,16 +323,32 @@ impl LiveSource {
                     previous,
                 };
                 if running_or_terminated || container.restart_count > 0 {
-                    requests.push(key(false));
+                    requests.push((key(false), None));
                 }
                 if container.restart_count > 0 {
-                    requests.push(key(true));
+                    let cache_key = (
+                        pod.metadata.uid.clone().unwrap_or_default(),
+                        container.name.clone(),
+                        container.restart_count,
+                    );
+                    let known = self
+                        .previous_logs
+                        .lock()
+                        .ok()
+                        .and_then(|cache| cache.get(&cache_key).cloned());
+                    match known {
+                        Some(Some(log)) => {
+                            state.logs.insert(key(true), log);
+                        }
+                        Some(None) => {}
+                        None => requests.push((key(true), Some(cache_key))),
+                    }
                 }
             }
         }
         let tail_lines = self.log_tail_lines;
         let fetched: Vec<(LogKey, Option<String>)> = futures::stream::iter(requests)
-            .map(|key| {
+            .map(|(key, cache_key)| {
                 let api: Api<Pod> = Api::namespaced(self.client.clone(), &key.namespace);
                 async move {
                     let params = LogParams {
@@ -338,6 +364,11 @@ impl LiveSource {
                             None
                         }
                     };
+                    if let Some(cache_key) = cache_key
+                        && let Ok(mut cache) = self.previous_logs.lock()
+                    {
+                        cache.insert(cache_key, log.clone());
+                    }
                     (key, log)
                 }
             })

@@ -321,3 +321,40 @@ async fn a_namespace_scope_lists_inside_that_namespace() {
         "only the scoped namespace is kept"
     );
 }
+
+#[tokio::test]
+async fn a_second_load_reads_previous_logs_from_memory_and_current_ones_again() {
+    let (server, simulated) = ApiServer::demo();
+    let requests = server.requests.clone();
+    let (client, handle) = client();
+    let task = server.serve(handle, simulated.clone());
+    let source = LiveSource::from_client(client, "https://mock", 200);
+    let first = source.load(&Scope::all()).await.expect("loads");
+    let logs_of = |requests: &[String], previous: bool| {
+        requests
+            .iter()
+            .filter(|r| r.contains("/log?") && r.contains("previous=true") == previous)
+            .count()
+    };
+    let before = requests.lock().expect("lock").clone();
+    let second = source.load(&Scope::all()).await.expect("loads again");
+    drop(source);
+    task.abort();
+    let after = requests.lock().expect("lock").clone();
+    let again = &after[before.len()..];
+    assert!(logs_of(&before, true) > 0, "previous logs were read once");
+    assert_eq!(
+        logs_of(again, true),
+        0,
+        "previous logs do not change: {again:#?}"
+    );
+    assert_eq!(
+        logs_of(again, false),
+        logs_of(&before, false),
+        "current logs are read again"
+    );
+    assert_eq!(
+        first.state.logs, second.state.logs,
+        "the same logs either way"
+    );
+}
