@@ -86,7 +86,7 @@ pub fn evaluate(check: &Check, state: &ClusterState, pods: &[&Pod]) -> Status {
                 e.involved_object
                     .name
                     .as_deref()
-                    .is_some_and(|n| n.ends_with(Variant::Candidate.as_str()))
+                    .is_some_and(is_candidate_controller)
             })
             .map(|e| e.message.clone().unwrap_or_default())
             .collect();
@@ -214,6 +214,18 @@ pub fn evaluate(check: &Check, state: &ClusterState, pods: &[&Pod]) -> Status {
     }
 }
 
+/// Whether an object is the candidate clone or its ReplicaSet (the clone's name and a hash):
+/// where a refusal to create the candidate's pods is reported.
+fn is_candidate_controller(name: &str) -> bool {
+    let suffix = format!("-{}", Variant::Candidate.as_str());
+    let baseline = format!("-{}", Variant::Baseline.as_str());
+    name.ends_with(&suffix)
+        || (!name.ends_with(&baseline)
+            && name
+                .rsplit_once('-')
+                .is_some_and(|(owner, _hash)| owner.ends_with(&suffix)))
+}
+
 /// Seconds a container must run before its liveness and startup probes could have killed it:
 /// the longest initial delay plus period × failure threshold; 0 without such probes.
 pub fn failure_window(container: &Container) -> u64 {
@@ -295,4 +307,46 @@ pub fn diagnoses(state: &ClusterState, clones: &[ResourceRef]) -> BTreeMap<Categ
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{Event, ObjectReference};
+
+    use super::*;
+
+    fn refused(owner: &str) -> ClusterState {
+        ClusterState {
+            events: vec![Event {
+                reason: Some("FailedCreate".to_owned()),
+                message: Some("pods \"x\" is forbidden: exceeded quota".to_owned()),
+                involved_object: ObjectReference {
+                    kind: Some("ReplicaSet".to_owned()),
+                    name: Some(owner.to_owned()),
+                    ..ObjectReference::default()
+                },
+                ..Event::default()
+            }],
+            ..ClusterState::default()
+        }
+    }
+
+    #[test]
+    fn a_refused_candidate_pod_fails_and_a_refused_baseline_pod_does_not_count() {
+        let cases = [
+            ("web-candidate-7d9c5f", true),
+            ("web-candidate", true),
+            ("web-baseline-7d9c5f", false),
+            ("web-candidate-baseline-7d9c5f", false),
+            ("web-candidate-baseline", false),
+        ];
+        for (owner, fails) in cases {
+            let status = evaluate(&Check::Ready, &refused(owner), &[]);
+            assert_eq!(
+                matches!(status, Status::Fail(_)),
+                fails,
+                "{owner}: {status:?}"
+            );
+        }
+    }
 }
