@@ -19,6 +19,22 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::resource::{ResourceKind, ResourceRef};
 
+/// The pod's `Ready` condition when it is `True`: the pod is ready, since the condition's
+/// transition time.
+pub fn ready_condition(pod: &Pod) -> Option<&k8s_openapi::api::core::v1::PodCondition> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+/// Whether every container of the pod is ready (its `Ready` condition is `True`).
+pub fn pod_is_ready(pod: &Pod) -> bool {
+    ready_condition(pod).is_some()
+}
+
 /// Which log of a container: the running instance, or the one before the last restart.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LogKey {

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use aegis_core::state::{StateIndex, ref_of};
+use aegis_core::state::{StateIndex, pod_is_ready, ref_of};
 use aegis_core::{Evidence, EvidenceSource, ResourceKind};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -113,7 +113,7 @@ pub fn services(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
         }
         let pod_workload = index.workload_of(ResourceKind::Pod, &pods[0].metadata);
         if ready == 0 && !slices.is_empty()
-            || (slices.is_empty() && pods.iter().all(|p| !pod_ready(p)))
+            || (slices.is_empty() && pods.iter().all(|p| !pod_is_ready(p)))
         {
             out.push(detection(
                 index,
@@ -171,13 +171,6 @@ pub fn services(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
             }
         }
     }
-}
-
-fn pod_ready(pod: &Pod) -> bool {
-    pod.status
-        .iter()
-        .flat_map(|s| s.conditions.iter().flatten())
-        .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
 pub fn ingresses(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
