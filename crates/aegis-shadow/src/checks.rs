@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use aegis_core::state::pod_is_ready;
 use aegis_core::{Category, Check, ClusterState, ResourceRef};
 use aegis_k8sgpt::{AnalyzerConfig, Detection};
 use aegis_rules::{Lookup, RulesEngine};
@@ -198,13 +199,7 @@ pub fn evaluate(check: &Check, state: &ClusterState, pods: &[&Pod]) -> Status {
             Status::Pass
         }
         Check::Ready => {
-            let ready = pods.iter().all(|p| {
-                p.status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-            });
-            if ready {
+            if pods.iter().all(|p| pod_is_ready(p)) {
                 Status::Pass
             } else {
                 Status::Pending("not ready yet".to_owned())
@@ -261,13 +256,7 @@ fn endpoints(state: &ClusterState, pods: &[&Pod], service: &str) -> Status {
     if ready_endpoint {
         return Status::Pass;
     }
-    let pods_ready = !pods.is_empty()
-        && pods.iter().all(|p| {
-            p.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        });
+    let pods_ready = !pods.is_empty() && pods.iter().all(|p| pod_is_ready(p));
     if pods_ready {
         Status::Fail(format!(
             "service {service} has no ready endpoint although the shadow pod is ready"
@@ -277,8 +266,16 @@ fn endpoints(state: &ClusterState, pods: &[&Pod], service: &str) -> Status {
     }
 }
 
-/// What AEGIS diagnoses on one clone: the categories found with the finding reasons behind each.
-pub fn diagnoses(state: &ClusterState, clones: &[ResourceRef]) -> BTreeMap<Category, Vec<String>> {
+/// The categories AEGIS diagnoses on some clones, with the finding reasons behind each.
+pub type Diagnosed = BTreeMap<Category, Vec<String>>;
+
+/// What AEGIS diagnoses on the baseline's clones and on the candidate's, from one run of the
+/// analyzers and rules over the shadow's state.
+pub fn diagnoses(
+    state: &ClusterState,
+    baseline: &[ResourceRef],
+    candidate: &[ResourceRef],
+) -> (Diagnosed, Diagnosed) {
     let lookup = Lookup::new(state);
     let config = AnalyzerConfig {
         grace_period_seconds: 0,
@@ -287,7 +284,7 @@ pub fn diagnoses(state: &ClusterState, clones: &[ResourceRef]) -> BTreeMap<Categ
     let detections = aegis_k8sgpt::analyze(lookup.index(), &config, None);
     let mut by_workload: BTreeMap<&ResourceRef, Vec<&Detection>> = BTreeMap::new();
     for detection in &detections {
-        if clones.contains(&detection.workload) {
+        if baseline.contains(&detection.workload) || candidate.contains(&detection.workload) {
             by_workload
                 .entry(&detection.workload)
                 .or_default()
@@ -295,8 +292,13 @@ pub fn diagnoses(state: &ClusterState, clones: &[ResourceRef]) -> BTreeMap<Categ
         }
     }
     let rules = RulesEngine::default();
-    let mut found: BTreeMap<Category, Vec<String>> = BTreeMap::new();
+    let (mut on_baseline, mut on_candidate) = (Diagnosed::new(), Diagnosed::new());
     for (workload, detections) in by_workload {
+        let found = if baseline.contains(workload) {
+            &mut on_baseline
+        } else {
+            &mut on_candidate
+        };
         for diagnosis in rules.diagnose(&lookup, workload, &detections) {
             let reasons = found.entry(diagnosis.category).or_default();
             for finding in diagnosis.findings {
@@ -306,7 +308,7 @@ pub fn diagnoses(state: &ClusterState, clones: &[ResourceRef]) -> BTreeMap<Categ
             }
         }
     }
-    found
+    (on_baseline, on_candidate)
 }
 
 #[cfg(test)]

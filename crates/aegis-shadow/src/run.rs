@@ -153,7 +153,7 @@ fn prepare(request: &ShadowRequest<'_>, fix: &Fix) -> Result<Prepared> {
             .pointer("/spec/selector")
             .cloned()
             .unwrap_or_default();
-        let workload = workload_selected_by(request.state, fix.target.namespace_str(), &selector)
+        let workload = workload_selected_by(&lookup, fix.target.namespace_str(), &selector)
             .or_else(|| {
                 (request.workload.kind != ResourceKind::Service)
                     .then(|| lookup.object(&request.workload))
@@ -203,72 +203,22 @@ fn prepare(request: &ShadowRequest<'_>, fix: &Fix) -> Result<Prepared> {
 }
 
 /// The first workload (Deployment, StatefulSet, DaemonSet, bare Pod) in `namespace` whose pods
-/// carry every label of `selector`.
-fn workload_selected_by(state: &ClusterState, namespace: &str, selector: &Value) -> Option<Value> {
+/// carry every label of `selector`, as JSON.
+fn workload_selected_by(
+    lookup: &aegis_rules::Lookup<'_>,
+    namespace: &str,
+    selector: &Value,
+) -> Option<Value> {
     let selector = selector.as_object().filter(|s| !s.is_empty())?;
-    let matches = |labels: Option<&std::collections::BTreeMap<String, String>>| {
-        selector.iter().all(|(key, value)| {
-            labels
-                .and_then(|l| l.get(key))
-                .is_some_and(|v| Some(v.as_str()) == value.as_str())
-        })
-    };
-    let in_namespace = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-        meta.namespace.as_deref() == Some(namespace)
-    };
-    // The workloads' pod labels, in order of preference: Deployments, StatefulSets,
-    // DaemonSets, then bare pods.
-    let templates =
-        |meta: &'_ k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-         template: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>| {
-            in_namespace(meta) && matches(template_labels(template))
-        };
-    let deployment = state
-        .deployments
+    let (workload, _) = lookup
+        .pod_template_labels(namespace)
         .iter()
-        .find(|d| templates(&d.metadata, d.spec.as_ref().map(|s| &s.template)))
-        .and_then(to_json);
-    let stateful_set = || {
-        state
-            .stateful_sets
-            .iter()
-            .find(|s| templates(&s.metadata, s.spec.as_ref().map(|s| &s.template)))
-            .and_then(to_json)
-    };
-    let daemon_set = || {
-        state
-            .daemon_sets
-            .iter()
-            .find(|d| templates(&d.metadata, d.spec.as_ref().map(|s| &s.template)))
-            .and_then(to_json)
-    };
-    let bare_pod = || {
-        state
-            .pods
-            .iter()
-            .filter(|p| {
-                p.metadata
-                    .owner_references
-                    .as_ref()
-                    .is_none_or(Vec::is_empty)
-            })
-            .find(|p| in_namespace(&p.metadata) && matches(p.metadata.labels.as_ref()))
-            .and_then(to_json)
-    };
-    deployment
-        .or_else(stateful_set)
-        .or_else(daemon_set)
-        .or_else(bare_pod)
-}
-
-fn template_labels(
-    template: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>,
-) -> Option<&std::collections::BTreeMap<String, String>> {
-    template.and_then(|t| t.metadata.as_ref()?.labels.as_ref())
-}
-
-fn to_json<T: serde::Serialize>(object: &T) -> Option<Value> {
-    serde_json::to_value(object).ok()
+        .find(|(_, labels)| {
+            selector
+                .iter()
+                .all(|(key, value)| labels.get(key).map(String::as_str) == value.as_str())
+        })?;
+    lookup.object(workload)
 }
 
 /// Bytes as lower-case hexadecimal.
@@ -556,9 +506,10 @@ async fn watch(
     let mut engine = Engine::new(request.category, plan);
     let interval = std::time::Duration::from_secs(plan.interval_seconds.max(1));
     let mut first: Option<ClusterState> = None;
-    let mut reproduced_at: Option<f64> = None;
     let mut looked = created;
-    let (verdict, reason, last) = loop {
+    // The last look also gives what the baseline showed besides the incident, for the report
+    // when it never reproduced.
+    let (verdict, reason, last, seen_on_baseline) = loop {
         // Looks are scheduled an interval apart; the time spent reading counts against the wait,
         // and a watch event brings the next look sooner.
         let since =
@@ -578,6 +529,8 @@ async fn watch(
             .state;
         let now = cluster.now();
         let candidate_pods = checks::variant_pods(&state, Variant::Candidate);
+        let (mut on_baseline, on_candidate) =
+            checks::diagnoses(&state, &baseline_refs, &candidate_refs);
         let observation = Observation {
             elapsed_ms: u64::try_from(now.duration_since(created).as_millis()).unwrap_or(0),
             checks: plan
@@ -590,20 +543,16 @@ async fn watch(
                     )
                 })
                 .collect(),
-            baseline_signature: checks::diagnoses(&state, &baseline_refs).remove(&request.category),
-            candidate_categories: checks::diagnoses(&state, &candidate_refs)
-                .into_keys()
-                .collect(),
+            baseline_signature: on_baseline.remove(&request.category),
+            candidate_categories: on_candidate.into_keys().collect(),
         };
-        if reproduced_at.is_none() && observation.baseline_signature.is_some() {
-            reproduced_at = Some(seconds_between(created, now));
-        }
         let decision = engine.observe(observation);
         if first.is_none() {
             first = Some(state.clone());
         }
         if let Decision::Done { verdict, reason } = decision {
-            break (verdict, reason, state);
+            let seen: Vec<String> = on_baseline.into_keys().map(|c| c.id().to_owned()).collect();
+            break (verdict, reason, state, seen);
         }
     };
     let duration = seconds_between(created, cluster.now());
@@ -628,13 +577,8 @@ async fn watch(
         shadow: None,
         baseline: Some(Baseline {
             reproduced: signature.is_some(),
-            signature: signature.unwrap_or_else(|| {
-                checks::diagnoses(&last, &baseline_refs)
-                    .into_keys()
-                    .map(|c| c.id().to_owned())
-                    .collect()
-            }),
-            reproduced_after_seconds: reproduced_at,
+            signature: signature.unwrap_or(seen_on_baseline),
+            reproduced_after_seconds: engine.reproduced_after_ms().map(|ms| ms as f64 / 1000.0),
         }),
         checks: engine.results().to_vec(),
         candidates: Vec::new(),
@@ -649,14 +593,10 @@ fn ready_since(state: &ClusterState, created: Timestamp) -> Option<f64> {
     let pods = checks::variant_pods(state, Variant::Candidate);
     let mut latest: Option<Timestamp> = None;
     for pod in &pods {
-        let ready = pod
-            .status
+        let at = aegis_core::state::ready_condition(pod)?
+            .last_transition_time
             .as_ref()?
-            .conditions
-            .as_ref()?
-            .iter()
-            .find(|c| c.type_ == "Ready" && c.status == "True")?;
-        let at = ready.last_transition_time.as_ref()?.0;
+            .0;
         latest = Some(latest.map_or(at, |l| l.max(at)));
     }
     latest.map(|at| seconds_between(created, at))

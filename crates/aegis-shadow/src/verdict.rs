@@ -66,6 +66,8 @@ pub struct Engine {
     failures: u32,
     last_failure: Option<u64>,
     reproduced: Option<Vec<String>>,
+    /// When the baseline first showed the incident.
+    reproduced_at: Option<u64>,
     last_failures: Vec<String>,
     last_health: Option<f64>,
     last_candidate: Vec<Category>,
@@ -95,6 +97,7 @@ impl Engine {
             failures: 0,
             last_failure: None,
             reproduced: None,
+            reproduced_at: None,
             last_failures: Vec::new(),
             last_health: None,
             last_candidate: Vec::new(),
@@ -111,6 +114,11 @@ impl Engine {
         self.reproduced.as_deref()
     }
 
+    /// Milliseconds from the shadow's creation until the baseline first showed the incident.
+    pub fn reproduced_after_ms(&self) -> Option<u64> {
+        self.reproduced_at
+    }
+
     /// The share of checks passing at the last observation.
     pub fn health_score(&self) -> Option<f64> {
         self.last_health
@@ -123,6 +131,7 @@ impl Engine {
             && let Some(signature) = observation.baseline_signature
         {
             self.reproduced = Some(signature);
+            self.reproduced_at = Some(elapsed);
         }
         self.last_candidate = observation.candidate_categories;
         let passing = observation
