@@ -77,10 +77,10 @@ pub async fn verify_incidents(
             ))
         })
         .collect();
-    let snapshot: Vec<Incident> = incidents.to_vec();
+    let read: &[Incident] = incidents;
     let results: Vec<(usize, VerificationResult)> = futures::stream::iter(work)
         .map(|(position, request)| {
-            let incident = &snapshot[position];
+            let incident = &read[position];
             async move {
                 progress.started(incident);
                 let result = aegis_shadow::verify(production, shadow, &request, tracker)

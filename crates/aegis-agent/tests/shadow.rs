@@ -29,6 +29,7 @@ async fn analyzed(world: &MockSource) -> (aegis_core::ClusterState, Vec<Incident
     (state, report.incidents)
 }
 
+/// Verifies `incidents` on the mock world, one shadow at a time.
 async fn verified(
     world: &MockSource,
     incidents: &mut [Incident],
@@ -38,12 +39,22 @@ async fn verified(
         concurrency: 1,
         ..VerifyOptions::from_settings(&Settings::default().shadow)
     };
+    verified_with(world, incidents, state, &options).await;
+}
+
+/// Verifies `incidents` on the mock world with `options`.
+async fn verified_with(
+    world: &MockSource,
+    incidents: &mut [Incident],
+    state: &aegis_core::ClusterState,
+    options: &VerifyOptions,
+) {
     verify_incidents(
         state,
         incidents,
         world,
         world,
-        &options,
+        options,
         &Tracker::default(),
         &Quiet,
     )
@@ -173,16 +184,7 @@ async fn shadows_expire_and_are_collected() {
         .position(|i| i.fix.is_some())
         .expect("a fix");
     let mut one = vec![incidents.swap_remove(first)];
-    verify_incidents(
-        &state,
-        &mut one,
-        &world,
-        &world,
-        &options,
-        &Tracker::default(),
-        &Quiet,
-    )
-    .await;
+    verified_with(&world, &mut one, &state, &options).await;
     let shadows = aegis_shadow::list(&world).await.expect("list");
     assert_eq!(shadows.len(), 1);
     assert_eq!(shadows[0].verdict, Some(Verdict::Successful));
@@ -263,28 +265,10 @@ async fn a_shadow_that_cannot_run_leaves_the_fix_inconclusive_and_says_why() {
     options.limits.max_concurrent = 1;
     options.concurrency = 1;
     let mut first = vec![with_fix.remove(0)];
-    verify_incidents(
-        &state,
-        &mut first,
-        &world,
-        &world,
-        &options,
-        &Tracker::default(),
-        &Quiet,
-    )
-    .await;
+    verified_with(&world, &mut first, &state, &options).await;
     assert_eq!(first[0].verification.result.verdict, Verdict::Successful);
     let mut second = vec![with_fix.remove(0)];
-    verify_incidents(
-        &state,
-        &mut second,
-        &world,
-        &world,
-        &options,
-        &Tracker::default(),
-        &Quiet,
-    )
-    .await;
+    verified_with(&world, &mut second, &state, &options).await;
     let result = &second[0].verification.result;
     assert_eq!(result.verdict, Verdict::Inconclusive);
     assert!(
