@@ -181,6 +181,7 @@ pub fn manual_fix(
         risk: aegis_core::Risk::Medium,
         policy,
         requires_approval: true,
+        rollback: None,
     })
 }
 

@@ -12,7 +12,9 @@ use aegis_core::state::LogKey;
 use aegis_core::{ClusterState, SourceKind};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
@@ -20,6 +22,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, ListParams, LogParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, Resource};
@@ -41,6 +44,29 @@ pub struct LiveOptions {
     /// Lines of each failing container's log to read.
     pub log_tail_lines: i64,
 }
+
+/// The kinds the live source lists, and whether each is cluster-scoped.
+const LISTED_KINDS: [(&str, bool); 19] = [
+    ("Namespace", true),
+    ("Node", true),
+    ("StorageClass", true),
+    ("Pod", false),
+    ("Deployment", false),
+    ("ReplicaSet", false),
+    ("StatefulSet", false),
+    ("DaemonSet", false),
+    ("Job", false),
+    ("CronJob", false),
+    ("Service", false),
+    ("EndpointSlice", false),
+    ("PersistentVolumeClaim", false),
+    ("Ingress", false),
+    ("HorizontalPodAutoscaler", false),
+    ("ConfigMap", false),
+    ("Secret", false),
+    ("Event", false),
+    ("ControllerRevision", false),
+];
 
 /// Objects per page of a List.
 const PAGE_SIZE: u32 = 500;
@@ -224,6 +250,8 @@ impl LiveSource {
             config_maps,
             secrets,
             events,
+            controller_revisions,
+            storage_classes,
         ) = futures::try_join!(
             self.list_cluster::<Namespace>(scope),
             self.list_cluster::<Node>(scope),
@@ -242,6 +270,8 @@ impl LiveSource {
             self.list::<ConfigMap>(scope),
             self.list::<Secret>(scope),
             self.list::<Event>(scope),
+            self.list::<ControllerRevision>(scope),
+            self.list_cluster::<StorageClass>(scope),
         )?;
         let mut state = ClusterState::default();
         macro_rules! take {
@@ -268,6 +298,19 @@ impl LiveSource {
         take!(config_maps, config_maps);
         take!(secrets, secrets);
         take!(events, events);
+        take!(controller_revisions, controller_revisions);
+        take!(storage_classes, storage_classes);
+        // The kinds read: every kind listed, less those refused (and the cluster-scoped ones
+        // when the scope leaves them out).
+        let mut read_kinds: std::collections::BTreeSet<String> = LISTED_KINDS
+            .iter()
+            .filter(|(_, cluster_scoped)| scope.cluster_objects || !cluster_scoped)
+            .map(|(kind, _)| (*kind).to_owned())
+            .collect();
+        for warning in &warnings {
+            read_kinds.remove(&warning.location);
+        }
+        state.read_kinds = Some(read_kinds);
         for secret in &mut state.secrets {
             ClusterState::redact_secret(secret);
         }

@@ -4,7 +4,9 @@
 //! or the YAML text of one item — so large snapshots never hold an untyped copy of every object.
 
 use aegis_core::ClusterState;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
@@ -12,6 +14,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -61,6 +64,8 @@ pub enum Object {
     ConfigMap(ConfigMap),
     Secret(Secret),
     Event(Event),
+    ControllerRevision(ControllerRevision),
+    StorageClass(StorageClass),
     Other { namespace: Option<String> },
 }
 
@@ -88,6 +93,8 @@ impl Object {
             ("apps", "ReplicaSet") => Self::ReplicaSet(decoder.decode()?),
             ("apps", "StatefulSet") => Self::StatefulSet(decoder.decode()?),
             ("apps", "DaemonSet") => Self::DaemonSet(decoder.decode()?),
+            ("apps", "ControllerRevision") => Self::ControllerRevision(decoder.decode()?),
+            ("storage.k8s.io", "StorageClass") => Self::StorageClass(decoder.decode()?),
             ("batch", "Job") => Self::Job(decoder.decode()?),
             ("batch", "CronJob") => Self::CronJob(decoder.decode()?),
             ("discovery.k8s.io", "EndpointSlice") => Self::EndpointSlice(decoder.decode()?),
@@ -106,6 +113,32 @@ impl Object {
                     namespace: meta.metadata.and_then(|m| m.namespace),
                 }
             }
+        })
+    }
+
+    /// The Kubernetes `kind` of a typed object.
+    pub fn kind(&self) -> Option<&'static str> {
+        Some(match self {
+            Self::Namespace(_) => "Namespace",
+            Self::Pod(_) => "Pod",
+            Self::Deployment(_) => "Deployment",
+            Self::ReplicaSet(_) => "ReplicaSet",
+            Self::StatefulSet(_) => "StatefulSet",
+            Self::DaemonSet(_) => "DaemonSet",
+            Self::Job(_) => "Job",
+            Self::CronJob(_) => "CronJob",
+            Self::Service(_) => "Service",
+            Self::EndpointSlice(_) => "EndpointSlice",
+            Self::Node(_) => "Node",
+            Self::PersistentVolumeClaim(_) => "PersistentVolumeClaim",
+            Self::Ingress(_) => "Ingress",
+            Self::HorizontalPodAutoscaler(_) => "HorizontalPodAutoscaler",
+            Self::ConfigMap(_) => "ConfigMap",
+            Self::Secret(_) => "Secret",
+            Self::Event(_) => "Event",
+            Self::ControllerRevision(_) => "ControllerRevision",
+            Self::StorageClass(_) => "StorageClass",
+            Self::Other { .. } => return None,
         })
     }
 
@@ -128,6 +161,8 @@ impl Object {
             Self::ConfigMap(o) => &o.metadata,
             Self::Secret(o) => &o.metadata,
             Self::Event(o) => &o.metadata,
+            Self::ControllerRevision(o) => &o.metadata,
+            Self::StorageClass(o) => &o.metadata,
             Self::Other { namespace } => return namespace.as_deref(),
         };
         meta.namespace.as_deref()
@@ -140,6 +175,8 @@ pub struct ObjectSink {
     pub state: ClusterState,
     /// Objects outside this scope are skipped.
     pub scope: Scope,
+    /// The kinds of the typed objects offered, inside the scope or not.
+    pub kinds: std::collections::BTreeSet<String>,
 }
 
 impl ObjectSink {
@@ -148,6 +185,7 @@ impl ObjectSink {
         Self {
             state: ClusterState::default(),
             scope,
+            kinds: std::collections::BTreeSet::new(),
         }
     }
 
@@ -201,6 +239,11 @@ impl ObjectSink {
 
     /// Files a typed object; returns whether it was inside the scope.
     pub fn push(&mut self, object: Object) -> bool {
+        if let Some(kind) = object.kind()
+            && !self.kinds.contains(kind)
+        {
+            self.kinds.insert(kind.to_owned());
+        }
         if !self.scope.includes(object.namespace()) {
             return false;
         }
@@ -223,6 +266,8 @@ impl ObjectSink {
             Object::ConfigMap(o) => state.config_maps.push(o),
             Object::Secret(o) => state.secrets.push(o),
             Object::Event(o) => state.events.push(o),
+            Object::ControllerRevision(o) => state.controller_revisions.push(o),
+            Object::StorageClass(o) => state.storage_classes.push(o),
             Object::Other { .. } => state.other_objects += 1,
         }
         true

@@ -378,11 +378,15 @@ fn decode_in_parallel(
     let mut state = aegis_core::ClusterState::default();
     let mut warnings = Vec::new();
     let mut read = 0;
+    // A snapshot read the kinds it holds, and no others (SPEC §6, coverage).
+    let mut kinds = std::collections::BTreeSet::new();
     for (sink, found, count) in results {
         state.absorb(sink.state);
+        kinds.extend(sink.kinds);
         warnings.extend(found);
         read += count;
     }
+    state.read_kinds = Some(kinds);
     (state, warnings, read)
 }
 

@@ -87,6 +87,14 @@ impl ApiServer {
             list("ConfigMapList", &state.config_maps),
         );
         add(
+            "/apis/apps/v1/controllerrevisions",
+            list("ControllerRevisionList", &state.controller_revisions),
+        );
+        add(
+            "/apis/storage.k8s.io/v1/storageclasses",
+            list("StorageClassList", &state.storage_classes),
+        );
+        add(
             "/api/v1/secrets",
             json!({"apiVersion": "v1", "kind": "SecretList", "metadata": {}, "items": [
                 {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "demo"}, "data": {"password": "aHVudGVyMg=="}}
@@ -181,14 +189,14 @@ async fn each_kind_is_listed_once_and_only_failing_containers_logs_are_read() {
 
     let requests = requests.lock().expect("lock").clone();
     let lists: Vec<&String> = requests.iter().filter(|r| !r.contains("/log?")).collect();
-    assert_eq!(lists.len(), 17, "one List per kind: {lists:#?}");
+    assert_eq!(lists.len(), 19, "one List per kind: {lists:#?}");
     let mut paths: Vec<&str> = lists
         .iter()
         .map(|r| r.split('?').next().unwrap_or_default())
         .collect();
     paths.sort_unstable();
     paths.dedup();
-    assert_eq!(paths.len(), 17, "no kind listed twice");
+    assert_eq!(paths.len(), 19, "no kind listed twice");
     assert!(
         lists.iter().all(|r| r.contains("limit=500")),
         "lists are paginated"
@@ -263,6 +271,9 @@ async fn a_kind_the_credentials_may_not_list_is_a_warning_not_a_failure() {
     assert_eq!(loaded.warnings.len(), 1);
     assert_eq!(loaded.warnings[0].location, "Secret");
     assert!(loaded.warnings[0].reason.contains("403"));
+    // A refused kind is known to be unread: its objects' absence proves nothing.
+    assert!(!loaded.state.has_read("Secret"));
+    assert!(loaded.state.has_read("ConfigMap"));
 }
 
 #[tokio::test]

@@ -163,6 +163,17 @@ pub enum Risk {
     High,
 }
 
+impl Risk {
+    /// The word used in JSON and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+        }
+    }
+}
+
 /// A proposed fix: a typed patch on one object, with the patch that undoes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fix {
@@ -174,6 +185,22 @@ pub struct Fix {
     pub risk: Risk,
     pub policy: PolicyDecision,
     pub requires_approval: bool,
+    /// Set when the fix returns the workload to an earlier revision's pod template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Rollback>,
+}
+
+/// A fix that returns a workload to the revision that last ran healthy (SPEC §8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollback {
+    /// The failing revision, and the one returned to.
+    pub from_revision: i64,
+    pub to_revision: i64,
+    /// The object holding the revision returned to: `ReplicaSet/<name>` or
+    /// `ControllerRevision/<name>`.
+    pub source: String,
+    /// The pod-template fields the rollback changes, as paths.
+    pub fields: Vec<String>,
 }
 
 /// One incident: a failure of one workload, with its diagnosis and fix.

@@ -17,7 +17,7 @@ pub mod verification;
 
 pub use incident::{
     AnalysisReport, Evidence, EvidenceSource, Finding, Fix, Incident, LlmOpinion, LlmVerdict,
-    PatchType, Rca, Risk, SourceKind,
+    PatchType, Rca, Risk, Rollback, SourceKind,
 };
 pub use policy::{PolicyDecision, PolicyViolation};
 pub use resource::{ResourceKind, ResourceRef, TargetSpec};

@@ -473,6 +473,87 @@ fn render(value: &Value, depth: usize, label: Option<String>, out: &mut Vec<Stri
     }
 }
 
+/// The strategic-merge patch that turns `from` into `to`: fields that differ take `to`'s value,
+/// fields `to` lacks are removed (`null`), lists Kubernetes merges by a key are diffed entry by
+/// entry (entries only `from` has are removed with `$patch: delete`), other lists are replaced.
+/// Fields equal in both are left out, so the patch names exactly what differs.
+pub fn strategic_diff(from: &Value, to: &Value) -> Value {
+    let mut path = Vec::new();
+    match (from, to) {
+        (Value::Object(from), Value::Object(to)) => Value::Object(diff_map(from, to, &mut path)),
+        _ => to.clone(),
+    }
+}
+
+fn diff_value(from: Option<&Value>, to: &Value, path: &mut Vec<String>) -> Option<Value> {
+    if from.is_some_and(|f| same_object(f, to)) || (from.is_none() && is_empty(&normalized(to))) {
+        return None;
+    }
+    Some(match (from, to) {
+        (Some(Value::Object(from)), Value::Object(to)) => Value::Object(diff_map(from, to, path)),
+        (Some(Value::Array(from)), Value::Array(to)) => match merge_key(path) {
+            Some(key)
+                if from
+                    .iter()
+                    .chain(to)
+                    .all(|item| item.get(key).is_some_and(|k| !k.is_null())) =>
+            {
+                Value::Array(diff_list(from, to, key, path))
+            }
+            _ => Value::Array(to.clone()),
+        },
+        _ => to.clone(),
+    })
+}
+
+fn diff_map(
+    from: &Map<String, Value>,
+    to: &Map<String, Value>,
+    path: &mut Vec<String>,
+) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (key, value) in to {
+        path.push(key.clone());
+        if let Some(changed) = diff_value(from.get(key), value, path) {
+            out.insert(key.clone(), changed);
+        }
+        path.pop();
+    }
+    for (key, value) in from {
+        if !to.contains_key(key) && !is_empty(&normalized(value)) {
+            out.insert(key.clone(), Value::Null);
+        }
+    }
+    out
+}
+
+fn diff_list(from: &[Value], to: &[Value], key: &str, path: &mut Vec<String>) -> Vec<Value> {
+    let mut out = Vec::new();
+    for item in to {
+        let id = &item[key];
+        match from.iter().find(|f| &f[key] == id) {
+            Some(before) if same_object(before, item) => {}
+            Some(Value::Object(before)) => {
+                if let Value::Object(after) = item {
+                    path.push(String::new());
+                    let mut entry = diff_map(before, after, path);
+                    path.pop();
+                    entry.insert(key.to_owned(), id.clone());
+                    out.push(Value::Object(entry));
+                }
+            }
+            _ => out.push(item.clone()),
+        }
+    }
+    for before in from {
+        let id = &before[key];
+        if !to.iter().any(|t| &t[key] == id) {
+            out.push(json!({ key: id, "$patch": "delete" }));
+        }
+    }
+    out
+}
+
 /// The strategic-merge patch that undoes `patch` on `original`: every field it sets goes back
 /// to its value, or is removed when it had none; list entries are matched by `name` and removed
 /// with `$patch: delete` when the patch added them.

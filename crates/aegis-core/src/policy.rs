@@ -94,6 +94,97 @@ pub fn check(
     }
 }
 
+/// Checks a rollback: a strategic-merge patch that returns a workload's pod template to an
+/// earlier revision's, `restored` (the template, with `metadata` and `spec`). Any template field
+/// may go back to the value the revision ran with, so the allow-list does not apply; the
+/// always-denied rules do, and the patch must change nothing but the template and produce
+/// exactly `restored`.
+pub fn check_rollback(
+    target: ResourceKind,
+    patch: &Value,
+    original: &Value,
+    restored: &Value,
+) -> PolicyDecision {
+    let mut violations = Vec::new();
+    let mut leaves = Vec::new();
+    collect_leaves(patch, &mut Vec::new(), &mut leaves, &mut violations);
+    if leaves.is_empty() && violations.is_empty() {
+        violations.push(violation("empty-patch", "", "the patch changes nothing"));
+    }
+    let template_path: &[&str] = match target {
+        ResourceKind::Deployment
+        | ResourceKind::StatefulSet
+        | ResourceKind::DaemonSet
+        | ResourceKind::ReplicaSet => &["spec", "template"],
+        _ => {
+            violations.push(violation(
+                "rollback-kind",
+                "",
+                &format!("a {target} has no revisions to roll back to"),
+            ));
+            &[]
+        }
+    };
+    for leaf in &leaves {
+        if let Some(v) = denied(leaf) {
+            violations.push(v);
+        } else if !template_path.is_empty()
+            && !leaf
+                .path
+                .iter()
+                .map(String::as_str)
+                .take(template_path.len())
+                .eq(template_path.iter().copied())
+        {
+            violations.push(violation(
+                "field-not-allowed",
+                &leaf.path.join("."),
+                "a rollback changes only the pod template",
+            ));
+        }
+    }
+    if violations.is_empty() {
+        let produced = crate::patch::apply(original, PatchType::StrategicMerge, patch)
+            .ok()
+            .and_then(|patched| patched.pointer("/spec/template").cloned());
+        if !produced.is_some_and(|t| same_template(&t, restored)) {
+            violations.push(violation(
+                "rollback-mismatch",
+                "spec.template",
+                "the patch does not produce the template of the revision it returns to",
+            ));
+        }
+    }
+    PolicyDecision {
+        allowed: violations.is_empty(),
+        violations,
+    }
+}
+
+/// Whether two pod templates are the same as Kubernetes compares them: empty fields omitted,
+/// and lists merged by `name` compared regardless of order.
+pub fn same_template(a: &Value, b: &Value) -> bool {
+    fn canonical(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                Value::Object(map.iter().map(|(k, v)| (k.clone(), canonical(v))).collect())
+            }
+            Value::Array(items) => {
+                let mut items: Vec<Value> = items.iter().map(canonical).collect();
+                if items
+                    .iter()
+                    .all(|i| i.get("name").is_some_and(Value::is_string))
+                {
+                    items.sort_by(|x, y| x["name"].as_str().cmp(&y["name"].as_str()));
+                }
+                Value::Array(items)
+            }
+            other => other.clone(),
+        }
+    }
+    canonical(&crate::patch::normalized(a)) == canonical(&crate::patch::normalized(b))
+}
+
 /// A scalar (or empty container) set by a patch, with the path leading to it.
 #[derive(Debug)]
 struct Leaf<'a> {

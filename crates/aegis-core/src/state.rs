@@ -4,9 +4,11 @@
 //! Secrets are held without their values: sources strip `data` and `stringData` to keys with
 //! empty values before a Secret enters the state, so nothing downstream can leak them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
@@ -14,6 +16,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 
@@ -67,9 +70,16 @@ pub struct ClusterState {
     /// Secrets with their values removed (keys kept).
     pub secrets: Vec<Secret>,
     pub events: Vec<Event>,
+    /// Revisions of StatefulSets and DaemonSets.
+    pub controller_revisions: Vec<ControllerRevision>,
+    pub storage_classes: Vec<StorageClass>,
     pub logs: BTreeMap<LogKey, String>,
     /// Objects of kinds no analyzer reads, kept so callers can say they were seen.
     pub other_objects: usize,
+    /// The kinds the source read (by their Kubernetes `kind`), when it could not read every
+    /// kind: a snapshot holds only the kinds present in it, a live list may be refused. `None`
+    /// means every kind was read. An absent object of an unread kind is unknown, not missing.
+    pub read_kinds: Option<BTreeSet<String>>,
 }
 
 impl ClusterState {
@@ -107,8 +117,17 @@ impl ClusterState {
         self.config_maps.extend(other.config_maps);
         self.secrets.extend(other.secrets);
         self.events.extend(other.events);
+        self.controller_revisions.extend(other.controller_revisions);
+        self.storage_classes.extend(other.storage_classes);
         self.logs.extend(other.logs);
         self.other_objects += other.other_objects;
+        self.read_kinds = match (self.read_kinds.take(), other.read_kinds) {
+            (Some(mut a), Some(b)) => {
+                a.extend(b);
+                Some(a)
+            }
+            _ => None,
+        };
         self.now = match (self.now, other.now) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
@@ -216,7 +235,52 @@ impl ClusterState {
             + self.config_maps.len()
             + self.secrets.len()
             + self.events.len()
+            + self.controller_revisions.len()
+            + self.storage_classes.len()
             + self.other_objects
+    }
+
+    /// The kinds of which the state holds at least one object.
+    pub fn kinds_present(&self) -> BTreeSet<String> {
+        [
+            ("Namespace", self.namespaces.is_empty()),
+            ("Pod", self.pods.is_empty()),
+            ("Deployment", self.deployments.is_empty()),
+            ("ReplicaSet", self.replica_sets.is_empty()),
+            ("StatefulSet", self.stateful_sets.is_empty()),
+            ("DaemonSet", self.daemon_sets.is_empty()),
+            ("Job", self.jobs.is_empty()),
+            ("CronJob", self.cron_jobs.is_empty()),
+            ("Service", self.services.is_empty()),
+            ("EndpointSlice", self.endpoint_slices.is_empty()),
+            ("Node", self.nodes.is_empty()),
+            (
+                "PersistentVolumeClaim",
+                self.persistent_volume_claims.is_empty(),
+            ),
+            ("Ingress", self.ingresses.is_empty()),
+            (
+                "HorizontalPodAutoscaler",
+                self.horizontal_pod_autoscalers.is_empty(),
+            ),
+            ("ConfigMap", self.config_maps.is_empty()),
+            ("Secret", self.secrets.is_empty()),
+            ("Event", self.events.is_empty()),
+            ("ControllerRevision", self.controller_revisions.is_empty()),
+            ("StorageClass", self.storage_classes.is_empty()),
+        ]
+        .into_iter()
+        .filter(|(_, empty)| !empty)
+        .map(|(kind, _)| kind.to_owned())
+        .collect()
+    }
+
+    /// Whether objects of `kind` (its Kubernetes `kind`) were read, so that the absence of one
+    /// means it does not exist.
+    pub fn has_read(&self, kind: &str) -> bool {
+        self.read_kinds
+            .as_ref()
+            .is_none_or(|kinds| kinds.contains(kind))
     }
 
     /// Whether an object of `kind` named `name` exists (in `namespace`, for namespaced kinds).

@@ -25,6 +25,10 @@ pub fn selected_pods<'a>(pods: &[&'a Pod], selector: &BTreeMap<String, String>) 
 
 pub fn services(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
     let state = index.state();
+    // Without the pods, whether a selector matches any cannot be told.
+    if !state.has_read("Pod") {
+        return;
+    }
     // Pods and slices by namespace, so that each Service looks only at its own namespace.
     let mut slices_by_service: HashMap<(&str, &str), Vec<&EndpointSlice>> = HashMap::new();
     for slice in &state.endpoint_slices {
@@ -134,43 +138,148 @@ pub fn services(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
                 .target_port
                 .clone()
                 .unwrap_or(IntOrString::Int(port.port));
-            let exposed = pods.iter().any(|pod| {
-                pod.spec
-                    .iter()
-                    .flat_map(|s| s.containers.iter())
-                    .flat_map(|c| c.ports.iter().flatten())
-                    .any(|p| match &target {
-                        IntOrString::Int(number) => p.container_port == *number,
-                        IntOrString::String(name) => p.name.as_deref() == Some(name),
-                    })
-            });
-            let declares_ports = pods.iter().any(|pod| {
-                pod.spec
-                    .iter()
-                    .flat_map(|s| s.containers.iter())
-                    .any(|c| c.ports.as_ref().is_some_and(|p| !p.is_empty()))
-            });
-            if !exposed && declares_ports {
+            if let Some(evidence) = target_port_unserved(state, service, &target, &pods) {
                 let target_text = match &target {
                     IntOrString::Int(n) => n.to_string(),
                     IntOrString::String(s) => s.clone(),
                 };
+                let mut all = vec![Evidence::new(
+                    EvidenceSource::Spec,
+                    format!(
+                        "service/{namespace}/{}: spec.ports[{}].targetPort",
+                        resource.name, port.port
+                    ),
+                    target_text.clone(),
+                )];
+                all.extend(evidence);
                 out.push(detection(
                     index,
                     ResourceKind::Service,
                     "TargetPortMismatch",
-                    format!("service {} sends port {} to target port {target_text}, which no selected pod exposes", resource.name, port.port),
+                    format!(
+                        "service {} sends port {} to target port {target_text}, which no selected pod serves",
+                        resource.name, port.port
+                    ),
                     resource.clone(),
                     resource.clone(),
-                    vec![Evidence::new(
-                        EvidenceSource::Spec,
-                        format!("service/{namespace}/{}: spec.ports[{}].targetPort", resource.name, port.port),
-                        target_text,
-                    )],
+                    all,
                 ));
             }
         }
     }
+}
+
+/// The evidence that the selected pods do not serve a Service's target port, or `None` when
+/// there is none. A named target port that no container names cannot be resolved at all. A
+/// numeric one is only suspicious, since declared ports are informational: it takes the
+/// containers probing another declared port (they listen there), or clients logging refused
+/// connections to the Service.
+fn target_port_unserved(
+    state: &aegis_core::ClusterState,
+    service: &k8s_openapi::api::core::v1::Service,
+    target: &IntOrString,
+    pods: &[&Pod],
+) -> Option<Vec<Evidence>> {
+    let containers: Vec<(&Pod, &k8s_openapi::api::core::v1::Container)> = pods
+        .iter()
+        .flat_map(|pod| {
+            pod.spec
+                .iter()
+                .flat_map(move |s| s.containers.iter().map(move |c| (*pod, c)))
+        })
+        .collect();
+    let declared: Vec<&k8s_openapi::api::core::v1::ContainerPort> = containers
+        .iter()
+        .flat_map(|(_, c)| c.ports.iter().flatten())
+        .collect();
+    let exposed = declared.iter().any(|p| match target {
+        IntOrString::Int(number) => p.container_port == *number,
+        IntOrString::String(name) => p.name.as_deref() == Some(name),
+    });
+    if exposed || declared.is_empty() {
+        return None;
+    }
+    let IntOrString::Int(number) = target else {
+        // A named port no container declares: kube-proxy has nothing to send traffic to.
+        return Some(Vec::new());
+    };
+    let namespace = service.metadata.namespace.as_deref().unwrap_or("default");
+    let mut evidence = Vec::new();
+    // Probes show where the application listens.
+    for (pod, container) in &containers {
+        for (field, probe) in [
+            ("readinessProbe", &container.readiness_probe),
+            ("livenessProbe", &container.liveness_probe),
+            ("startupProbe", &container.startup_probe),
+        ] {
+            let Some(probe) = probe else { continue };
+            let port = probe
+                .http_get
+                .as_ref()
+                .map(|h| &h.port)
+                .or_else(|| probe.tcp_socket.as_ref().map(|t| &t.port));
+            let Some(port) = port else { continue };
+            let resolved = match port {
+                IntOrString::Int(n) => Some(*n),
+                IntOrString::String(name) => declared
+                    .iter()
+                    .find(|p| p.name.as_deref() == Some(name))
+                    .map(|p| p.container_port),
+            };
+            if let Some(resolved) = resolved
+                && resolved != *number
+                && declared.iter().any(|p| p.container_port == resolved)
+            {
+                evidence.push(Evidence::new(
+                    EvidenceSource::Spec,
+                    format!(
+                        "pod/{namespace}/{}: spec.containers[{}].{field}",
+                        pod.metadata.name.as_deref().unwrap_or_default(),
+                        container.name
+                    ),
+                    format!("probes port {resolved}, not {number}"),
+                ));
+                break;
+            }
+        }
+        if !evidence.is_empty() {
+            break;
+        }
+    }
+    // Clients that fail to connect to the Service.
+    let name = service.metadata.name.as_deref().unwrap_or_default();
+    let cluster_ip = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.cluster_ip.as_deref())
+        .filter(|ip| !ip.is_empty() && *ip != "None");
+    for (key, log) in &state.logs {
+        if key.namespace != namespace {
+            continue;
+        }
+        let line = log.lines().rev().find(|line| {
+            let lower = line.to_ascii_lowercase();
+            (lower.contains("connection refused") || lower.contains("econnrefused"))
+                && (line.contains(&format!("{name}:"))
+                    || line.contains(&format!("{name}."))
+                    || cluster_ip.is_some_and(|ip| line.contains(ip)))
+        });
+        if let Some(line) = line {
+            evidence.push(Evidence::new(
+                EvidenceSource::Log,
+                format!(
+                    "log/{}/{}/{}/{}",
+                    key.namespace,
+                    key.pod,
+                    key.container,
+                    if key.previous { "previous" } else { "current" }
+                ),
+                line.trim().to_owned(),
+            ));
+            break;
+        }
+    }
+    (!evidence.is_empty()).then_some(evidence)
 }
 
 pub fn ingresses(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
@@ -189,7 +298,9 @@ pub fn ingresses(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
             }));
         let mut missing = Vec::new();
         for backend in backends {
+            // Services that were not read are unknown, not missing (SPEC §6, coverage).
             if let Some(service) = &backend.service
+                && state.has_read("Service")
                 && !state.contains(ResourceKind::Service, namespace, &service.name)
                 && !missing.contains(&service.name)
             {
@@ -219,6 +330,7 @@ pub fn ingresses(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
         }
         for tls in spec.tls.iter().flatten() {
             if let Some(secret) = &tls.secret_name
+                && state.has_read("Secret")
                 && !state.contains(ResourceKind::Secret, namespace, secret)
             {
                 out.push(detection(

@@ -1,8 +1,11 @@
 //! Analyzers of workloads and infrastructure: Deployments, ReplicaSets, StatefulSets, Jobs,
 //! PersistentVolumeClaims and Nodes.
 
-use aegis_core::state::{StateIndex, ref_of};
+use std::collections::HashMap;
+
+use aegis_core::state::{StateIndex, pod_is_ready, ref_of};
 use aegis_core::{Evidence, EvidenceSource, ResourceKind, ResourceRef};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 
 use crate::evidence::event_evidence;
 use crate::{AnalyzerConfig, Detection, detection};
@@ -72,6 +75,7 @@ pub fn deployments(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Ve
                 deployment_status.conditions.as_deref(),
                 &deployment.metadata,
             ) >= config.grace_period_seconds
+            && !settling(index, deployment, config.grace_period_seconds)
         {
             out.push(detection(
                 index,
@@ -87,6 +91,40 @@ pub fn deployments(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Ve
             ));
         }
     }
+}
+
+/// Whether a Deployment is in the middle of normal work: it progressed within the grace period
+/// (a rollout or a scale-up under way), or every pod it is missing readiness from is younger
+/// than the grace period (pods being replaced or added seconds ago).
+fn settling(
+    index: &StateIndex<'_>,
+    deployment: &k8s_openapi::api::apps::v1::Deployment,
+    grace_seconds: u64,
+) -> bool {
+    let state = index.state();
+    let now = state.now();
+    let progressed_recently = deployment
+        .status
+        .iter()
+        .flat_map(|s| s.conditions.iter().flatten())
+        .filter(|c| c.type_ == "Progressing" && c.status == "True")
+        .filter_map(|c| c.last_update_time.as_ref())
+        .any(|t| (now.duration_since(t.0).as_secs().max(0) as u64) < grace_seconds);
+    if progressed_recently {
+        return true;
+    }
+    let Some(uid) = deployment.metadata.uid.as_deref() else {
+        return false;
+    };
+    let unready: Vec<&Pod> = index
+        .pods_of_workload(ResourceKind::Deployment, uid)
+        .into_iter()
+        .filter(|p| !pod_is_ready(p))
+        .collect();
+    !unready.is_empty()
+        && unready
+            .iter()
+            .all(|p| state.age_seconds(&p.metadata) < grace_seconds)
 }
 
 /// How long a Deployment has been without minimum availability: since its `Available`
@@ -160,6 +198,7 @@ pub fn stateful_sets(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut 
         let spec = set.spec.as_ref();
         if let Some(service) = spec.and_then(|s| s.service_name.as_deref())
             && !service.is_empty()
+            && state.has_read("Service")
             && !state.contains(ResourceKind::Service, resource.namespace_str(), service)
         {
             out.push(detection(
@@ -252,7 +291,18 @@ pub fn jobs(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
 }
 
 pub fn claims(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Vec<Detection>) {
-    for claim in &index.state().persistent_volume_claims {
+    let state = index.state();
+    // The pod that mounts each claim: a claim's failure is its workload's failure.
+    let mut consumers: HashMap<(&str, &str), &Pod> = HashMap::new();
+    for pod in &state.pods {
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+        for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+            if let Some(claim) = &volume.persistent_volume_claim {
+                consumers.insert((namespace, claim.claim_name.as_str()), pod);
+            }
+        }
+    }
+    for claim in &state.persistent_volume_claims {
         let phase = claim
             .status
             .as_ref()
@@ -262,28 +312,97 @@ pub fn claims(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Vec<Det
             continue;
         }
         let resource = ref_of(ResourceKind::PersistentVolumeClaim, &claim.metadata);
+        let namespace = resource.namespace_str();
         let events = event_evidence(
             index,
             ResourceKind::PersistentVolumeClaim,
-            resource.namespace_str(),
+            namespace,
             &resource.name,
         );
-        let age = index.state().age_seconds(&claim.metadata);
+        let consumer = consumers.get(&(namespace, resource.name.as_str())).copied();
+        // A claim of a `WaitForFirstConsumer` class binds only once a pod is scheduled with it:
+        // Pending is its normal state, and a pod that cannot be scheduled is reported on its own.
+        if phase == "Pending" && events.is_empty() && waits_for_first_consumer(index, claim) {
+            continue;
+        }
+        let age = state.age_seconds(&claim.metadata);
         if age < config.grace_period_seconds && events.is_empty() {
             continue;
         }
+        let workload = consumer.map_or_else(
+            || resource.clone(),
+            |pod| index.workload_of(ResourceKind::Pod, &pod.metadata),
+        );
         let mut evidence = vec![status(&resource, "status.phase", phase)];
+        if let Some(class) = storage_class_of(index, claim) {
+            evidence.push(Evidence::new(
+                EvidenceSource::Spec,
+                format!(
+                    "persistentvolumeclaim/{namespace}/{}: spec.storageClassName",
+                    resource.name
+                ),
+                class,
+            ));
+        }
         evidence.extend(events);
         out.push(detection(
             index,
             ResourceKind::PersistentVolumeClaim,
             if phase == "Lost" { "Lost" } else { "Pending" },
             format!("persistent volume claim {} is {phase}", resource.name),
-            resource.clone(),
             resource,
+            workload,
             evidence,
         ));
     }
+}
+
+/// The storage class a claim asks for: its own, or the cluster's default class.
+fn storage_class_of(index: &StateIndex<'_>, claim: &PersistentVolumeClaim) -> Option<String> {
+    claim
+        .spec
+        .as_ref()
+        .and_then(|s| s.storage_class_name.clone())
+        .or_else(|| {
+            claim
+                .metadata
+                .annotations
+                .as_ref()?
+                .get("volume.beta.kubernetes.io/storage-class")
+                .cloned()
+        })
+        .or_else(|| {
+            index
+                .state()
+                .storage_classes
+                .iter()
+                .find(|c| {
+                    c.metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get("storageclass.kubernetes.io/is-default-class"))
+                        .is_some_and(|v| v == "true")
+                })
+                .and_then(|c| c.metadata.name.clone())
+        })
+}
+
+/// Whether a claim waits for its first consumer: its class binds `WaitForFirstConsumer`, or
+/// the volume controller said so in a (Normal) event.
+fn waits_for_first_consumer(index: &StateIndex<'_>, claim: &PersistentVolumeClaim) -> bool {
+    let namespace = claim.metadata.namespace.as_deref().unwrap_or("default");
+    let name = claim.metadata.name.as_deref().unwrap_or_default();
+    let said_so = index
+        .events_for(ResourceKind::PersistentVolumeClaim, namespace, name)
+        .iter()
+        .any(|e| e.reason.as_deref() == Some("WaitForFirstConsumer"));
+    said_so
+        || storage_class_of(index, claim).is_some_and(|class| {
+            index.state().storage_classes.iter().any(|c| {
+                c.metadata.name.as_deref() == Some(class.as_str())
+                    && c.volume_binding_mode.as_deref() == Some("WaitForFirstConsumer")
+            })
+        })
 }
 
 pub fn nodes(index: &StateIndex<'_>, out: &mut Vec<Detection>) {

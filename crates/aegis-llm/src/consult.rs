@@ -256,6 +256,7 @@ impl Consultant {
             risk: Risk::High,
             policy: policy.clone(),
             requires_approval: true,
+            rollback: None,
         };
         let services = aegis_rules::services_selecting(lookup, &workload);
         let plan: VerificationPlan = verification_plan(&fix, &services, &self.shadow);

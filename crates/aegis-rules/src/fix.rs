@@ -22,6 +22,8 @@ pub struct Proposal {
     pub evidence: Vec<Evidence>,
     /// The target object as it is now, for the policy's checks.
     pub original: Value,
+    /// For a rollback: where it returns, and the pod template it must produce.
+    pub rollback: Option<(aegis_core::Rollback, Value)>,
 }
 
 /// A proposal, or why there is none.
@@ -224,6 +226,7 @@ fn missing_env(
             &current_env,
         )],
         original: object.clone(),
+        rollback: None,
     })
 }
 
@@ -385,6 +388,7 @@ fn config_ref(
             &Value::Array(env.clone()),
         )],
         original: object.clone(),
+        rollback: None,
     })
 }
 
@@ -551,6 +555,7 @@ fn image_fixes(
                 &json!(current),
             )],
             original: object.clone(),
+            rollback: None,
         })
         .collect())
 }
@@ -637,6 +642,7 @@ fn pull_auth(
         ),
         evidence: Vec::new(),
         original: object.clone(),
+        rollback: None,
     })
 }
 
@@ -687,6 +693,7 @@ fn oom(lookup: &Lookup<'_>, object: &Value, workload: &ResourceRef, container: &
         rationale: "The container dies at its memory limit, not from node pressure; doubling the limit gives the working set room. If memory keeps growing after the change, the application leaks and needs a developer.".to_owned(),
         evidence: vec![spec_evidence(workload, &format!("containers[{container}].resources.limits.memory"), &json!(limit_text))],
         original: object.clone(),
+        rollback: None,
     })
 }
 
@@ -740,6 +747,7 @@ fn probe_fix(
                 rationale,
                 evidence: evidence.clone(),
                 original: object.clone(),
+                rollback: None,
             })
         };
     if failure.contains("connection refused") && !handler.is_empty() {
@@ -981,6 +989,7 @@ fn requests(lookup: &Lookup<'_>, object: &Value, workload: &ResourceRef) -> Outc
                     &json!(request_text),
                 )],
                 original: object.clone(),
+                rollback: None,
             });
         }
     }
@@ -1054,6 +1063,7 @@ fn selector(lookup: &Lookup<'_>, object: &Value, service: &ResourceRef) -> Outco
         ),
         evidence: vec![spec_evidence(service, "spec.selector", &old)],
         original: object.clone(),
+        rollback: None,
     })
 }
 
@@ -1105,6 +1115,7 @@ fn target_port(lookup: &Lookup<'_>, object: &Value, service: &ResourceRef) -> Ou
             &old_target,
         )],
         original: object.clone(),
+        rollback: None,
     })
 }
 
@@ -1156,5 +1167,6 @@ fn ingress_backend(
         ),
         evidence: Vec::new(),
         original: object.clone(),
+        rollback: None,
     })
 }

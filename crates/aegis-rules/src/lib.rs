@@ -11,6 +11,7 @@ mod classify;
 mod fix;
 mod lookup;
 pub mod plan;
+pub mod revision;
 mod text;
 
 use std::collections::BTreeMap;
@@ -19,9 +20,12 @@ use aegis_core::policy::{self, PolicyDecision};
 use aegis_core::settings::ShadowSettings;
 use aegis_core::{
     Category, ClusterState, Evidence, Finding, Fix, PatchType, Rca, ResourceKind, ResourceRef,
-    VerificationPlan,
+    Risk, VerificationPlan,
 };
 use aegis_k8sgpt::Detection;
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::fix::Proposal;
 
 pub use classify::{Cause, ProbeKind, Signal, classify};
 pub use lookup::Lookup;
@@ -195,74 +199,90 @@ impl RulesEngine {
                 ));
             }
         }
-        let confidence = signal.confidence;
+        let mut confidence = signal.confidence;
+        let failing_pods: Vec<&Pod> = group
+            .iter()
+            .filter(|(d, _)| d.finding.resource.kind == ResourceKind::Pod)
+            .filter_map(|(d, _)| {
+                lookup.pod(d.finding.resource.namespace_str(), &d.finding.resource.name)
+            })
+            .collect();
+        let rollback = (template_caused(category)
+            && matches!(
+                workload.kind,
+                ResourceKind::Deployment | ResourceKind::StatefulSet | ResourceKind::DaemonSet
+            ))
+        .then(|| revision::rollback(lookup, workload, &failing_pods));
+        if let Some(Ok(proposal)) = &rollback
+            && let Some((rollback, _)) = &proposal.rollback
+        {
+            // The failure came with a rollout while the revision before runs healthy: the
+            // change is the cause, whatever the symptom.
+            confidence = confidence.max(ROLLOUT_CONFIDENCE);
+            steps.push(format!(
+                "the failure began with revision {}: its pods fail while revision {}'s run ready",
+                rollback.from_revision, rollback.to_revision
+            ));
+        }
+        let choice = choose(
+            fix::propose(lookup, &signal.cause, workload),
+            rollback,
+            fix::alternatives(lookup, &signal.cause, workload),
+        );
         let mut rationale;
         let mut fix = None;
         let mut plan = None;
         let mut alternatives = Vec::new();
-        match fix::propose(lookup, &signal.cause, workload) {
-            fix::Outcome::Proposed(proposal) => {
-                steps.extend(proposal.steps.iter().cloned());
-                for item in &proposal.evidence {
+        match choice {
+            Choice::Fix {
+                candidates,
+                why,
+                steps: more,
+            } => {
+                steps.extend(more);
+                let mut checked: Vec<(Proposal, PolicyDecision)> = candidates
+                    .into_iter()
+                    .map(|proposal| {
+                        let decision = check_proposal(&proposal);
+                        (proposal, decision)
+                    })
+                    .collect();
+                // Allowed candidates first; a denied one leads only when none is allowed.
+                checked.sort_by_key(|(_, decision)| !decision.allowed);
+                let mut checked = checked.into_iter();
+                let (lead, decision) = checked.next().expect("a choice has a candidate");
+                steps.extend(lead.steps.iter().cloned());
+                for item in &lead.evidence {
                     if !evidence.contains(item) {
                         evidence.push(item.clone());
                     }
                 }
-                let decision = policy::check(
-                    proposal.target.kind,
-                    PatchType::StrategicMerge,
-                    &proposal.patch,
-                    Some(&proposal.original),
-                );
                 steps.push(policy_step(&decision));
                 if confidence < self.config.confidence_threshold {
                     rationale = format!(
                         "Confidence {confidence:.2} is below the threshold {:.2}: the fix the rules would propose ({}) is withheld and the incident goes to a human.",
-                        self.config.confidence_threshold, proposal.summary
+                        self.config.confidence_threshold, lead.summary
                     );
                 } else {
-                    rationale = proposal.rationale.clone();
+                    rationale = lead.rationale.clone();
+                    if !why.is_empty() {
+                        rationale.push(' ');
+                        rationale.push_str(&why);
+                    }
                     if !decision.allowed {
                         rationale.push_str(" The fix policy denies this patch, so it is reported and will not be applied.");
                     }
-                    let candidate = Fix {
-                        summary: proposal.summary,
-                        target: proposal.target,
-                        patch_type: PatchType::StrategicMerge,
-                        patch: proposal.patch,
-                        inverse_patch: proposal.inverse,
-                        risk: proposal.risk,
-                        policy: decision,
-                        requires_approval: true,
-                    };
+                    let candidate = into_fix(lead, decision);
                     let services = services_selecting(lookup, workload);
                     plan = Some(verification_plan(
                         &candidate,
                         &services,
                         &self.config.shadow,
                     ));
-                    if decision_allowed(&candidate) {
-                        alternatives = fix::alternatives(lookup, &signal.cause, workload)
-                            .into_iter()
-                            .map(|other| {
-                                let policy = policy::check(
-                                    other.target.kind,
-                                    PatchType::StrategicMerge,
-                                    &other.patch,
-                                    Some(&other.original),
-                                );
-                                Fix {
-                                    summary: other.summary,
-                                    target: other.target,
-                                    patch_type: PatchType::StrategicMerge,
-                                    patch: other.patch,
-                                    inverse_patch: other.inverse,
-                                    risk: other.risk,
-                                    policy,
-                                    requires_approval: true,
-                                }
-                            })
-                            .filter(decision_allowed)
+                    if candidate.policy.allowed {
+                        alternatives = checked
+                            .filter(|(_, decision)| decision.allowed)
+                            .map(|(proposal, decision)| into_fix(proposal, decision))
                             .collect();
                         if !alternatives.is_empty() {
                             steps.push(format!(
@@ -274,7 +294,7 @@ impl RulesEngine {
                     fix = Some(candidate);
                 }
             }
-            fix::Outcome::NoFix {
+            Choice::NoFix {
                 reason,
                 steps: more,
             } => {
@@ -313,8 +333,189 @@ impl RulesEngine {
     }
 }
 
-fn decision_allowed(fix: &Fix) -> bool {
-    fix.policy.allowed
+/// The confidence of a diagnosis whose failure came with a rollout, the revision before it
+/// running healthy.
+const ROLLOUT_CONFIDENCE: f64 = 0.8;
+
+/// Categories a change of the pod template can cause, which a rollback can therefore undo.
+fn template_caused(category: Category) -> bool {
+    !matches!(
+        category,
+        Category::NodeNotReady
+            | Category::ServiceSelectorMismatch
+            | Category::ServicePortMismatch
+            | Category::IngressBackendMissing
+            | Category::HpaMisconfigured
+            | Category::PvcPending
+    )
+}
+
+/// The fixes chosen for one cause, best first, with why the first was chosen over the others;
+/// or why there is none.
+enum Choice {
+    Fix {
+        candidates: Vec<Proposal>,
+        why: String,
+        steps: Vec<String>,
+    },
+    NoFix {
+        reason: String,
+        steps: Vec<String>,
+    },
+}
+
+/// Orders the targeted fix, the rollback and the targeted alternatives. A targeted fix of low
+/// risk (a value the namespace already holds) leads: it changes only what the evidence shows is
+/// wrong and keeps the rest of the new revision. Otherwise the rollback leads, since its
+/// template runs healthy in the cluster now. Candidates that would leave the target the same
+/// are kept once.
+fn choose(
+    targeted: fix::Outcome,
+    rollback: Option<Result<Proposal, String>>,
+    alternatives: Vec<Proposal>,
+) -> Choice {
+    let mut steps = Vec::new();
+    let (rollback, rollback_reason) = match rollback {
+        Some(Ok(proposal)) => (Some(proposal), None),
+        Some(Err(reason)) => {
+            steps.push(format!("no rollback: {reason}"));
+            (None, Some(reason))
+        }
+        None => (None, None),
+    };
+    let (targeted, targeted_reason) = match targeted {
+        fix::Outcome::Proposed(proposal) => (Some(proposal), None),
+        fix::Outcome::NoFix {
+            reason,
+            steps: more,
+        } => {
+            steps.extend(more);
+            (None, Some(reason))
+        }
+    };
+    let same_result = |a: &Proposal, b: &Proposal| {
+        let apply = |p: &Proposal| {
+            aegis_core::patch::apply(&p.original, PatchType::StrategicMerge, &p.patch).ok()
+        };
+        a.target == b.target
+            && matches!((apply(a), apply(b)), (Some(x), Some(y)) if aegis_core::patch::same_object(&x, &y))
+    };
+    let (mut candidates, why) = match (targeted, rollback) {
+        (Some(targeted), Some(rollback)) if same_result(&targeted, &rollback) => {
+            let why = format!(
+                "The targeted fix ({}) is exactly this rollback.",
+                targeted.summary
+            );
+            (vec![rollback], why)
+        }
+        (Some(targeted), Some(rollback)) if targeted.risk == Risk::Low => {
+            let to = rollback.rollback.as_ref().map_or(0, |(r, _)| r.to_revision);
+            let fields = rollback
+                .rollback
+                .as_ref()
+                .map(|(r, _)| r.fields.join(", "))
+                .unwrap_or_default();
+            let why = format!(
+                "This targeted fix was chosen over rolling back to revision {to} because it changes only what the evidence shows is wrong and keeps the rest of the new revision ({fields}); the rollback stays a candidate for the shadow."
+            );
+            (vec![targeted, rollback], why)
+        }
+        (Some(targeted), Some(rollback)) => {
+            let why = format!(
+                "The rollback was chosen over the targeted fix ({}) because the revision it returns to runs healthy in this cluster now, while the targeted change is {} risk; the targeted fix stays a candidate for the shadow.",
+                targeted.summary,
+                targeted.risk.as_str()
+            );
+            (vec![rollback, targeted], why)
+        }
+        (Some(targeted), None) => {
+            let why = rollback_reason
+                .map(|reason| format!("No rollback was offered: {reason}."))
+                .unwrap_or_default();
+            (vec![targeted], why)
+        }
+        (None, Some(rollback)) => {
+            let why = targeted_reason
+                .map(|reason| format!("No targeted fix was found: {reason}."))
+                .unwrap_or_default();
+            (vec![rollback], why)
+        }
+        (None, None) => {
+            let mut reason = targeted_reason.unwrap_or_else(|| "no rule applies".to_owned());
+            if let Some(rollback) = rollback_reason {
+                reason.push_str(&format!("; and no rollback: {rollback}"));
+            }
+            return Choice::NoFix { reason, steps };
+        }
+    };
+    for alternative in alternatives {
+        if !candidates.iter().any(|c| same_result(c, &alternative)) {
+            candidates.push(alternative);
+        }
+    }
+    Choice::Fix {
+        candidates,
+        why,
+        steps,
+    }
+}
+
+/// The fix policy's decision on a proposal: a rollback must produce exactly its revision's
+/// template; any other fix keeps to the allow-list.
+fn check_proposal(proposal: &Proposal) -> PolicyDecision {
+    match &proposal.rollback {
+        Some((_, template)) => policy::check_rollback(
+            proposal.target.kind,
+            &proposal.patch,
+            &proposal.original,
+            template,
+        ),
+        None => policy::check(
+            proposal.target.kind,
+            PatchType::StrategicMerge,
+            &proposal.patch,
+            Some(&proposal.original),
+        ),
+    }
+}
+
+/// The fix policy's decision on a fix against `original`, the target as it is now. A rollback
+/// is checked against the template of the revision it names, read from the state; a rollback
+/// whose revision is gone is denied.
+pub fn check_fix(lookup: &Lookup<'_>, fix: &Fix, original: &serde_json::Value) -> PolicyDecision {
+    match &fix.rollback {
+        Some(rollback) => match revision::template_of(lookup, &fix.target, &rollback.source) {
+            Some(template) => {
+                policy::check_rollback(fix.target.kind, &fix.patch, original, &template)
+            }
+            None => PolicyDecision {
+                allowed: false,
+                violations: vec![aegis_core::PolicyViolation {
+                    rule: "rollback-revision-missing".to_owned(),
+                    path: "spec.template".to_owned(),
+                    message: format!(
+                        "{} of {} is no longer in the cluster, so the rollback cannot be checked",
+                        rollback.source, fix.target
+                    ),
+                }],
+            },
+        },
+        None => policy::check(fix.target.kind, fix.patch_type, &fix.patch, Some(original)),
+    }
+}
+
+fn into_fix(proposal: Proposal, policy: PolicyDecision) -> Fix {
+    Fix {
+        summary: proposal.summary,
+        target: proposal.target,
+        patch_type: PatchType::StrategicMerge,
+        patch: proposal.patch,
+        inverse_patch: proposal.inverse,
+        risk: proposal.risk,
+        policy,
+        requires_approval: true,
+        rollback: proposal.rollback.map(|(rollback, _)| rollback),
+    }
 }
 
 fn policy_step(decision: &PolicyDecision) -> String {

@@ -9,7 +9,7 @@ use aegis_cluster::{Cluster, ClusterWrite, DryRun, ObjectRef};
 use aegis_core::verification::{Baseline, CandidateOutcome, EvidenceBundle};
 use aegis_core::{
     Category, ClusterState, Fix, ResourceKind, ResourceRef, Verdict, VerificationPlan,
-    VerificationResult, patch, policy,
+    VerificationResult, patch,
 };
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
@@ -136,7 +136,7 @@ fn prepare(request: &ShadowRequest<'_>, fix: &Fix) -> Result<Prepared> {
             })
     };
     let target = object(&fix.target)?;
-    let decision = policy::check(fix.target.kind, fix.patch_type, &fix.patch, Some(&target));
+    let decision = aegis_rules::check_fix(&lookup, fix, &target);
     if !decision.allowed {
         return Err(Error::PolicyDenied {
             violations: decision.violations_text(),
