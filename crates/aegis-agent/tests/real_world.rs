@@ -48,6 +48,9 @@ enum FixExpected {
     Escalate,
 }
 
+/// The corpus holds at least this many cases.
+const MIN_CASES: usize = 25;
+
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/real-world")
 }
@@ -126,7 +129,12 @@ fn every_real_world_case_gives_exactly_its_expected_incidents_and_fixes() {
     let mut tally: BTreeMap<String, Tally> = BTreeMap::new();
     let (mut incidents_total, mut incidents_fixed) = (0, 0);
     let cases = cases();
-    assert!(cases.len() >= 25, "the corpus holds {} cases", cases.len());
+    if cases.len() < MIN_CASES {
+        failures.push(format!(
+            "the corpus holds {} cases, fewer than {MIN_CASES}",
+            cases.len()
+        ));
+    }
     for case in &cases {
         let name = case.file_name().unwrap_or_default().to_string_lossy();
         let text = std::fs::read_to_string(case.join("expect.yaml"))
@@ -140,7 +148,12 @@ fn every_real_world_case_gives_exactly_its_expected_incidents_and_fixes() {
         let loaded = SnapshotSource::new(vec![case.clone()])
             .load_blocking(&Scope::all())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        for warning in &loaded.warnings {
+        // The expectation beside the snapshot is not a Kubernetes object; nothing else may warn.
+        for warning in loaded
+            .warnings
+            .iter()
+            .filter(|w| !w.location.ends_with("expect.yaml"))
+        {
             failures.push(format!("{name}: load warning {warning}"));
         }
         let state = loaded.state;

@@ -107,9 +107,81 @@ pub fn same_repository(a: &str, b: &str) -> bool {
     }
 }
 
+/// Whether replacing image `old` by `new` keeps the repository: `new` must be valid, and name
+/// the repository of `old` or, when `old` is invalid, of its nearest valid form.
+pub fn keeps_repository(new: &str, old: &str) -> bool {
+    same_repository(new, old)
+        || (ImageRef::parse(old).is_none()
+            && nearest_valid(old).is_some_and(|intended| same_repository(new, &intended)))
+}
+
+/// The one valid reference an invalid one was evidently meant to be: surrounding whitespace,
+/// a URL scheme, capitals in the repository name, a doubled `:` or a trailing `:` or `/`
+/// removed. `None` when the reference is valid already or these corrections do not make it so.
+pub fn nearest_valid(image: &str) -> Option<String> {
+    if ImageRef::parse(image).is_some() {
+        return None;
+    }
+    let mut text = image.trim().to_owned();
+    for scheme in ["https://", "http://", "docker://"] {
+        if let Some(rest) = text.strip_prefix(scheme) {
+            text = rest.to_owned();
+        }
+    }
+    while text.contains("::") {
+        text = text.replace("::", ":");
+    }
+    let text = text.trim_end_matches([':', '/']);
+    // Capitals are invalid only in the repository name; a tag may hold them.
+    let (name, suffix) = match text.split_once('@') {
+        Some((name, digest)) => (name, format!("@{digest}")),
+        None => (text, String::new()),
+    };
+    let last_slash = name.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match name[last_slash..].rfind(':') {
+        Some(colon) => name.split_at(last_slash + colon),
+        None => (name, ""),
+    };
+    let candidate = format!("{}{tag}{suffix}", name.to_ascii_lowercase());
+    let valid = ImageRef::parse(&candidate).or_else(|| {
+        // A tag with capitals is valid for registries, though not for the parser's check.
+        ImageRef::parse(&candidate.to_ascii_lowercase())
+    });
+    valid.is_some().then_some(candidate)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invalid_references_have_one_nearest_valid_form_when_evident() {
+        let cases = [
+            (
+                "gcr.io/acme-web/Frontend:v3",
+                Some("gcr.io/acme-web/frontend:v3"),
+            ),
+            (" nginx:1.25.3\n", Some("nginx:1.25.3")),
+            ("https://ghcr.io/acme/api:2", Some("ghcr.io/acme/api:2")),
+            ("nginx::1.25", Some("nginx:1.25")),
+            ("redis:", Some("redis")),
+            ("nginx:1.25", None),
+            ("nginx:1.25:3", None),
+            ("", None),
+        ];
+        for (image, expected) in cases {
+            assert_eq!(nearest_valid(image).as_deref(), expected, "{image:?}");
+        }
+        assert!(keeps_repository(
+            "gcr.io/acme-web/frontend:v2",
+            "gcr.io/acme-web/Frontend:v3"
+        ));
+        assert!(!keeps_repository(
+            "gcr.io/acme-web/backend:v2",
+            "gcr.io/acme-web/Frontend:v3"
+        ));
+        assert!(!keeps_repository("Nginx", "nginx:1.25.3"));
+    }
 
     #[test]
     fn references_normalise_like_the_container_runtime() {

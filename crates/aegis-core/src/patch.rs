@@ -633,6 +633,35 @@ mod tests {
         })
     }
 
+    #[test]
+    fn a_strategic_diff_turns_one_template_into_the_other_and_names_only_what_differs() {
+        let from = deployment();
+        let mut to = deployment();
+        let container = &mut to["spec"]["template"]["spec"]["containers"][0];
+        container["image"] = json!("repo/api:0.9");
+        container["command"] = json!(["/app/server"]);
+        container["env"] = json!([{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "a"}}}, {"name": "B", "value": "2"}]);
+        container["volumeMounts"] = json!([]);
+        to["spec"]["template"]["spec"]["containers"][1]["image"] = json!("repo/side:1");
+        to["spec"]["template"]["spec"]["imagePullSecrets"] = json!([{"name": "new"}]);
+        let patch = strategic_diff(&from, &to);
+        let patched = apply(&from, PatchType::StrategicMerge, &patch).expect("applies");
+        assert!(same_object(&patched, &to), "{patch:#}");
+        assert!(
+            patch.pointer("/spec/replicas").is_none(),
+            "equal fields are left out"
+        );
+        let env = &patch["spec"]["template"]["spec"]["containers"][0]["env"][0];
+        assert_eq!(
+            env["value"],
+            Value::Null,
+            "a field the target lacks is removed"
+        );
+        let back = strategic_diff(&patched, &from);
+        let restored = apply(&patched, PatchType::StrategicMerge, &back).expect("applies");
+        assert!(same_object(&restored, &from), "{back:#}");
+    }
+
     fn containers(patch: Value) -> Value {
         let mut containers = Map::new();
         containers.insert("containers".to_owned(), Value::Array(vec![patch]));

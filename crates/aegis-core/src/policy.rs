@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::image::same_repository;
+use crate::image::keeps_repository;
 use crate::incident::PatchType;
 use crate::resource::ResourceKind;
 
@@ -466,7 +466,7 @@ fn check_containers(
             if let (Some(new_image), Some(old_image)) = (
                 container.get("image").and_then(Value::as_str),
                 before.get("image").and_then(Value::as_str),
-            ) && !same_repository(new_image, old_image)
+            ) && !keeps_repository(new_image, old_image)
             {
                 violations.push(violation(
                     "image-repository",
@@ -601,6 +601,51 @@ mod tests {
                 "{patch}: expected {rule}, got {found:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_rollback_may_restore_any_template_field_but_only_to_the_revision_and_never_a_denied_one() {
+        let original = deployment();
+        let mut revision = original["spec"]["template"].clone();
+        revision["spec"]["containers"][0]["command"] = json!(["/app/server"]);
+        let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "command": ["/app/server"]}]}}}});
+        assert!(check_rollback(ResourceKind::Deployment, &patch, &original, &revision).allowed);
+        // The same change is outside the allow-list as an ordinary fix.
+        assert!(
+            !check(
+                ResourceKind::Deployment,
+                PatchType::StrategicMerge,
+                &patch,
+                Some(&original)
+            )
+            .allowed
+        );
+        let elsewhere = json!({"spec": {"template": {"spec": {"containers": [{"name": "api", "command": ["/bin/sh"]}]}}}});
+        let decision = check_rollback(ResourceKind::Deployment, &elsewhere, &original, &revision);
+        assert!(
+            decision
+                .violations
+                .iter()
+                .any(|v| v.rule == "rollback-mismatch")
+        );
+        let mut privileged = revision.clone();
+        privileged["spec"]["hostNetwork"] = json!(true);
+        let patch = json!({"spec": {"template": {"spec": {"hostNetwork": true, "containers": [{"name": "api", "command": ["/app/server"]}]}}}});
+        let decision = check_rollback(ResourceKind::Deployment, &patch, &original, &privileged);
+        assert!(
+            decision
+                .violations
+                .iter()
+                .any(|v| v.rule == "host-namespaces")
+        );
+        let replicas = json!({"spec": {"replicas": 9}});
+        let decision = check_rollback(ResourceKind::Deployment, &replicas, &original, &revision);
+        assert!(
+            decision
+                .violations
+                .iter()
+                .any(|v| v.rule == "field-not-allowed")
+        );
     }
 
     #[test]

@@ -128,12 +128,16 @@ pub fn propose(lookup: &Lookup<'_>, cause: &Cause, workload: &ResourceRef) -> Ou
         Cause::MissingEnv {
             container,
             variable,
-        } => missing_env(lookup, &object, workload, container, variable),
+        } => first(missing_env_fixes(
+            lookup, &object, workload, container, variable,
+        )),
         Cause::ConfigRef { container, message } => {
             config_ref(lookup, &object, workload, container.as_deref(), message)
         }
-        Cause::Image { container } => image(lookup, &object, workload, container),
-        Cause::PullAuth { container } => pull_auth(lookup, &object, workload, container),
+        Cause::Image { container } => first(image_fixes(lookup, &object, workload, container)),
+        Cause::PullAuth { container } => {
+            first(pull_auth_fixes(lookup, &object, workload, container))
+        }
         Cause::Oom { container } => oom(lookup, &object, workload, container),
         Cause::Probe {
             container,
@@ -141,7 +145,7 @@ pub fn propose(lookup: &Lookup<'_>, cause: &Cause, workload: &ResourceRef) -> Ou
             failure,
         } => probe_fix(&object, workload, container, *probe, failure),
         Cause::Unschedulable { .. } => requests(lookup, &object, workload),
-        Cause::ServiceSelector => selector(lookup, &object, workload),
+        Cause::ServiceSelector => first(selector_fixes(lookup, &object, workload)),
         Cause::ServicePort => target_port(lookup, &object, workload),
         Cause::IngressBackend { service } => ingress_backend(lookup, &object, workload, service),
         Cause::Other => {
@@ -150,84 +154,165 @@ pub fn propose(lookup: &Lookup<'_>, cause: &Cause, workload: &ResourceRef) -> Ou
     }
 }
 
-fn missing_env(
+/// A variable name compared loosely: `DATABASE_URL`, `database-url` and `database.url` match.
+fn normalised(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            '-' | '.' => '_',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+/// Where the value of a missing variable can come from, best first: a key of the same name in
+/// a ConfigMap named after the workload, the `valueFrom` sibling workloads of the namespace use
+/// for the same variable, a key of the same name elsewhere, then a key of the same normalised
+/// name. Secret values are only ever referenced, never read.
+// The error is the outcome handed straight back to the caller, once per incident.
+#[allow(clippy::result_large_err)]
+fn missing_env_fixes(
     lookup: &Lookup<'_>,
     object: &Value,
     workload: &ResourceRef,
     container: &str,
     variable: &str,
-) -> Outcome {
+) -> Result<Vec<Proposal>, Outcome> {
     if let Some(outcome) = immutable_pod(workload) {
-        return outcome;
+        return Err(outcome);
     }
     let namespace = workload.namespace_str();
+    let state = lookup.index().state();
     let mut steps = vec![format!(
-        "searched ConfigMaps and Secrets of namespace {namespace} for a key named {variable}"
+        "searched ConfigMaps and Secrets of namespace {namespace} for a key named {variable} (or its normalised form {}), and the other workloads of the namespace for how they set {variable}",
+        normalised(variable)
     )];
+    if !state.has_read("Secret") {
+        steps.push("Secrets were not read, so their keys could not be searched".to_owned());
+    }
+    let wanted = normalised(variable);
+    // (rank, source, valueFrom)
     let mut sources: Vec<(u8, String, Value)> = Vec::new();
-    for (name, keys) in lookup.config_map_keys(namespace) {
-        if keys.iter().any(|k| k == variable) {
-            let affinity = u8::from(!name.starts_with(&workload.name));
-            sources.push((
-                affinity,
-                format!("ConfigMap {name}"),
-                json!({"configMapKeyRef": {"name": name, "key": variable}}),
-            ));
+    for (kind, field, objects, base) in [
+        (
+            "ConfigMap",
+            "configMapKeyRef",
+            lookup.config_map_keys(namespace),
+            0u8,
+        ),
+        ("Secret", "secretKeyRef", lookup.secret_keys(namespace), 1),
+    ] {
+        for (name, keys) in objects {
+            for key in keys {
+                let rank = if key == variable {
+                    if name.starts_with(&workload.name) {
+                        base
+                    } else {
+                        2 + base
+                    }
+                } else if normalised(&key) == wanted {
+                    4 + base
+                } else {
+                    continue;
+                };
+                sources.push((
+                    rank,
+                    format!("{kind} {name} key {key}"),
+                    json!({ field: {"name": name, "key": key} }),
+                ));
+            }
         }
     }
-    for (name, keys) in lookup.secret_keys(namespace) {
-        if keys.iter().any(|k| k == variable) {
-            let affinity = 2 + u8::from(!name.starts_with(&workload.name));
+    for (sibling, value_from) in lookup.env_sources(namespace, variable) {
+        if sibling == *workload {
+            continue;
+        }
+        // The object referenced must still hold the key, where its kind was read.
+        let holds = |field: &str, kind: &str, keys: Vec<(String, Vec<String>)>| {
+            let name = value_from
+                .pointer(&format!("/{field}/name"))
+                .and_then(Value::as_str);
+            let key = value_from
+                .pointer(&format!("/{field}/key"))
+                .and_then(Value::as_str);
+            match (name, key) {
+                (Some(name), Some(key)) => {
+                    !state.has_read(kind)
+                        || keys
+                            .iter()
+                            .any(|(n, k)| n == name && k.iter().any(|k| k == key))
+                }
+                _ => false,
+            }
+        };
+        let usable = if value_from.get("configMapKeyRef").is_some() {
+            holds(
+                "configMapKeyRef",
+                "ConfigMap",
+                lookup.config_map_keys(namespace),
+            )
+        } else if value_from.get("secretKeyRef").is_some() {
+            holds("secretKeyRef", "Secret", lookup.secret_keys(namespace))
+        } else {
+            false
+        };
+        if usable {
             sources.push((
-                affinity,
-                format!("Secret {name}"),
-                json!({"secretKeyRef": {"name": name, "key": variable}}),
+                1,
+                format!("the reference {sibling} uses for {variable}"),
+                value_from.clone(),
             ));
         }
     }
     sources.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
-    let Some((_, source_name, value_from)) = sources.into_iter().next() else {
-        return Outcome::NoFix {
+    sources.dedup_by(|a, b| a.2 == b.2);
+    if sources.is_empty() {
+        return Err(Outcome::NoFix {
             reason: format!(
-                "no ConfigMap or Secret in namespace {namespace} has a key {variable}; its value must come from a human (AEGIS never invents configuration values)"
+                "no ConfigMap or Secret in namespace {namespace} has a key {variable} (or {wanted}), and no other workload there sets {variable} from one; its value must come from a human (AEGIS never invents configuration values)"
             ),
             steps,
-        };
-    };
-    steps.push(format!("found key {variable} in {source_name}"));
+        });
+    }
     let current_env = container_spec(object, workload.kind, container)
         .and_then(|c| c.get("env"))
         .cloned()
         .unwrap_or(Value::Null);
-    Outcome::Proposed(Proposal {
-        summary: format!(
-            "Set {variable} in container {container} of {} {} from {source_name}",
-            workload.kind, workload.name
-        ),
-        target: workload.clone(),
-        patch: container_patch(
-            workload.kind,
-            container,
-            json!({"env": [{"name": variable, "valueFrom": value_from}]}),
-        ),
-        inverse: container_patch(
-            workload.kind,
-            container,
-            json!({"env": [{"name": variable, "$patch": "delete"}]}),
-        ),
-        risk: Risk::Low,
-        steps,
-        rationale: format!(
-            "{source_name} already holds {variable} in the same namespace; referencing it adds the missing variable without copying or inventing a value."
-        ),
-        evidence: vec![spec_evidence(
-            workload,
-            &format!("spec.template.spec.containers[{container}].env"),
-            &current_env,
-        )],
-        original: object.clone(),
-        rollback: None,
-    })
+    Ok(sources
+        .into_iter()
+        .map(|(_, source_name, value_from)| {
+            let mut steps = steps.clone();
+            steps.push(format!("found {variable} in {source_name}"));
+            Proposal {
+                summary: format!(
+                    "Set {variable} in container {container} of {} {} from {source_name}",
+                    workload.kind, workload.name
+                ),
+                target: workload.clone(),
+                patch: container_patch(
+                    workload.kind,
+                    container,
+                    json!({"env": [{"name": variable, "valueFrom": value_from}]}),
+                ),
+                inverse: container_patch(
+                    workload.kind,
+                    container,
+                    json!({"env": [{"name": variable, "$patch": "delete"}]}),
+                ),
+                risk: Risk::Low,
+                steps,
+                rationale: format!(
+                    "{source_name} already holds {variable} in the same namespace; referencing it adds the missing variable without copying or inventing a value."
+                ),
+                evidence: vec![spec_evidence(
+                    workload,
+                    &format!("spec.template.spec.containers[{container}].env"),
+                    &current_env,
+                )],
+                original: object.clone(),
+                rollback: None,
+            }
+        })
+        .collect())
 }
 
 /// Parses the kubelet's message about a missing reference: `(kind, name, missing key)`.
@@ -519,12 +604,37 @@ fn image_fixes(
             "container {container} is not in the spec of {workload}"
         )));
     };
-    let Some(reference) = ImageRef::parse(current) else {
+    // An invalid reference is read as its nearest valid form, which is itself a candidate.
+    let intended = aegis_core::image::nearest_valid(current);
+    let Some(reference) =
+        ImageRef::parse(current).or_else(|| intended.as_deref().and_then(ImageRef::parse))
+    else {
         return Err(no_fix(format!(
-            "image {current} is not a valid reference, so no image of the same repository can be chosen; a human must name the image"
+            "image {current} is not a valid reference and no evident correction makes it one, so no image of the same repository can be chosen; a human must name the image"
         )));
     };
-    let (choices, steps) = image_choices(lookup, object, workload, container, current, &reference);
+    let (mut choices, mut steps) =
+        image_choices(lookup, object, workload, container, current, &reference);
+    if let Some(intended) = intended
+        && !choices.iter().any(|(known, _, _)| *known == intended)
+    {
+        steps.push(format!(
+            "{intended} is the one valid reference {current} can be corrected to"
+        ));
+        // After images known to run, before tags merely seen elsewhere.
+        let position = choices
+            .iter()
+            .position(|(_, _, risk)| *risk != Risk::Low)
+            .unwrap_or(choices.len());
+        choices.insert(
+            position,
+            (
+                intended,
+                "it is the reference as written, corrected to a valid form".to_owned(),
+                Risk::Medium,
+            ),
+        );
+    }
     if choices.is_empty() {
         return Err(Outcome::NoFix {
             reason: format!(
@@ -547,7 +657,7 @@ fn image_fixes(
             risk,
             steps: steps.clone(),
             rationale: format!(
-                "{current} does not exist; {image} is from the same repository and is known to work: {why}."
+                "{current} cannot be pulled; {image} is from the same repository: {why}."
             ),
             evidence: vec![spec_evidence(
                 workload,
@@ -560,35 +670,50 @@ fn image_fixes(
         .collect())
 }
 
-fn image(lookup: &Lookup<'_>, object: &Value, workload: &ResourceRef, container: &str) -> Outcome {
-    match image_fixes(lookup, object, workload, container) {
-        Ok(mut proposals) => Outcome::Proposed(proposals.swap_remove(0)),
+/// The best of several candidate fixes, or why there is none.
+#[allow(clippy::result_large_err)]
+fn first(candidates: Result<Vec<Proposal>, Outcome>) -> Outcome {
+    match candidates {
+        Ok(mut proposals) if !proposals.is_empty() => Outcome::Proposed(proposals.swap_remove(0)),
+        Ok(_) => no_fix("no candidate fix was found"),
         Err(outcome) => outcome,
     }
 }
 
 /// Other safe fixes for `cause` beside the one [`propose`] gives, best first: candidates a
-/// shadow verifies when the first fix fails. Today: the other known-good images of a repository.
+/// shadow verifies when the first fix fails: other images, pull secrets, variable sources and
+/// selectors the evidence supports.
 pub fn alternatives(lookup: &Lookup<'_>, cause: &Cause, workload: &ResourceRef) -> Vec<Proposal> {
     let Some(object) = lookup.object(workload) else {
         return Vec::new();
     };
-    match cause {
-        Cause::Image { container } => image_fixes(lookup, &object, workload, container)
-            .map(|proposals| proposals.into_iter().skip(1).collect())
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    }
+    let candidates = match cause {
+        Cause::Image { container } => image_fixes(lookup, &object, workload, container),
+        Cause::PullAuth { container } => pull_auth_fixes(lookup, &object, workload, container),
+        Cause::MissingEnv {
+            container,
+            variable,
+        } => missing_env_fixes(lookup, &object, workload, container, variable),
+        Cause::ServiceSelector => selector_fixes(lookup, &object, workload),
+        _ => return Vec::new(),
+    };
+    candidates
+        .map(|proposals| proposals.into_iter().skip(1).collect())
+        .unwrap_or_default()
 }
 
-fn pull_auth(
+/// Pull secrets for an image the registry refuses, best first: those other workloads of the
+/// namespace use for images of the same registry and organisation (most used first), then the
+/// namespace's only registry credential.
+#[allow(clippy::result_large_err)]
+fn pull_auth_fixes(
     lookup: &Lookup<'_>,
     object: &Value,
     workload: &ResourceRef,
     container: &str,
-) -> Outcome {
+) -> Result<Vec<Proposal>, Outcome> {
     if let Some(outcome) = immutable_pod(workload) {
-        return outcome;
+        return Err(outcome);
     }
     let namespace = workload.namespace_str();
     let existing: Vec<String> = pod_spec(object, workload.kind)
@@ -598,52 +723,136 @@ fn pull_auth(
         .flatten()
         .filter_map(|s| s.get("name").and_then(Value::as_str).map(str::to_owned))
         .collect();
-    let candidates: Vec<String> = lookup
-        .pull_secrets(namespace)
-        .into_iter()
-        .filter(|s| !existing.contains(s))
-        .collect();
-    let steps = vec![format!(
-        "looked for registry credentials (kubernetes.io/dockerconfigjson Secrets) in namespace {namespace} not yet used by the pod"
-    )];
-    let [secret] = candidates.as_slice() else {
-        return Outcome::NoFix {
-            reason: if candidates.is_empty() {
-                format!(
-                    "namespace {namespace} has no unused registry-credential Secret; a human must create one"
-                )
-            } else {
-                format!(
-                    "several registry-credential Secrets could apply ({}); a human must choose",
-                    candidates.join(", ")
-                )
-            },
-            steps,
-        };
+    let image = container_spec(object, workload.kind, container)
+        .and_then(|c| c.get("image"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    // Registry and organisation: `europe-west1-docker.pkg.dev` + `acme-prod`.
+    let owner = |image: &str| {
+        ImageRef::parse(image).map(|r| {
+            let organisation = r
+                .repository
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            (r.registry, organisation)
+        })
     };
-    Outcome::Proposed(Proposal {
-        summary: format!(
-            "Add imagePullSecret {secret} to {} {}",
-            workload.kind, workload.name
-        ),
-        target: workload.clone(),
-        patch: wrap(
-            workload.kind,
-            json!({"imagePullSecrets": [{"name": secret}]}),
-        ),
-        inverse: wrap(
-            workload.kind,
-            json!({"imagePullSecrets": [{"name": secret, "$patch": "delete"}]}),
-        ),
-        risk: Risk::Low,
-        steps,
-        rationale: format!(
-            "Secret {secret} is the only registry credential in namespace {namespace}; container {container} needs one to pull its image."
-        ),
-        evidence: Vec::new(),
-        original: object.clone(),
-        rollback: None,
-    })
+    let wanted = owner(image);
+    let mut steps = vec![format!(
+        "looked for the pull secrets other workloads of namespace {namespace} use for images of {}",
+        wanted
+            .as_ref()
+            .map(|(registry, org)| format!("{registry}/{org}"))
+            .unwrap_or_else(|| image.to_owned())
+    )];
+    let mut used: Vec<(String, usize, Vec<String>)> = Vec::new();
+    for (sibling, spec) in lookup.pod_specs(namespace) {
+        if sibling == *workload {
+            continue;
+        }
+        let same_owner = spec
+            .containers
+            .iter()
+            .filter_map(|c| c.image.as_deref())
+            .any(|i| wanted.is_some() && owner(i) == wanted);
+        if !same_owner {
+            continue;
+        }
+        for secret in spec.image_pull_secrets.iter().flatten() {
+            if existing.contains(&secret.name) {
+                continue;
+            }
+            match used.iter_mut().find(|(name, _, _)| *name == secret.name) {
+                Some(entry) => {
+                    entry.1 += 1;
+                    if !entry.2.contains(&sibling.to_string()) {
+                        entry.2.push(sibling.to_string());
+                    }
+                }
+                None => used.push((secret.name.clone(), 1, vec![sibling.to_string()])),
+            }
+        }
+    }
+    used.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut choices: Vec<(String, String)> = used
+        .into_iter()
+        .map(|(name, _, users)| {
+            let why = format!(
+                "{} pull(s) images of the same registry and organisation with it",
+                users.join(", ")
+            );
+            (name, why)
+        })
+        .collect();
+    if choices.is_empty() {
+        steps.push(format!(
+            "no other workload pulls from there; looked for registry credentials (kubernetes.io/dockerconfigjson Secrets) in namespace {namespace} not yet used by the pod"
+        ));
+        let unused: Vec<String> = lookup
+            .pull_secrets(namespace)
+            .into_iter()
+            .filter(|s| !existing.contains(s))
+            .collect();
+        match unused.as_slice() {
+            [only] => choices.push((
+                only.clone(),
+                format!("it is the only registry credential in namespace {namespace}"),
+            )),
+            [] => {
+                let reason = if lookup.index().state().has_read("Secret") {
+                    format!(
+                        "no workload of namespace {namespace} pulls from the same registry and organisation with a pull secret, and the namespace has no unused registry credential; a human must create one"
+                    )
+                } else {
+                    format!(
+                        "no workload of namespace {namespace} pulls from the same registry and organisation with a pull secret, and Secrets were not read, so the namespace's credentials are unknown"
+                    )
+                };
+                return Err(Outcome::NoFix { reason, steps });
+            }
+            several => {
+                return Err(Outcome::NoFix {
+                    reason: format!(
+                        "several registry-credential Secrets could apply ({}) and no workload shows which one the registry accepts; a human must choose",
+                        several.join(", ")
+                    ),
+                    steps,
+                });
+            }
+        }
+    }
+    Ok(choices
+        .into_iter()
+        .map(|(secret, why)| {
+            let mut steps = steps.clone();
+            steps.push(format!("{secret}: {why}"));
+            Proposal {
+                summary: format!(
+                    "Add imagePullSecret {secret} to {} {}",
+                    workload.kind, workload.name
+                ),
+                target: workload.clone(),
+                patch: wrap(
+                    workload.kind,
+                    json!({"imagePullSecrets": [{"name": secret}]}),
+                ),
+                inverse: wrap(
+                    workload.kind,
+                    json!({"imagePullSecrets": [{"name": secret, "$patch": "delete"}]}),
+                ),
+                risk: Risk::Low,
+                steps,
+                rationale: format!(
+                    "Container {container} needs registry credentials to pull {image}; {why}."
+                ),
+                evidence: Vec::new(),
+                original: object.clone(),
+                rollback: None,
+            }
+        })
+        .collect())
 }
 
 fn oom(lookup: &Lookup<'_>, object: &Value, workload: &ResourceRef, container: &str) -> Outcome {
@@ -770,6 +979,41 @@ fn probe_fix(
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
+        // Another probe of the same container on another port shows where the application
+        // answers.
+        let other = [
+            ProbeKind::Readiness,
+            ProbeKind::Liveness,
+            ProbeKind::Startup,
+        ]
+        .into_iter()
+        .filter(|other| *other != probe)
+        .find_map(|other| {
+            let other_port = spec.get(other.field()).and_then(|p| {
+                p.pointer("/httpGet/port")
+                    .or_else(|| p.pointer("/tcpSocket/port"))
+            })?;
+            (*other_port != port).then(|| (other, other_port.clone()))
+        });
+        if let Some((other, new_port)) = other {
+            steps.push(format!(
+                "the {} probe of the same container checks port {new_port}",
+                other.word()
+            ));
+            return proposal(
+                format!(
+                    "Point the {} probe of container {container} at port {new_port} instead of {port}",
+                    probe.word()
+                ),
+                json!({ handler: {"port": new_port} }),
+                json!({ handler: {"port": port} }),
+                steps,
+                format!(
+                    "Nothing listens on port {port}: the connection is refused. The container's {} probe checks port {new_port}, where the application answers.",
+                    other.word()
+                ),
+            );
+        }
         if !matches_declared && let [only] = declared.as_slice() {
             let new_port = only
                 .get("name")
@@ -999,72 +1243,122 @@ fn requests(lookup: &Lookup<'_>, object: &Value, workload: &ResourceRef) -> Outc
     }
 }
 
-fn selector(lookup: &Lookup<'_>, object: &Value, service: &ResourceRef) -> Outcome {
+/// Selectors that would give a Service the pods of exactly one workload, best first: the
+/// selector with a typo corrected (the closest first), then the labels the selector already
+/// shares with one workload's pods when they pick no other workload.
+#[allow(clippy::result_large_err)]
+fn selector_fixes(
+    lookup: &Lookup<'_>,
+    object: &Value,
+    service: &ResourceRef,
+) -> Result<Vec<Proposal>, Outcome> {
     let Some(selector) = object.pointer("/spec/selector").and_then(Value::as_object) else {
-        return no_fix("the Service has no selector");
+        return Err(no_fix("the Service has no selector"));
     };
     let namespace = service.namespace_str();
-    let mut steps = vec![format!(
+    let steps = vec![format!(
         "compared the selector with the pod labels of every workload in namespace {namespace}"
     )];
-    let mut scored: Vec<(usize, usize, ResourceRef, Map<String, Value>)> = Vec::new();
-    for (workload, labels) in lookup.pod_template_labels(namespace) {
+    let workloads = lookup.pod_template_labels(namespace);
+    let picks = |candidate: &Map<String, Value>| -> Vec<&ResourceRef> {
+        workloads
+            .iter()
+            .filter(|(_, labels)| {
+                candidate
+                    .iter()
+                    .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str())
+            })
+            .map(|(w, _)| w)
+            .collect()
+    };
+    // (distance, name distance, workload, selector, how)
+    let mut scored: Vec<(usize, usize, ResourceRef, Map<String, Value>, &str)> = Vec::new();
+    for (workload, labels) in workloads {
         let mut distance = 0;
         let mut matched = true;
-        let mut new_selector = Map::new();
+        let mut corrected = Map::new();
+        let mut shared = Map::new();
         for (key, wanted) in selector {
             let wanted = wanted.as_str().unwrap_or_default();
             match labels.get(key) {
-                Some(actual) if actual == wanted => {}
+                Some(actual) if actual == wanted => {
+                    shared.insert(key.clone(), json!(actual));
+                }
                 Some(actual) if similar(actual, wanted) => {
                     distance += edit_distance(actual, wanted).max(1);
                 }
                 _ => matched = false,
             }
             if let Some(actual) = labels.get(key) {
-                new_selector.insert(key.clone(), json!(actual));
+                corrected.insert(key.clone(), json!(actual));
             }
         }
-        if matched && distance > 0 {
-            let name_distance = edit_distance(&workload.name, &service.name);
-            scored.push((distance, name_distance, workload.clone(), new_selector));
+        let name_distance = edit_distance(&workload.name, &service.name);
+        if matched && distance > 0 && picks(&corrected).len() == 1 {
+            scored.push((distance, name_distance, workload.clone(), corrected, "typo"));
+        }
+        if !shared.is_empty() && shared.len() < selector.len() && picks(&shared) == [workload] {
+            scored.push((
+                usize::MAX,
+                name_distance,
+                workload.clone(),
+                shared,
+                "shared",
+            ));
         }
     }
     scored.sort_by_key(|a| (a.0, a.1));
-    let unique = match scored.as_slice() {
-        [only] => Some(only),
-        [first, second, ..] if (first.0, first.1) < (second.0, second.1) => Some(first),
-        _ => None,
-    };
-    let Some((_, _, workload, new_selector)) = unique else {
-        return Outcome::NoFix {
-            reason: "no workload's pod labels are a near match for the selector (or several are); a human must say which pods the Service is for".to_owned(),
+    scored.dedup_by(|a, b| a.3 == b.3);
+    if scored.is_empty() {
+        return Err(Outcome::NoFix {
+            reason: "no workload's pod labels are a near match for the selector, and no subset of it picks exactly one workload; a human must say which pods the Service is for".to_owned(),
             steps,
-        };
-    };
-    steps.push(format!(
-        "{workload} labels its pods {}",
-        Value::Object(new_selector.clone())
-    ));
+        });
+    }
     let old = Value::Object(selector.clone());
-    Outcome::Proposed(Proposal {
-        summary: format!(
-            "Select the pods of {} {} in Service {}",
-            workload.kind, workload.name, service.name
-        ),
-        target: service.clone(),
-        patch: json!({"spec": {"selector": new_selector}}),
-        inverse: json!({"spec": {"selector": old}}),
-        risk: Risk::Medium,
-        steps,
-        rationale: format!(
-            "The selector differs from the pod labels of {} {} by a typo; correcting it gives the Service endpoints.",
-            workload.kind, workload.name
-        ),
-        evidence: vec![spec_evidence(service, "spec.selector", &old)],
-        original: object.clone(),
-        rollback: None,
-    })
+    Ok(scored
+        .into_iter()
+        .map(|(_, _, workload, new_selector, how)| {
+            let mut steps = steps.clone();
+            steps.push(format!(
+                "{workload} labels its pods {}",
+                Value::Object(new_selector.clone())
+            ));
+            let rationale = if how == "typo" {
+                format!(
+                    "The selector differs from the pod labels of {} {} by a typo; correcting it gives the Service endpoints, and it selects no other workload.",
+                    workload.kind, workload.name
+                )
+            } else {
+                format!(
+                    "The labels the selector shares with the pods of {} {} pick exactly that workload; the rest of the selector matches no pod.",
+                    workload.kind, workload.name
+                )
+            };
+            // A merge patch of a map: keys dropped from the selector are set to null.
+            let mut patch_selector = new_selector.clone();
+            for key in selector.keys() {
+                if !new_selector.contains_key(key) {
+                    patch_selector.insert(key.clone(), Value::Null);
+                }
+            }
+            Proposal {
+                summary: format!(
+                    "Select the pods of {} {} in Service {}",
+                    workload.kind, workload.name, service.name
+                ),
+                target: service.clone(),
+                patch: json!({"spec": {"selector": patch_selector}}),
+                inverse: json!({"spec": {"selector": old}}),
+                risk: Risk::Medium,
+                steps,
+                rationale,
+                evidence: vec![spec_evidence(service, "spec.selector", &old)],
+                original: object.clone(),
+                rollback: None,
+            }
+        })
+        .collect())
 }
 
 fn target_port(lookup: &Lookup<'_>, object: &Value, service: &ResourceRef) -> Outcome {
@@ -1125,12 +1419,48 @@ fn ingress_backend(
     ingress: &ResourceRef,
     missing: &str,
 ) -> Outcome {
-    let services = lookup.service_names(ingress.namespace_str());
-    let candidates: Vec<&String> = services.iter().filter(|s| similar(s, missing)).collect();
+    // The ports the Ingress asks of the missing Service, by number or name.
+    let wanted_ports: Vec<Value> = object
+        .pointer("/spec/rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|rule| {
+            rule.pointer("/http/paths")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .chain(object.pointer("/spec/defaultBackend").map(|b| b))
+        .filter_map(|path| {
+            let service = path
+                .pointer("/backend/service")
+                .or_else(|| path.pointer("/service"))?;
+            (service.get("name").and_then(Value::as_str) == Some(missing))
+                .then(|| service.get("port").cloned())
+                .flatten()
+        })
+        .collect();
+    let namespace = ingress.namespace_str();
+    let services = lookup.service_ports(namespace);
+    let candidates: Vec<&String> = services
+        .iter()
+        .filter(|(name, _)| similar(name, missing))
+        .filter(|(_, ports)| {
+            wanted_ports.iter().all(|wanted| {
+                ports.iter().any(|(number, name)| {
+                    wanted.get("number").and_then(Value::as_i64) == Some(i64::from(*number))
+                        || (wanted.get("name").and_then(Value::as_str).is_some()
+                            && wanted.get("name").and_then(Value::as_str) == name.as_deref())
+                })
+            })
+        })
+        .map(|(name, _)| name)
+        .collect();
     let [replacement] = candidates.as_slice() else {
         return no_fix(format!(
-            "no single Service in namespace {} has a name close to {missing}",
-            ingress.namespace_str()
+            "{} Service(s) in namespace {namespace} have a name close to {missing} and the port the Ingress asks for; only exactly one is changed to",
+            candidates.len()
         ));
     };
     let Some(rules) = object.pointer("/spec/rules").cloned() else {
@@ -1160,10 +1490,10 @@ fn ingress_backend(
         inverse: json!({"spec": {"rules": rules}}),
         risk: Risk::Medium,
         steps: vec![format!(
-            "Service {replacement} exists and its name is a near match for {missing}"
+            "Service {replacement} exists, its name is a near match for {missing}, and it serves the port the Ingress asks for"
         )],
         rationale: format!(
-            "Service {missing} does not exist; {replacement} is the only Service of a similar name."
+            "Service {missing} does not exist; {replacement} is the only Service of a similar name with the port the Ingress routes to."
         ),
         evidence: Vec::new(),
         original: object.clone(),

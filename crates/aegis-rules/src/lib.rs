@@ -416,7 +416,7 @@ fn choose(
                 .map(|(r, _)| r.fields.join(", "))
                 .unwrap_or_default();
             let why = format!(
-                "This targeted fix was chosen over rolling back to revision {to} because it changes only what the evidence shows is wrong and keeps the rest of the new revision ({fields}); the rollback stays a candidate for the shadow."
+                "This targeted fix was chosen over rolling back to revision {to} because it changes only what the evidence shows is wrong, where the rollback would undo everything the new revision changed ({fields}); the rollback stays a candidate for the shadow."
             );
             (vec![targeted, rollback], why)
         }

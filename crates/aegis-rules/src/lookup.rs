@@ -368,6 +368,99 @@ impl<'a> Lookup<'a> {
             .collect()
     }
 
+    /// The pod specs of a namespace's workloads (and bare pods), with their workload.
+    pub fn pod_specs(
+        &self,
+        namespace: &str,
+    ) -> Vec<(ResourceRef, &'a k8s_openapi::api::core::v1::PodSpec)> {
+        let state = self.state;
+        let in_namespace = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+            meta.namespace.as_deref().unwrap_or("default") == namespace
+        };
+        let mut specs = Vec::new();
+        for d in state
+            .deployments
+            .iter()
+            .filter(|d| in_namespace(&d.metadata))
+        {
+            if let Some(spec) = d.spec.as_ref().and_then(|s| s.template.spec.as_ref()) {
+                specs.push((ref_of(ResourceKind::Deployment, &d.metadata), spec));
+            }
+        }
+        for d in state
+            .stateful_sets
+            .iter()
+            .filter(|d| in_namespace(&d.metadata))
+        {
+            if let Some(spec) = d.spec.as_ref().and_then(|s| s.template.spec.as_ref()) {
+                specs.push((ref_of(ResourceKind::StatefulSet, &d.metadata), spec));
+            }
+        }
+        for d in state
+            .daemon_sets
+            .iter()
+            .filter(|d| in_namespace(&d.metadata))
+        {
+            if let Some(spec) = d.spec.as_ref().and_then(|s| s.template.spec.as_ref()) {
+                specs.push((ref_of(ResourceKind::DaemonSet, &d.metadata), spec));
+            }
+        }
+        for pod in state.pods.iter().filter(|p| in_namespace(&p.metadata)) {
+            if let Some(spec) = pod.spec.as_ref() {
+                specs.push((
+                    self.index.workload_of(ResourceKind::Pod, &pod.metadata),
+                    spec,
+                ));
+            }
+        }
+        specs
+    }
+
+    /// How the workloads of a namespace set `variable` from a ConfigMap or Secret: each
+    /// workload with the `valueFrom` it uses (literal values are never taken).
+    pub fn env_sources(&self, namespace: &str, variable: &str) -> Vec<(ResourceRef, Value)> {
+        let mut found: Vec<(ResourceRef, Value)> = Vec::new();
+        for (workload, spec) in self.pod_specs(namespace) {
+            for env in spec
+                .containers
+                .iter()
+                .flat_map(|c| c.env.iter().flatten())
+                .filter(|e| e.name == variable)
+            {
+                let Some(value_from) = &env.value_from else {
+                    continue;
+                };
+                if value_from.config_map_key_ref.is_none() && value_from.secret_key_ref.is_none() {
+                    continue;
+                }
+                if let Ok(value) = serde_json::to_value(value_from)
+                    && !found.iter().any(|(w, v)| *w == workload && *v == value)
+                {
+                    found.push((workload.clone(), value));
+                }
+            }
+        }
+        found
+    }
+
+    /// The Services of a namespace with their ports (number, name).
+    pub fn service_ports(&self, namespace: &str) -> Vec<(String, Vec<(i32, Option<String>)>)> {
+        self.state
+            .services
+            .iter()
+            .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
+            .filter_map(|s| {
+                let ports = s
+                    .spec
+                    .iter()
+                    .flat_map(|spec| spec.ports.iter().flatten())
+                    .map(|p| (p.port, p.name.clone()))
+                    .collect();
+                Some((s.metadata.name.clone()?, ports))
+            })
+            .collect()
+    }
+
     /// Names of the Services of a namespace.
     pub fn service_names(&self, namespace: &str) -> Vec<String> {
         self.state
