@@ -742,10 +742,10 @@ fn pull_auth_fixes(
     let wanted = owner(image);
     let mut steps = vec![format!(
         "looked for the pull secrets other workloads of namespace {namespace} use for images of {}",
-        wanted
-            .as_ref()
-            .map(|(registry, org)| format!("{registry}/{org}"))
-            .unwrap_or_else(|| image.to_owned())
+        wanted.as_ref().map_or_else(
+            || image.to_owned(),
+            |(registry, org)| format!("{registry}/{org}")
+        )
     )];
     let mut used: Vec<(String, usize, Vec<String>)> = Vec::new();
     for (sibling, spec) in lookup.pod_specs(namespace) {
@@ -1243,6 +1243,10 @@ fn requests(lookup: &Lookup<'_>, object: &Value, workload: &ResourceRef) -> Outc
     }
 }
 
+/// A selector candidate: typo distance, distance of the workload's name from the Service's,
+/// the workload, the selector, and how it was found.
+type ScoredSelector = (usize, usize, ResourceRef, Map<String, Value>, &'static str);
+
 /// Selectors that would give a Service the pods of exactly one workload, best first: the
 /// selector with a typo corrected (the closest first), then the labels the selector already
 /// shares with one workload's pods when they pick no other workload.
@@ -1271,8 +1275,7 @@ fn selector_fixes(
             .map(|(w, _)| w)
             .collect()
     };
-    // (distance, name distance, workload, selector, how)
-    let mut scored: Vec<(usize, usize, ResourceRef, Map<String, Value>, &str)> = Vec::new();
+    let mut scored: Vec<ScoredSelector> = Vec::new();
     for (workload, labels) in workloads {
         let mut distance = 0;
         let mut matched = true;
@@ -1431,7 +1434,7 @@ fn ingress_backend(
                 .into_iter()
                 .flatten()
         })
-        .chain(object.pointer("/spec/defaultBackend").map(|b| b))
+        .chain(object.pointer("/spec/defaultBackend"))
         .filter_map(|path| {
             let service = path
                 .pointer("/backend/service")

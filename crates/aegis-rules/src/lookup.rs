@@ -23,6 +23,9 @@ pub struct Lookup<'a> {
     template_labels: OnceCell<HashMap<String, Vec<WorkloadLabels>>>,
 }
 
+/// A Service's name and its ports (number, name).
+pub type ServicePorts = (String, Vec<(i32, Option<String>)>);
+
 /// A workload (or bare pod) and the labels its pods carry.
 pub type WorkloadLabels = (ResourceRef, BTreeMap<String, String>);
 
@@ -444,7 +447,7 @@ impl<'a> Lookup<'a> {
     }
 
     /// The Services of a namespace with their ports (number, name).
-    pub fn service_ports(&self, namespace: &str) -> Vec<(String, Vec<(i32, Option<String>)>)> {
+    pub fn service_ports(&self, namespace: &str) -> Vec<ServicePorts> {
         self.state
             .services
             .iter()
