@@ -140,6 +140,8 @@ async fn a_wrong_fix_fails_verification() {
         .expect("a tagged image");
     fix.patch["spec"]["template"]["spec"]["containers"][0]["image"] =
         json!(format!("{repository}:0.0.0-missing"));
+    // No longer the rollback it may have been: an ordinary image fix.
+    fix.rollback = None;
     let image_id = image.id.clone();
     // A liveness probe on a port nothing serves.
     let probe = incidents
@@ -221,6 +223,7 @@ async fn when_the_first_fix_fails_a_candidate_that_verifies_is_proposed_instead(
     first.summary = "a tag that does not exist".to_owned();
     first.patch["spec"]["template"]["spec"]["containers"][0]["image"] =
         json!("nginx:0.0.0-missing");
+    first.rollback = None;
     incident.alternative_fixes.insert(0, good.clone());
     verified(&world, &mut payments, &state).await;
     let incident = &payments[0];

@@ -198,6 +198,12 @@ impl ObjectSink {
             .unwrap_or_default()
             .to_owned();
         if kind.ends_with("List") {
+            // A typed list (`SecretList`) says its kind was read, even when it holds nothing.
+            if let Some(item_kind) = kind.strip_suffix("List")
+                && !item_kind.is_empty()
+            {
+                self.kinds.insert(item_kind.to_owned());
+            }
             let items = match value {
                 Value::Object(mut map) => map.remove("items"),
                 _ => None,

@@ -214,11 +214,12 @@ fn missing_env_fixes(
                 } else {
                     continue;
                 };
-                sources.push((
-                    rank,
-                    format!("{kind} {name} key {key}"),
-                    json!({ field: {"name": name, "key": key} }),
-                ));
+                let source = if key == variable {
+                    format!("{kind} {name}")
+                } else {
+                    format!("{kind} {name} (key {key})")
+                };
+                sources.push((rank, source, json!({ field: {"name": name, "key": key} })));
             }
         }
     }

@@ -428,12 +428,8 @@ fn choose(
             );
             (vec![rollback, targeted], why)
         }
-        (Some(targeted), None) => {
-            let why = rollback_reason
-                .map(|reason| format!("No rollback was offered: {reason}."))
-                .unwrap_or_default();
-            (vec![targeted], why)
-        }
+        // Why no rollback was offered is among the steps.
+        (Some(targeted), None) => (vec![targeted], String::new()),
         (None, Some(rollback)) => {
             let why = targeted_reason
                 .map(|reason| format!("No targeted fix was found: {reason}."))

@@ -54,11 +54,23 @@ pub async fn run(
     Ok(())
 }
 
-fn list<T: Serialize>(dir: &Path, file: &str, items: &[T]) -> std::io::Result<usize> {
-    if items.is_empty() {
-        return Ok(0);
-    }
-    let document = serde_json::json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items});
+/// Writes one kind as a `List` file. A kind that was read but has no objects is written as an
+/// empty typed list (`SecretList`), so the snapshot still says it was read (SPEC §6, coverage);
+/// a kind that was not read is not written.
+fn list<T: Serialize>(
+    dir: &Path,
+    state: &ClusterState,
+    (api_version, kind, file): (&str, &str, &str),
+    items: &[T],
+) -> std::io::Result<usize> {
+    let document = if items.is_empty() {
+        if !state.has_read(kind) {
+            return Ok(0);
+        }
+        serde_json::json!({"apiVersion": api_version, "kind": format!("{kind}List"), "metadata": {"resourceVersion": ""}, "items": []})
+    } else {
+        serde_json::json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items})
+    };
     let text = serde_yaml::to_string(&document).map_err(std::io::Error::other)?;
     fs::write(dir.join(file), text)?;
     Ok(items.len())
@@ -68,31 +80,103 @@ fn list<T: Serialize>(dir: &Path, file: &str, items: &[T]) -> std::io::Result<us
 pub fn write(dir: &Path, state: &ClusterState) -> std::io::Result<usize> {
     fs::create_dir_all(dir)?;
     let mut count = 0;
-    count += list(dir, "namespaces.yaml", &state.namespaces)?;
-    count += list(dir, "nodes.yaml", &state.nodes)?;
-    count += list(dir, "pods.yaml", &state.pods)?;
-    count += list(dir, "deployments.yaml", &state.deployments)?;
-    count += list(dir, "replicasets.yaml", &state.replica_sets)?;
-    count += list(dir, "statefulsets.yaml", &state.stateful_sets)?;
-    count += list(dir, "daemonsets.yaml", &state.daemon_sets)?;
-    count += list(dir, "jobs.yaml", &state.jobs)?;
-    count += list(dir, "cronjobs.yaml", &state.cron_jobs)?;
-    count += list(dir, "services.yaml", &state.services)?;
-    count += list(dir, "endpointslices.yaml", &state.endpoint_slices)?;
     count += list(
         dir,
-        "persistentvolumeclaims.yaml",
+        state,
+        ("v1", "Namespace", "namespaces.yaml"),
+        &state.namespaces,
+    )?;
+    count += list(dir, state, ("v1", "Node", "nodes.yaml"), &state.nodes)?;
+    count += list(dir, state, ("v1", "Pod", "pods.yaml"), &state.pods)?;
+    count += list(
+        dir,
+        state,
+        ("apps/v1", "Deployment", "deployments.yaml"),
+        &state.deployments,
+    )?;
+    count += list(
+        dir,
+        state,
+        ("apps/v1", "ReplicaSet", "replicasets.yaml"),
+        &state.replica_sets,
+    )?;
+    count += list(
+        dir,
+        state,
+        ("apps/v1", "StatefulSet", "statefulsets.yaml"),
+        &state.stateful_sets,
+    )?;
+    count += list(
+        dir,
+        state,
+        ("apps/v1", "DaemonSet", "daemonsets.yaml"),
+        &state.daemon_sets,
+    )?;
+    count += list(
+        dir,
+        state,
+        ("apps/v1", "ControllerRevision", "controllerrevisions.yaml"),
+        &state.controller_revisions,
+    )?;
+    count += list(dir, state, ("batch/v1", "Job", "jobs.yaml"), &state.jobs)?;
+    count += list(
+        dir,
+        state,
+        ("batch/v1", "CronJob", "cronjobs.yaml"),
+        &state.cron_jobs,
+    )?;
+    count += list(
+        dir,
+        state,
+        ("v1", "Service", "services.yaml"),
+        &state.services,
+    )?;
+    count += list(
+        dir,
+        state,
+        (
+            "discovery.k8s.io/v1",
+            "EndpointSlice",
+            "endpointslices.yaml",
+        ),
+        &state.endpoint_slices,
+    )?;
+    count += list(
+        dir,
+        state,
+        ("v1", "PersistentVolumeClaim", "persistentvolumeclaims.yaml"),
         &state.persistent_volume_claims,
     )?;
-    count += list(dir, "ingresses.yaml", &state.ingresses)?;
     count += list(
         dir,
-        "horizontalpodautoscalers.yaml",
+        state,
+        ("storage.k8s.io/v1", "StorageClass", "storageclasses.yaml"),
+        &state.storage_classes,
+    )?;
+    count += list(
+        dir,
+        state,
+        ("networking.k8s.io/v1", "Ingress", "ingresses.yaml"),
+        &state.ingresses,
+    )?;
+    count += list(
+        dir,
+        state,
+        (
+            "autoscaling/v2",
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers.yaml",
+        ),
         &state.horizontal_pod_autoscalers,
     )?;
-    count += list(dir, "configmaps.yaml", &state.config_maps)?;
-    count += list(dir, "secrets.yaml", &state.secrets)?;
-    count += list(dir, "events.yaml", &state.events)?;
+    count += list(
+        dir,
+        state,
+        ("v1", "ConfigMap", "configmaps.yaml"),
+        &state.config_maps,
+    )?;
+    count += list(dir, state, ("v1", "Secret", "secrets.yaml"), &state.secrets)?;
+    count += list(dir, state, ("v1", "Event", "events.yaml"), &state.events)?;
     for (key, text) in &state.logs {
         let pod_dir = dir.join("logs").join(&key.namespace).join(&key.pod);
         fs::create_dir_all(&pod_dir)?;
