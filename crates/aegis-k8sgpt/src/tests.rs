@@ -191,6 +191,45 @@ fn ingresses_pointing_at_missing_services_and_secrets_are_reported() {
         .collect();
     found.sort_unstable();
     assert_eq!(found, ["BackendServiceMissing", "TLSSecretMissing"]);
+
+    // Where Services and Secrets were not read (a snapshot without them, a list RBAC refused),
+    // their absence proves nothing and nothing is reported.
+    let mut unread = state.clone();
+    unread.read_kinds = Some(["Ingress".to_owned()].into_iter().collect());
+    assert!(analyze(&unread.index(), &AnalyzerConfig::default(), None).is_empty());
+}
+
+#[test]
+fn claims_waiting_for_their_first_consumer_are_quiet_and_a_failing_claim_is_its_pods_workload() {
+    let state = state_of(json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "standard-rwo",
+            "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+         "provisioner": "pd.csi.storage.gke.io", "volumeBindingMode": "WaitForFirstConsumer"},
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "later", "namespace": "a", "creationTimestamp": "2026-01-01T00:00:00Z"},
+         "spec": {"accessModes": ["ReadWriteOnce"]}, "status": {"phase": "Pending"}},
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data-db-0", "namespace": "a", "creationTimestamp": "2026-01-01T00:00:00Z"},
+         "spec": {"storageClassName": "fast-ssd"}, "status": {"phase": "Pending"}},
+        {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1", "namespace": "a"}, "type": "Warning", "reason": "ProvisioningFailed",
+         "message": "storageclass.storage.k8s.io \"fast-ssd\" not found", "lastTimestamp": "2026-01-01T00:10:00Z",
+         "involvedObject": {"kind": "PersistentVolumeClaim", "namespace": "a", "name": "data-db-0"}},
+        {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": "a", "uid": "ss", "creationTimestamp": "2026-01-01T00:00:00Z"},
+         "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "db"}}, "serviceName": "", "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "db", "image": "postgres:16"}]}}}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "db-0", "namespace": "a", "creationTimestamp": "2026-01-01T00:00:00Z",
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "ss", "controller": true}]},
+         "spec": {"containers": [{"name": "db", "image": "postgres:16"}], "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data-db-0"}}]},
+         "status": {"phase": "Pending"}}
+    ]}));
+    let detections = analyze(
+        &state.index(),
+        &AnalyzerConfig::default(),
+        Some(&[ResourceKind::PersistentVolumeClaim]),
+    );
+    assert_eq!(detections.len(), 1, "{detections:#?}");
+    assert_eq!(detections[0].finding.resource.name, "data-db-0");
+    assert_eq!(
+        detections[0].workload,
+        ResourceRef::namespaced(ResourceKind::StatefulSet, "a", "db")
+    );
 }
 
 #[test]
