@@ -144,7 +144,12 @@ pub fn propose(lookup: &Lookup<'_>, cause: &Cause, workload: &ResourceRef) -> Ou
             probe,
             failure,
         } => probe_fix(&object, workload, container, *probe, failure),
-        Cause::Unschedulable { .. } => requests(lookup, &object, workload),
+        Cause::Unschedulable { message } if message.contains("Insufficient ") => {
+            requests(lookup, &object, workload)
+        }
+        Cause::Unschedulable { message } => no_fix(format!(
+            "the scheduler excludes every node for the pod's placement rules, not its size ({message}); a node selector, affinity or toleration says where the workload must run, and changing it (or adding such nodes) is a human decision"
+        )),
         Cause::ServiceSelector => first(selector_fixes(lookup, &object, workload)),
         Cause::ServicePort => target_port(lookup, &object, workload),
         Cause::IngressBackend { service } => ingress_backend(lookup, &object, workload, service),
