@@ -153,10 +153,24 @@ pub fn propose(lookup: &Lookup<'_>, cause: &Cause, workload: &ResourceRef) -> Ou
         Cause::ServiceSelector => first(selector_fixes(lookup, &object, workload)),
         Cause::ServicePort => target_port(lookup, &object, workload),
         Cause::IngressBackend { service } => ingress_backend(lookup, &object, workload, service),
-        Cause::Other => {
-            no_fix("the rules know no safe, specific change for this cause; it needs a human")
+        Cause::Other => no_fix("the evidence names no specific field to change for this cause"),
+    }
+}
+
+/// `ConfigMap NAME key KEY` or `Secret NAME key KEY` for an env `valueFrom`.
+fn describe_value_from(value_from: &Value) -> String {
+    for (field, kind) in [("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")] {
+        if let Some(reference) = value_from.get(field) {
+            let text = |key: &str| {
+                reference
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            };
+            return format!("{kind} {} key {}", text("name"), text("key"));
         }
     }
+    value_from.to_string()
 }
 
 /// A variable name compared loosely: `DATABASE_URL`, `database-url` and `database.url` match.
@@ -264,7 +278,12 @@ fn missing_env_fixes(
         if usable {
             sources.push((
                 1,
-                format!("the reference {sibling} uses for {variable}"),
+                format!(
+                    "{}, which {} {} sets {variable} from,",
+                    describe_value_from(&value_from),
+                    sibling.kind,
+                    sibling.name
+                ),
                 value_from.clone(),
             ));
         }
@@ -287,11 +306,13 @@ fn missing_env_fixes(
         .into_iter()
         .map(|(_, source_name, value_from)| {
             let mut steps = steps.clone();
-            steps.push(format!("found {variable} in {source_name}"));
+            steps.push(format!("found {variable} in {}", source_name.trim_end_matches(',')));
             Proposal {
                 summary: format!(
-                    "Set {variable} in container {container} of {} {} from {source_name}",
-                    workload.kind, workload.name
+                    "Set {variable} in container {container} of {} {} from {}",
+                    workload.kind,
+                    workload.name,
+                    describe_value_from(&value_from)
                 ),
                 target: workload.clone(),
                 patch: container_patch(
