@@ -234,6 +234,8 @@ async fn fixes_are_proved_in_shadows_on_a_real_control_plane() {
     if let Some(fix) = wrong.fix.as_mut() {
         fix.patch["spec"]["template"]["spec"]["containers"][0]["image"] =
             json!("nginx:0.0.0-missing");
+        // No longer the rollback it is: an ordinary image fix.
+        fix.rollback = None;
     }
     let mut wrong = vec![wrong];
     verify(&state, &mut wrong, &live, &live, &timing).await;
