@@ -1288,7 +1288,7 @@ fn selector_fixes(
     };
     let namespace = service.namespace_str();
     let steps = vec![format!(
-        "compared the selector with the pod labels of every workload in namespace {namespace}"
+        "compared the selector with the pod labels of every workload in namespace {namespace}, and with the keys its other Services select by"
     )];
     let workloads = lookup.pod_template_labels(namespace);
     let picks = |candidate: &Map<String, Value>| -> Vec<&ResourceRef> {
@@ -1337,7 +1337,28 @@ fn selector_fixes(
             ));
         }
     }
-    scored.sort_by_key(|a| (a.0, a.1));
+    // Among selectors found by shared labels, those keyed as the namespace's other Services
+    // select come first: `app` where every sibling selects by `app`.
+    let sibling_keys: std::collections::BTreeSet<String> = lookup
+        .index()
+        .state()
+        .services
+        .iter()
+        .filter(|s| {
+            s.metadata.namespace.as_deref() == Some(namespace)
+                && s.metadata.name.as_deref() != Some(service.name.as_str())
+        })
+        .flat_map(|s| {
+            s.spec
+                .iter()
+                .flat_map(|spec| spec.selector.iter().flatten())
+        })
+        .map(|(key, _)| key.clone())
+        .collect();
+    let unconventional = |candidate: &Map<String, Value>| {
+        usize::from(!sibling_keys.is_empty() && !candidate.keys().all(|k| sibling_keys.contains(k)))
+    };
+    scored.sort_by_key(|a| (a.0, unconventional(&a.3), a.1));
     scored.dedup_by(|a, b| a.3 == b.3);
     if scored.is_empty() {
         return Err(Outcome::NoFix {

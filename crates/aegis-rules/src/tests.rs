@@ -327,3 +327,154 @@ fn assert_every_inverse_undoes_its_patch(state: &ClusterState) -> usize {
 fn every_demo_fix_is_undone_by_its_inverse() {
     assert_eq!(assert_every_inverse_undoes_its_patch(&demo()), 9);
 }
+
+fn state_of(objects: Value) -> ClusterState {
+    let mut sink = aegis_cluster::ObjectSink::new(Scope::all());
+    sink.add(objects).expect("valid objects");
+    let mut state = sink.state;
+    state.settle_now();
+    state
+}
+
+fn deployment(name: &str, labels: Value) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "a", "uid": name},
+        "spec": {"selector": {"matchLabels": labels.clone()}, "template": {"metadata": {"labels": labels},
+            "spec": {"containers": [{"name": name, "image": "nginx:1.27.2"}]}}}})
+}
+
+#[test]
+fn a_selector_sharing_labels_with_exactly_one_workload_selects_it_by_the_keys_siblings_use() {
+    let state = state_of(json!({"apiVersion": "v1", "kind": "List", "items": [
+        deployment("api", json!({"app": "api", "team": "shop"})),
+        deployment("web", json!({"app": "web", "team": "shop"})),
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "a"},
+         "spec": {"selector": {"app": "api", "tier": "backend"}, "ports": [{"port": 80}]}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "a"},
+         "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}},
+        // A selector whose shared labels pick two workloads has no safe fix.
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "shop", "namespace": "a"},
+         "spec": {"selector": {"team": "shop", "tier": "frontend"}, "ports": [{"port": 80}]}}
+    ]}));
+    let diagnoses = diagnose_all(&state, RulesConfig::default());
+    let api = diagnoses
+        .iter()
+        .find(|(w, _)| w.name == "api" && w.kind == ResourceKind::Service)
+        .map(|(_, d)| d)
+        .expect("the api Service is diagnosed");
+    assert_eq!(api.category, Category::ServiceSelectorMismatch);
+    let fix = api.fix.as_ref().expect("a fix");
+    assert_eq!(
+        fix.patch,
+        json!({"spec": {"selector": {"app": "api", "tier": null}}})
+    );
+    let shop = diagnoses
+        .iter()
+        .find(|(w, _)| w.name == "shop")
+        .map(|(_, d)| d)
+        .expect("the shop Service is diagnosed");
+    assert!(shop.fix.is_none(), "{:?}", shop.fix);
+    assert!(
+        shop.rca
+            .decision_rationale
+            .contains("picks exactly one workload"),
+        "{}",
+        shop.rca.decision_rationale
+    );
+}
+
+/// A Deployment at revision 2 (which dropped `DATABASE_URL`), its two ReplicaSets, and one
+/// crash-looping pod of the revision `pod_hash`.
+fn rolled_out(previous_ready: i32, pod_hash: &str) -> ClusterState {
+    let template = |hash: &str, env: Value| {
+        json!({"metadata": {"labels": {"app": "api", "pod-template-hash": hash}},
+            "spec": {"containers": [{"name": "api", "image": "ghcr.io/acme/api:2", "env": env}]}})
+    };
+    let replica_set = |hash: &str, revision: &str, ready: i32, env: Value| {
+        json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": format!("api-{hash}"), "namespace": "a", "uid": format!("rs-{hash}"),
+                "labels": {"app": "api", "pod-template-hash": hash},
+                "annotations": {"deployment.kubernetes.io/revision": revision},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "api", "uid": "d", "controller": true}]},
+            "spec": {"selector": {"matchLabels": {"app": "api"}}, "template": template(hash, env)},
+            "status": {"replicas": 2, "readyReplicas": ready}})
+    };
+    let old_env = json!([{"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "db", "key": "url"}}}]);
+    state_of(json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "namespace": "a", "uid": "d",
+            "creationTimestamp": "2026-01-01T00:00:00Z"},
+         "spec": {"selector": {"matchLabels": {"app": "api"}}, "template": {"metadata": {"labels": {"app": "api"}},
+            "spec": {"containers": [{"name": "api", "image": "ghcr.io/acme/api:2", "env": []}]}}}},
+        replica_set("h1", "1", previous_ready, old_env),
+        replica_set("h2", "2", 0, json!([])),
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": format!("api-{pod_hash}-x"), "namespace": "a", "uid": "p",
+            "creationTimestamp": "2026-01-01T00:00:00Z", "labels": {"app": "api", "pod-template-hash": pod_hash},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("api-{pod_hash}"), "uid": format!("rs-{pod_hash}"), "controller": true}]},
+         "spec": {"containers": [{"name": "api", "image": "ghcr.io/acme/api:2"}]},
+         "status": {"phase": "Running", "containerStatuses": [{"name": "api", "image": "ghcr.io/acme/api:2", "imageID": "", "ready": false, "restartCount": 7,
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": "2026-01-01T00:30:00Z",
+                "message": "FATAL: required environment variable DATABASE_URL is not set"}}}]}}
+    ]}))
+}
+
+#[test]
+fn a_rollback_is_offered_only_when_the_failing_pods_run_the_newest_revision_and_an_older_one_runs_ready()
+ {
+    let rollback_of = |state: &ClusterState| {
+        let diagnoses = diagnose_all(state, RulesConfig::default());
+        let (_, diagnosis) = diagnoses
+            .into_iter()
+            .find(|(w, _)| w.name == "api")
+            .expect("the api incident");
+        assert_eq!(diagnosis.category, Category::MissingEnvVar);
+        diagnosis
+    };
+    // Revision 1 runs ready and dropped nothing: the rollback restores its reference exactly.
+    let state = rolled_out(2, "h2");
+    let diagnosis = rollback_of(&state);
+    let fix = diagnosis.fix.as_ref().expect("the rollback");
+    let rollback = fix.rollback.as_ref().expect("a rollback fix");
+    assert_eq!((rollback.from_revision, rollback.to_revision), (2, 1));
+    assert_eq!(rollback.source, "ReplicaSet/api-h1");
+    assert!(fix.policy.allowed, "{:?}", fix.policy);
+    assert!(
+        diagnosis
+            .rca
+            .decision_rationale
+            .contains("No targeted fix was found"),
+        "{}",
+        diagnosis.rca.decision_rationale
+    );
+    let lookup = Lookup::new(&state);
+    let original = lookup.object(&fix.target).expect("target");
+    let patched = aegis_core::patch::apply(&original, PatchType::StrategicMerge, &fix.patch)
+        .expect("applies");
+    assert_eq!(
+        patched.pointer("/spec/template/spec/containers/0/env/0/valueFrom/secretKeyRef/name"),
+        Some(&json!("db"))
+    );
+    // No earlier revision runs ready: nothing is known to be healthy.
+    let diagnosis = rollback_of(&rolled_out(0, "h2"));
+    assert!(diagnosis.fix.is_none());
+    assert!(
+        diagnosis
+            .rca
+            .analysis_steps
+            .iter()
+            .any(|s| s.contains("no earlier revision") && s.contains("ready pods")),
+        "{:?}",
+        diagnosis.rca.analysis_steps
+    );
+    // The failing pod runs the old revision: the last rollout did not bring the failure.
+    let diagnosis = rollback_of(&rolled_out(2, "h1"));
+    assert!(diagnosis.fix.is_none());
+    assert!(
+        diagnosis
+            .rca
+            .analysis_steps
+            .iter()
+            .any(|s| s.contains("does not run the newest revision")),
+        "{:?}",
+        diagnosis.rca.analysis_steps
+    );
+}
