@@ -336,17 +336,17 @@ fn state_of(objects: Value) -> ClusterState {
     state
 }
 
-fn deployment(name: &str, labels: Value) -> Value {
+fn deployment(name: &str, labels: &Value) -> Value {
     json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "a", "uid": name},
-        "spec": {"selector": {"matchLabels": labels.clone()}, "template": {"metadata": {"labels": labels},
+        "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels},
             "spec": {"containers": [{"name": name, "image": "nginx:1.27.2"}]}}}})
 }
 
 #[test]
 fn a_selector_sharing_labels_with_exactly_one_workload_selects_it_by_the_keys_siblings_use() {
     let state = state_of(json!({"apiVersion": "v1", "kind": "List", "items": [
-        deployment("api", json!({"app": "api", "team": "shop"})),
-        deployment("web", json!({"app": "web", "team": "shop"})),
+        deployment("api", &json!({"app": "api", "team": "shop"})),
+        deployment("web", &json!({"app": "web", "team": "shop"})),
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": "a"},
          "spec": {"selector": {"app": "api", "tier": "backend"}, "ports": [{"port": 80}]}},
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "a"},
