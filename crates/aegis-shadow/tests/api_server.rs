@@ -647,6 +647,7 @@ fn load_paths(namespace: &str) -> Vec<String> {
         ("apps/v1", "replicasets"),
         ("apps/v1", "statefulsets"),
         ("apps/v1", "daemonsets"),
+        ("apps/v1", "controllerrevisions"),
         ("batch/v1", "jobs"),
         ("batch/v1", "cronjobs"),
         ("discovery.k8s.io/v1", "endpointslices"),
