@@ -177,10 +177,10 @@ impl Agent {
 
     /// The incidents of a state, each with every piece of evidence the analyzers gathered for
     /// its workload (the LLM's prompt is built from it).
-    fn incidents(
+    fn incidents<'a>(
         &self,
-        state: &ClusterState,
-        lookup: &Lookup<'_>,
+        state: &'a ClusterState,
+        lookup: &Lookup<'a>,
         request: &AnalyzeRequest,
     ) -> Result<Vec<(Incident, Vec<Evidence>)>> {
         if let Some(target) = &request.target

@@ -247,7 +247,7 @@ fn missing_env_fixes(
             continue;
         }
         // The object referenced must still hold the key, where its kind was read.
-        let holds = |field: &str, kind: &str, keys: Vec<(String, Vec<String>)>| {
+        let holds = |field: &str, kind: &str, keys: &[(String, Vec<String>)]| {
             let name = value_from
                 .pointer(&format!("/{field}/name"))
                 .and_then(Value::as_str);
@@ -776,7 +776,7 @@ fn pull_auth_fixes(
     )];
     let mut used: Vec<(String, usize, Vec<String>)> = Vec::new();
     for (sibling, spec) in lookup.pod_specs(namespace) {
-        if sibling == *workload {
+        if *sibling == *workload {
             continue;
         }
         let same_owner = spec

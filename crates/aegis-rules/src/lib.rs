@@ -393,13 +393,18 @@ fn choose(
             (None, Some(reason))
         }
     };
-    let same_result = |a: &Proposal, b: &Proposal| {
-        let apply = |p: &Proposal| {
-            aegis_core::patch::apply(&p.original, PatchType::StrategicMerge, &p.patch).ok()
-        };
-        a.target == b.target
-            && matches!((apply(a), apply(b)), (Some(x), Some(y)) if aegis_core::patch::same_object(&x, &y))
+    // What a candidate makes of its target, as a fingerprint: candidates that leave the target
+    // the same are one candidate. Computed once per candidate.
+    let outcome = |p: &Proposal| -> Option<(ResourceRef, u64)> {
+        use std::hash::{Hash, Hasher};
+        let result =
+            aegis_core::patch::apply(&p.original, PatchType::StrategicMerge, &p.patch).ok()?;
+        let text = serde_json::to_string(&aegis_core::patch::normalized(&result)).ok()?;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        text.hash(&mut hasher);
+        Some((p.target.clone(), hasher.finish()))
     };
+    let same_result = |a: &Proposal, b: &Proposal| matches!((outcome(a), outcome(b)), (Some(x), Some(y)) if x == y);
     let (mut candidates, why) = match (targeted, rollback) {
         (Some(targeted), Some(rollback)) if same_result(&targeted, &rollback) => {
             let why = format!(
@@ -444,8 +449,11 @@ fn choose(
             return Choice::NoFix { reason, steps };
         }
     };
+    let mut seen: Vec<Option<(ResourceRef, u64)>> = candidates.iter().map(outcome).collect();
     for alternative in alternatives {
-        if !candidates.iter().any(|c| same_result(c, &alternative)) {
+        let result = outcome(&alternative);
+        if result.is_none() || !seen.contains(&result) {
+            seen.push(result);
             candidates.push(alternative);
         }
     }

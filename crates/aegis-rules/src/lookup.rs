@@ -21,7 +21,16 @@ pub struct Lookup<'a> {
     ready_images: OnceCell<Vec<(String, String)>>,
     roomiest_node: OnceCell<Option<NodeRoom>>,
     template_labels: OnceCell<HashMap<String, Vec<WorkloadLabels>>>,
+    pod_specs: OnceCell<HashMap<&'a str, Vec<WorkloadPodSpec<'a>>>>,
+    config_map_keys: OnceCell<HashMap<&'a str, Vec<NamedKeys>>>,
+    secret_keys: OnceCell<HashMap<&'a str, Vec<NamedKeys>>>,
 }
+
+/// A workload (or the workload of a pod) and a pod spec it runs.
+pub type WorkloadPodSpec<'a> = (ResourceRef, &'a k8s_openapi::api::core::v1::PodSpec);
+
+/// A ConfigMap or Secret name and its keys.
+pub type NamedKeys = (String, Vec<String>);
 
 /// A Service's name and its ports (number, name).
 pub type ServicePorts = (String, Vec<(i32, Option<String>)>);
@@ -68,6 +77,9 @@ impl<'a> Lookup<'a> {
             ready_images: OnceCell::new(),
             roomiest_node: OnceCell::new(),
             template_labels: OnceCell::new(),
+            pod_specs: OnceCell::new(),
+            config_map_keys: OnceCell::new(),
+            secret_keys: OnceCell::new(),
         }
     }
 
@@ -108,37 +120,47 @@ impl<'a> Lookup<'a> {
     }
 
     /// ConfigMaps of a namespace with their keys.
-    pub fn config_map_keys(&self, namespace: &str) -> Vec<(String, Vec<String>)> {
-        self.state
-            .config_maps
-            .iter()
-            .filter(|c| c.metadata.namespace.as_deref() == Some(namespace))
-            .map(|c| {
-                let keys = c
-                    .data
-                    .iter()
-                    .flat_map(|d| d.keys())
-                    .chain(c.binary_data.iter().flat_map(|d| d.keys()))
-                    .cloned()
-                    .collect();
-                (c.metadata.name.clone().unwrap_or_default(), keys)
+    pub fn config_map_keys(&self, namespace: &str) -> &[NamedKeys] {
+        self.config_map_keys
+            .get_or_init(|| {
+                let mut by_namespace: HashMap<&'a str, Vec<NamedKeys>> = HashMap::new();
+                for c in &self.state.config_maps {
+                    let keys = c
+                        .data
+                        .iter()
+                        .flat_map(|d| d.keys())
+                        .chain(c.binary_data.iter().flat_map(|d| d.keys()))
+                        .cloned()
+                        .collect();
+                    by_namespace
+                        .entry(c.metadata.namespace.as_deref().unwrap_or("default"))
+                        .or_default()
+                        .push((c.metadata.name.clone().unwrap_or_default(), keys));
+                }
+                by_namespace
             })
-            .collect()
+            .get(namespace)
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Secrets of a namespace with their keys (the state holds no values).
-    pub fn secret_keys(&self, namespace: &str) -> Vec<(String, Vec<String>)> {
-        self.state
-            .secrets
-            .iter()
-            .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
-            .map(|s| {
-                (
-                    s.metadata.name.clone().unwrap_or_default(),
-                    s.data.iter().flat_map(|d| d.keys()).cloned().collect(),
-                )
+    pub fn secret_keys(&self, namespace: &str) -> &[NamedKeys] {
+        self.secret_keys
+            .get_or_init(|| {
+                let mut by_namespace: HashMap<&'a str, Vec<NamedKeys>> = HashMap::new();
+                for secret in &self.state.secrets {
+                    by_namespace
+                        .entry(secret.metadata.namespace.as_deref().unwrap_or("default"))
+                        .or_default()
+                        .push((
+                            secret.metadata.name.clone().unwrap_or_default(),
+                            secret.data.iter().flat_map(|d| d.keys()).cloned().collect(),
+                        ));
+                }
+                by_namespace
             })
-            .collect()
+            .get(namespace)
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Registry-credential Secrets of a namespace.
@@ -371,52 +393,59 @@ impl<'a> Lookup<'a> {
             .collect()
     }
 
-    /// The pod specs of a namespace's workloads (and bare pods), with their workload.
-    pub fn pod_specs(
-        &self,
-        namespace: &str,
-    ) -> Vec<(ResourceRef, &'a k8s_openapi::api::core::v1::PodSpec)> {
-        let state = self.state;
-        let in_namespace = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-            meta.namespace.as_deref().unwrap_or("default") == namespace
-        };
-        let mut specs = Vec::new();
-        for d in state
-            .deployments
-            .iter()
-            .filter(|d| in_namespace(&d.metadata))
-        {
-            if let Some(spec) = d.spec.as_ref().and_then(|s| s.template.spec.as_ref()) {
-                specs.push((ref_of(ResourceKind::Deployment, &d.metadata), spec));
-            }
-        }
-        for d in state
-            .stateful_sets
-            .iter()
-            .filter(|d| in_namespace(&d.metadata))
-        {
-            if let Some(spec) = d.spec.as_ref().and_then(|s| s.template.spec.as_ref()) {
-                specs.push((ref_of(ResourceKind::StatefulSet, &d.metadata), spec));
-            }
-        }
-        for d in state
-            .daemon_sets
-            .iter()
-            .filter(|d| in_namespace(&d.metadata))
-        {
-            if let Some(spec) = d.spec.as_ref().and_then(|s| s.template.spec.as_ref()) {
-                specs.push((ref_of(ResourceKind::DaemonSet, &d.metadata), spec));
-            }
-        }
-        for pod in state.pods.iter().filter(|p| in_namespace(&p.metadata)) {
-            if let Some(spec) = pod.spec.as_ref() {
-                specs.push((
-                    self.index.workload_of(ResourceKind::Pod, &pod.metadata),
-                    spec,
-                ));
-            }
-        }
-        specs
+    /// The pod specs of a namespace's workloads (Deployments, StatefulSets, DaemonSets) and
+    /// pods, each with its workload; indexed once per analysis.
+    pub fn pod_specs(&self, namespace: &str) -> &[WorkloadPodSpec<'a>] {
+        self.pod_specs
+            .get_or_init(|| {
+                let state = self.state;
+                let mut by_namespace: HashMap<&'a str, Vec<WorkloadPodSpec<'a>>> = HashMap::new();
+                let mut add =
+                    |meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+                     workload: ResourceRef,
+                     spec: &'a k8s_openapi::api::core::v1::PodSpec| {
+                        by_namespace
+                            .entry(meta.namespace.as_deref().unwrap_or("default"))
+                            .or_default()
+                            .push((workload, spec));
+                    };
+                for d in &state.deployments {
+                    if let Some(spec) = d.spec.as_ref().and_then(|s| s.template.spec.as_ref()) {
+                        add(
+                            &d.metadata,
+                            ref_of(ResourceKind::Deployment, &d.metadata),
+                            spec,
+                        );
+                    }
+                }
+                for d in &state.stateful_sets {
+                    if let Some(spec) = d.spec.as_ref().and_then(|s| s.template.spec.as_ref()) {
+                        add(
+                            &d.metadata,
+                            ref_of(ResourceKind::StatefulSet, &d.metadata),
+                            spec,
+                        );
+                    }
+                }
+                for d in &state.daemon_sets {
+                    if let Some(spec) = d.spec.as_ref().and_then(|s| s.template.spec.as_ref()) {
+                        add(
+                            &d.metadata,
+                            ref_of(ResourceKind::DaemonSet, &d.metadata),
+                            spec,
+                        );
+                    }
+                }
+                for pod in &state.pods {
+                    if let Some(spec) = pod.spec.as_ref() {
+                        let workload = self.index.workload_of(ResourceKind::Pod, &pod.metadata);
+                        add(&pod.metadata, workload, spec);
+                    }
+                }
+                by_namespace
+            })
+            .get(namespace)
+            .map_or(&[], Vec::as_slice)
     }
 
     /// How the workloads of a namespace set `variable` from a ConfigMap or Secret: each
@@ -424,6 +453,7 @@ impl<'a> Lookup<'a> {
     pub fn env_sources(&self, namespace: &str, variable: &str) -> Vec<(ResourceRef, Value)> {
         let mut found: Vec<(ResourceRef, Value)> = Vec::new();
         for (workload, spec) in self.pod_specs(namespace) {
+            let spec = *spec;
             for env in spec
                 .containers
                 .iter()
@@ -437,7 +467,7 @@ impl<'a> Lookup<'a> {
                     continue;
                 }
                 if let Ok(value) = serde_json::to_value(value_from)
-                    && !found.iter().any(|(w, v)| *w == workload && *v == value)
+                    && !found.iter().any(|(w, v)| w == workload && *v == value)
                 {
                     found.push((workload.clone(), value));
                 }
