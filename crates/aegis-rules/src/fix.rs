@@ -117,43 +117,62 @@ fn immutable_pod(workload: &ResourceRef) -> Option<Outcome> {
     })
 }
 
-/// Proposes a fix for `cause` on `workload`.
-pub fn propose(lookup: &Lookup<'_>, cause: &Cause, workload: &ResourceRef) -> Outcome {
+/// The fixes for `cause` on `workload`, best first (never empty), or why there is none. The
+/// first is the fix; the others are candidates the shadow verifies when it fails.
+// The error is the outcome handed straight back to the caller, once per incident.
+#[allow(clippy::result_large_err)]
+pub fn candidates(
+    lookup: &Lookup<'_>,
+    cause: &Cause,
+    workload: &ResourceRef,
+) -> Result<Vec<Proposal>, Outcome> {
     let Some(object) = lookup.object(workload) else {
-        return no_fix(format!(
+        return Err(no_fix(format!(
             "{workload} is not in the state read, so no patch can be computed against it"
-        ));
+        )));
     };
-    match cause {
+    let one = |outcome: Outcome| match outcome {
+        Outcome::Proposed(proposal) => Ok(vec![proposal]),
+        no_fix => Err(no_fix),
+    };
+    let found = match cause {
         Cause::MissingEnv {
             container,
             variable,
-        } => first(missing_env_fixes(
-            lookup, &object, workload, container, variable,
+        } => missing_env_fixes(lookup, &object, workload, container, variable),
+        Cause::ConfigRef { container, message } => one(config_ref(
+            lookup,
+            &object,
+            workload,
+            container.as_deref(),
+            message,
         )),
-        Cause::ConfigRef { container, message } => {
-            config_ref(lookup, &object, workload, container.as_deref(), message)
-        }
-        Cause::Image { container } => first(image_fixes(lookup, &object, workload, container)),
-        Cause::PullAuth { container } => {
-            first(pull_auth_fixes(lookup, &object, workload, container))
-        }
-        Cause::Oom { container } => oom(lookup, &object, workload, container),
+        Cause::Image { container } => image_fixes(lookup, &object, workload, container),
+        Cause::PullAuth { container } => pull_auth_fixes(lookup, &object, workload, container),
+        Cause::Oom { container } => one(oom(lookup, &object, workload, container)),
         Cause::Probe {
             container,
             probe,
             failure,
-        } => probe_fix(&object, workload, container, *probe, failure),
+        } => one(probe_fix(&object, workload, container, *probe, failure)),
         Cause::Unschedulable { message } if message.contains("Insufficient ") => {
-            requests(lookup, &object, workload)
+            one(requests(lookup, &object, workload))
         }
-        Cause::Unschedulable { message } => no_fix(format!(
+        Cause::Unschedulable { message } => Err(no_fix(format!(
             "the scheduler excludes every node for the pod's placement rules, not its size ({message}); a node selector, affinity or toleration says where the workload must run, and changing it (or adding such nodes) is a human decision"
+        ))),
+        Cause::ServiceSelector => selector_fixes(lookup, &object, workload),
+        Cause::ServicePort => one(target_port(lookup, &object, workload)),
+        Cause::IngressBackend { service } => {
+            one(ingress_backend(lookup, &object, workload, service))
+        }
+        Cause::Other => Err(no_fix(
+            "the evidence names no specific field to change for this cause",
         )),
-        Cause::ServiceSelector => first(selector_fixes(lookup, &object, workload)),
-        Cause::ServicePort => target_port(lookup, &object, workload),
-        Cause::IngressBackend { service } => ingress_backend(lookup, &object, workload, service),
-        Cause::Other => no_fix("the evidence names no specific field to change for this cause"),
+    };
+    match found {
+        Ok(proposals) if proposals.is_empty() => Err(no_fix("no candidate fix was found")),
+        other => other,
     }
 }
 
@@ -695,38 +714,6 @@ fn image_fixes(
             rollback: None,
         })
         .collect())
-}
-
-/// The best of several candidate fixes, or why there is none.
-#[allow(clippy::result_large_err)]
-fn first(candidates: Result<Vec<Proposal>, Outcome>) -> Outcome {
-    match candidates {
-        Ok(mut proposals) if !proposals.is_empty() => Outcome::Proposed(proposals.swap_remove(0)),
-        Ok(_) => no_fix("no candidate fix was found"),
-        Err(outcome) => outcome,
-    }
-}
-
-/// Other safe fixes for `cause` beside the one [`propose`] gives, best first: candidates a
-/// shadow verifies when the first fix fails: other images, pull secrets, variable sources and
-/// selectors the evidence supports.
-pub fn alternatives(lookup: &Lookup<'_>, cause: &Cause, workload: &ResourceRef) -> Vec<Proposal> {
-    let Some(object) = lookup.object(workload) else {
-        return Vec::new();
-    };
-    let candidates = match cause {
-        Cause::Image { container } => image_fixes(lookup, &object, workload, container),
-        Cause::PullAuth { container } => pull_auth_fixes(lookup, &object, workload, container),
-        Cause::MissingEnv {
-            container,
-            variable,
-        } => missing_env_fixes(lookup, &object, workload, container, variable),
-        Cause::ServiceSelector => selector_fixes(lookup, &object, workload),
-        _ => return Vec::new(),
-    };
-    candidates
-        .map(|proposals| proposals.into_iter().skip(1).collect())
-        .unwrap_or_default()
 }
 
 /// Pull secrets for an image the registry refuses, best first: those other workloads of the

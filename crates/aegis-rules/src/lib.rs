@@ -224,11 +224,14 @@ impl RulesEngine {
                 rollback.from_revision, rollback.to_revision
             ));
         }
-        let choice = choose(
-            fix::propose(lookup, &signal.cause, workload),
-            rollback,
-            fix::alternatives(lookup, &signal.cause, workload),
-        );
+        let (targeted, alternatives) = match fix::candidates(lookup, &signal.cause, workload) {
+            Ok(mut found) => {
+                let rest = found.split_off(1);
+                (fix::Outcome::Proposed(found.remove(0)), rest)
+            }
+            Err(outcome) => (outcome, Vec::new()),
+        };
+        let choice = choose(targeted, rollback, alternatives);
         let mut rationale;
         let mut fix = None;
         let mut plan = None;
