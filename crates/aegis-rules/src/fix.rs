@@ -261,8 +261,11 @@ fn missing_env_fixes(
             }
         }
     }
-    for (sibling, value_from) in lookup.env_sources(namespace, variable) {
-        if sibling == *workload {
+    // The references siblings set the variable from, with the siblings using each.
+    let mut used: Vec<(Value, Vec<&ResourceRef>)> = Vec::new();
+    let sibling_sources = lookup.env_sources(namespace, variable);
+    for (sibling, value_from) in &sibling_sources {
+        if sibling == workload {
             continue;
         }
         // The object referenced must still hold the key, where its kind was read.
@@ -294,21 +297,48 @@ fn missing_env_fixes(
         } else {
             false
         };
-        if usable {
-            sources.push((
-                1,
-                format!(
-                    "{}, which {} {} sets {variable} from,",
-                    describe_value_from(&value_from),
-                    sibling.kind,
-                    sibling.name
-                ),
-                value_from.clone(),
-            ));
+        if !usable {
+            continue;
+        }
+        match used.iter_mut().find(|(v, _)| v == value_from) {
+            Some((_, siblings)) => siblings.push(sibling),
+            None => used.push((value_from.clone(), vec![sibling])),
         }
     }
-    sources.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
-    sources.dedup_by(|a, b| a.2 == b.2);
+    // The reference most siblings share comes first.
+    used.sort_by_key(|(_, siblings)| std::cmp::Reverse(siblings.len()));
+    for (value_from, siblings) in used {
+        let who = match siblings.as_slice() {
+            [one] => format!("{} {}", one.kind, one.name),
+            [first, ..] => format!(
+                "{} {} and {} other workload(s)",
+                first.kind,
+                first.name,
+                siblings.len() - 1
+            ),
+            [] => continue,
+        };
+        sources.push((
+            1,
+            format!(
+                "{}, which {who} sets {variable} from,",
+                describe_value_from(&value_from)
+            ),
+            value_from,
+        ));
+    }
+    sources.sort_by_key(|a| a.0);
+    let mut seen: Vec<Value> = Vec::new();
+    sources.retain(|(_, _, value_from)| {
+        let fresh = !seen.contains(value_from);
+        seen.push(value_from.clone());
+        fresh
+    });
+    // A ConfigMap named after the workload is its own configuration: other workloads' sources
+    // are then not candidates (their values are theirs).
+    if sources.first().is_some_and(|(rank, _, _)| *rank == 0) {
+        sources.retain(|(rank, _, _)| *rank == 0);
+    }
     if sources.is_empty() {
         return Err(Outcome::NoFix {
             reason: format!(

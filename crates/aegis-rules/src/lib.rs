@@ -287,6 +287,17 @@ impl RulesEngine {
                             .filter(|(_, decision)| decision.allowed)
                             .map(|(proposal, decision)| into_fix(proposal, decision))
                             .collect();
+                        // A shadow verifies at most `shadow.max_candidates` fixes per incident;
+                        // candidates past that would never be tried.
+                        let keep = (self.config.shadow.max_candidates as usize).saturating_sub(1);
+                        if alternatives.len() > keep {
+                            steps.push(format!(
+                                "{} more fitting fix(es) left out: a shadow verifies at most {} candidates",
+                                alternatives.len() - keep,
+                                keep + 1
+                            ));
+                            alternatives.truncate(keep);
+                        }
                         if !alternatives.is_empty() {
                             steps.push(format!(
                                 "{} more safe fix(es) for the same cause kept as candidates for shadow verification",
