@@ -133,7 +133,7 @@ pub fn candidates(
     };
     let one = |outcome: Outcome| match outcome {
         Outcome::Proposed(proposal) => Ok(vec![proposal]),
-        no_fix => Err(no_fix),
+        no_fix @ Outcome::NoFix { .. } => Err(no_fix),
     };
     let found = match cause {
         Cause::MissingEnv {
@@ -247,7 +247,7 @@ fn missing_env_fixes(
                     } else {
                         2 + base
                     }
-                } else if normalised(&key) == wanted {
+                } else if normalised(key) == wanted {
                     4 + base
                 } else {
                     continue;
