@@ -238,22 +238,27 @@ impl RulesEngine {
         let mut alternatives = Vec::new();
         match choice {
             Choice::Fix {
-                candidates,
+                lead,
+                others,
                 why,
                 steps: more,
             } => {
                 steps.extend(more);
-                let mut checked: Vec<(Proposal, PolicyDecision)> = candidates
-                    .into_iter()
-                    .map(|proposal| {
-                        let decision = check_proposal(&proposal);
-                        (proposal, decision)
-                    })
-                    .collect();
-                // Allowed candidates first; a denied one leads only when none is allowed.
-                checked.sort_by_key(|(_, decision)| !decision.allowed);
-                let mut checked = checked.into_iter();
-                let (lead, decision) = checked.next().expect("a choice has a candidate");
+                let checked = |proposal: Proposal| {
+                    let decision = check_proposal(&proposal);
+                    (proposal, decision)
+                };
+                let mut lead = checked(lead);
+                let mut others: Vec<(Proposal, PolicyDecision)> =
+                    others.into_iter().map(checked).collect();
+                // A denied candidate leads only when none is allowed.
+                if !lead.1.allowed
+                    && let Some(position) = others.iter().position(|(_, d)| d.allowed)
+                {
+                    std::mem::swap(&mut lead, &mut others[position]);
+                }
+                let (lead, decision) = lead;
+                let checked = others.into_iter();
                 steps.extend(lead.steps.iter().cloned());
                 for item in &lead.evidence {
                     if !evidence.contains(item) {
@@ -366,9 +371,12 @@ fn template_caused(category: Category) -> bool {
 
 /// The fixes chosen for one cause, best first, with why the first was chosen over the others;
 /// or why there is none.
+// Built once per diagnosis and consumed at once: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Choice {
     Fix {
-        candidates: Vec<Proposal>,
+        lead: Proposal,
+        others: Vec<Proposal>,
         why: String,
         steps: Vec<String>,
     },
@@ -471,10 +479,18 @@ fn choose(
             candidates.push(alternative);
         }
     }
-    Choice::Fix {
-        candidates,
-        why,
-        steps,
+    let mut candidates = candidates.into_iter();
+    match candidates.next() {
+        Some(lead) => Choice::Fix {
+            lead,
+            others: candidates.collect(),
+            why,
+            steps,
+        },
+        None => Choice::NoFix {
+            reason: "no candidate fix was found".to_owned(),
+            steps,
+        },
     }
 }
 
