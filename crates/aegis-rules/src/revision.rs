@@ -184,7 +184,6 @@ fn changed_fields(from: &Value, to: &Value) -> Vec<String> {
             .chain(&after)
             .filter_map(|c| c.get("name").and_then(Value::as_str))
             .collect();
-        names.dedup();
         names.sort_unstable();
         names.dedup();
         for name in names {
