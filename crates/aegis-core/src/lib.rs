@@ -6,6 +6,7 @@
 
 pub mod image;
 pub mod incident;
+pub mod lifecycle;
 pub mod patch;
 pub mod policy;
 pub mod quantity;
