@@ -7,6 +7,7 @@
 //! changes join this pipeline in a later stage.
 
 mod selector;
+pub mod store;
 mod verify;
 
 use std::collections::BTreeMap;

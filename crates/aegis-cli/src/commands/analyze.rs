@@ -327,8 +327,10 @@ fn record(resolved: &Resolved, report: &aegis_core::AnalysisReport) {
         warn("no state directory is known (set agent.state_dir); incidents were not recorded");
         return;
     };
-    if let Err(error) = Store::new(&state_dir).record(&report.incidents, report.source) {
-        warn(format!("incidents were not recorded: {}", error.message));
+    if let Err(error) =
+        Store::new(&state_dir).record(&report.incidents, report.source, &crate::store::now())
+    {
+        warn(format!("incidents were not recorded: {error}"));
         eprintln!("hint: set agent.state_dir (or AEGIS_AGENT__STATE_DIR) to a writable directory");
     }
 }

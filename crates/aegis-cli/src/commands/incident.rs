@@ -7,7 +7,6 @@ use crate::args::{IncidentCommand, OutputFormat};
 use crate::config::Resolved;
 use crate::error::CliResult;
 use crate::render::{self, Style};
-use crate::store::Store;
 
 pub fn run(
     command: &IncidentCommand,
@@ -15,7 +14,7 @@ pub fn run(
     resolved: &Resolved,
     style: Style,
 ) -> CliResult<()> {
-    let store = Store::configured(&resolved.settings)?;
+    let store = crate::store::configured(&resolved.settings)?;
     match command {
         IncidentCommand::List => {
             let (incidents, problems) = store.list()?;
@@ -32,11 +31,13 @@ pub fn run(
             let stored = store.find(id)?;
             let text = match output {
                 OutputFormat::Table => format!(
-                    "first seen {} · last seen {} · seen {} times · source {}\n{}\n{}",
+                    "{} · first seen {} · last seen {} · seen {} times · source {}\n{}{}\n{}",
+                    stored.lifecycle.phase,
                     stored.first_seen,
                     stored.last_seen,
                     stored.times_seen,
                     stored.source.as_str(),
+                    history(&stored.lifecycle),
                     render::detail(&stored.incident, style),
                     render::verification_evidence(&stored.incident.verification.result)
                 ),
@@ -45,4 +46,18 @@ pub fn run(
             print(&text)
         }
     }
+}
+
+/// The lifecycle's history, a line per transition.
+fn history(lifecycle: &aegis_core::lifecycle::Lifecycle) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    for t in &lifecycle.history {
+        let _ = writeln!(
+            text,
+            "  {} {} → {} by {} ({}): {}",
+            t.at, t.from, t.to, t.by, t.action, t.reason
+        );
+    }
+    text
 }

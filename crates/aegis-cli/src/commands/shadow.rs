@@ -17,7 +17,6 @@ use crate::args::{GlobalArgs, OutputFormat, ShadowCommand};
 use crate::config::Resolved;
 use crate::error::{CliError, CliResult};
 use crate::render::{self, Style};
-use crate::store::Store;
 
 pub async fn run(
     global: &GlobalArgs,
@@ -268,7 +267,7 @@ fn choose_incident(
     resolved: &Resolved,
 ) -> CliResult<Incident> {
     if let Some(id) = wanted {
-        let stored = Store::configured(&resolved.settings)?.find(id)?;
+        let stored = crate::store::configured(&resolved.settings)?.find(id)?;
         if &stored.incident.workload != workload {
             return Err(CliError::usage(format!(
                 "incident {} is about {}, not {workload}",

@@ -1,0 +1,297 @@
+//! The incident store: one JSON file per incident under the state directory, shared by the CLI
+//! and the operator.
+//!
+//! Analyses record what they find; each record keeps when the incident was first and last seen
+//! and its lifecycle (`aegis_core::lifecycle`) across analyses. Re-analysis updates findings,
+//! evidence and verdicts; a fix whose patch changed sends the incident back to `diagnosed`,
+//! which voids an approval instead of silently keeping it. Writers take an exclusive lock on the
+//! store for each read-modify-write, so two terminals (or a terminal and the operator) cannot
+//! lose each other's updates; files are written to a temporary name and renamed, so a crash
+//! never leaves half an incident behind.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use aegis_core::lifecycle::{Action, Lifecycle, Phase, Refused};
+use aegis_core::verification::Verdict;
+use aegis_core::{Incident, SourceKind};
+use serde::{Deserialize, Serialize};
+
+/// An incident with when and where it was seen, and where it stands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredIncident {
+    pub first_seen: String,
+    pub last_seen: String,
+    pub times_seen: u64,
+    pub source: SourceKind,
+    /// The hash of the fix's patch when the lifecycle last moved on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix_hash: Option<String>,
+    /// Records written before lifecycles existed read as `detected`.
+    #[serde(default)]
+    pub lifecycle: Lifecycle,
+    pub incident: Incident,
+}
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot use the incident store at {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {reason}")]
+    Encode { path: PathBuf, reason: String },
+    #[error("no incident {id} in {dir}")]
+    NotFound { id: String, dir: PathBuf },
+    #[error("{id} matches {count} incidents")]
+    Ambiguous { id: String, count: usize },
+    #[error(transparent)]
+    Refused(#[from] Refused),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Who moves incidents when an analysis records them.
+pub const ANALYSIS: &str = "aegis";
+
+/// The store in one directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+/// An IO error on `path`, for `map_err`.
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+    let path = path.to_owned();
+    move |source| StoreError::Io { path, source }
+}
+
+/// An exclusive lock on the store, released when dropped.
+struct Locked {
+    _file: fs::File,
+}
+
+impl Store {
+    /// The store under a state directory (`<state_dir>/incidents`).
+    pub fn new(state_dir: &Path) -> Self {
+        Self {
+            dir: state_dir.join("incidents"),
+        }
+    }
+
+    /// The directory holding the records.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Takes the store's lock, creating the store when it does not exist.
+    fn lock(&self) -> StoreResult<Locked> {
+        fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+        let path = self.dir.join(".lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        file.lock().map_err(io(&path))?;
+        Ok(Locked { _file: file })
+    }
+
+    /// Records what an analysis found at `now` (RFC 3339), keeping each incident's history.
+    pub fn record(&self, incidents: &[Incident], source: SourceKind, now: &str) -> StoreResult<()> {
+        let _lock = self.lock()?;
+        for incident in incidents {
+            let path = self.path(&incident.id);
+            let previous = Self::read(&path).ok();
+            let stored = match previous {
+                Some(previous) => seen_again(previous, incident, source, now),
+                None => first_seen(incident, source, now),
+            };
+            Self::write(&path, &stored)?;
+        }
+        Ok(())
+    }
+
+    /// Moves one incident (by id or unique prefix) by `action`, recording who and why; refused
+    /// transitions change nothing.
+    pub fn advance(
+        &self,
+        id: &str,
+        action: Action,
+        by: &str,
+        reason: &str,
+        now: &str,
+    ) -> StoreResult<StoredIncident> {
+        let _lock = self.lock()?;
+        let mut stored = self.find(id)?;
+        stored.lifecycle.advance(action, by, now, reason)?;
+        Self::write(&self.path(&stored.incident.id), &stored)?;
+        Ok(stored)
+    }
+
+    /// Every recorded incident, most recently seen first, and the files that could not be read.
+    pub fn list(&self) -> StoreResult<(Vec<StoredIncident>, Vec<String>)> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((Vec::new(), Vec::new()));
+            }
+            Err(e) => return Err(io(&self.dir)(e)),
+        };
+        let mut incidents = Vec::new();
+        let mut problems = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            match Self::read(&path) {
+                Ok(stored) => incidents.push(stored),
+                Err(reason) => problems.push(format!("{}: {reason}", path.display())),
+            }
+        }
+        incidents.sort_by(|a, b| {
+            b.last_seen
+                .cmp(&a.last_seen)
+                .then(a.incident.id.cmp(&b.incident.id))
+        });
+        Ok((incidents, problems))
+    }
+
+    /// One incident by id or unique id prefix.
+    pub fn find(&self, id: &str) -> StoreResult<StoredIncident> {
+        let (incidents, _) = self.list()?;
+        let mut matching: Vec<StoredIncident> = incidents
+            .into_iter()
+            .filter(|s| s.incident.id.starts_with(id))
+            .collect();
+        match matching.len() {
+            1 => Ok(matching.swap_remove(0)),
+            0 => Err(StoreError::NotFound {
+                id: id.to_owned(),
+                dir: self.dir.clone(),
+            }),
+            count => Err(StoreError::Ambiguous {
+                id: id.to_owned(),
+                count,
+            }),
+        }
+    }
+
+    fn path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.json"))
+    }
+
+    fn write(path: &Path, stored: &StoredIncident) -> StoreResult<()> {
+        let text = serde_json::to_string_pretty(stored).map_err(|e| StoreError::Encode {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let temporary = path.with_extension(format!("json.{}.tmp", std::process::id()));
+        fs::write(&temporary, text).map_err(io(&temporary))?;
+        fs::rename(&temporary, path).map_err(io(path))
+    }
+
+    fn read(path: &Path) -> Result<StoredIncident, String> {
+        let text = fs::read_to_string(path).map_err(|e| e.to_string())?;
+        serde_json::from_str(&text).map_err(|e| format!("not an incident record: {e}"))
+    }
+}
+
+fn fix_hash(incident: &Incident) -> Option<String> {
+    incident.fix.as_ref().map(aegis_shadow::fix_hash)
+}
+
+/// Moves a lifecycle by what an analysis found: a diagnosis with or without a fix, then the
+/// shadow's verdict when one ran. Transitions the lifecycle refuses (an approved fix is not
+/// re-verified, an applied one not re-diagnosed) leave it where it is.
+fn follow_analysis(lifecycle: &mut Lifecycle, incident: &Incident, now: &str, changed: bool) {
+    // A refusal is the lifecycle keeping a human's decision; nothing to report.
+    let step = |lifecycle: &mut Lifecycle, action: Action, reason: &str| {
+        let _ = lifecycle.advance(action, ANALYSIS, now, reason);
+    };
+    if incident.fix.is_none() {
+        if lifecycle.phase == Phase::Approved {
+            step(
+                lifecycle,
+                Action::Diagnose,
+                "the fix is no longer proposed: the approval is void",
+            );
+        }
+        if lifecycle.phase != Phase::Escalated {
+            step(
+                lifecycle,
+                Action::Escalate,
+                &incident.rca.decision_rationale,
+            );
+        }
+        return;
+    }
+    if changed {
+        step(
+            lifecycle,
+            Action::Diagnose,
+            "the fix changed: any approval is void",
+        );
+    }
+    let verdict = incident.verification.result.verdict;
+    if matches!(
+        verdict,
+        Verdict::Successful | Verdict::Failed | Verdict::Inconclusive
+    ) && matches!(
+        lifecycle.phase,
+        Phase::Diagnosed | Phase::Verified | Phase::Failed | Phase::Escalated
+    ) {
+        step(lifecycle, Action::Verify, "a shadow verified the fix");
+        step(
+            lifecycle,
+            Action::Verdict(verdict),
+            &incident.verification.result.reason,
+        );
+    }
+}
+
+fn first_seen(incident: &Incident, source: SourceKind, now: &str) -> StoredIncident {
+    let mut lifecycle = Lifecycle::default();
+    if incident.fix.is_some() {
+        let _ = lifecycle.advance(Action::Diagnose, ANALYSIS, now, &incident.rca.summary);
+    }
+    follow_analysis(&mut lifecycle, incident, now, false);
+    StoredIncident {
+        first_seen: now.to_owned(),
+        last_seen: now.to_owned(),
+        times_seen: 1,
+        source,
+        fix_hash: fix_hash(incident),
+        lifecycle,
+        incident: incident.clone(),
+    }
+}
+
+fn seen_again(
+    previous: StoredIncident,
+    incident: &Incident,
+    source: SourceKind,
+    now: &str,
+) -> StoredIncident {
+    let hash = fix_hash(incident);
+    let changed = hash.is_some() && hash != previous.fix_hash;
+    let mut lifecycle = previous.lifecycle;
+    follow_analysis(&mut lifecycle, incident, now, changed);
+    StoredIncident {
+        first_seen: previous.first_seen,
+        last_seen: now.to_owned(),
+        times_seen: previous.times_seen + 1,
+        source,
+        fix_hash: hash.or(previous.fix_hash),
+        lifecycle,
+        incident: incident.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,162 @@
+//! The store on the demo world's incidents: lifecycles across analyses, approvals voided by a
+//! changed fix, refusals that change nothing, and concurrent writers that lose no update.
+
+use aegis_cluster::sim::MockSource;
+use aegis_core::settings::Settings;
+use aegis_core::verification::Verdict;
+use serde_json::json;
+
+use super::*;
+use crate::{Agent, AnalyzeRequest};
+
+fn incidents() -> Vec<Incident> {
+    let state = MockSource::demo_state().expect("the demo world simulates");
+    Agent::new(&Settings::default())
+        .analyze(&state, SourceKind::Mock, &AnalyzeRequest::default())
+        .expect("analyzes")
+        .incidents
+}
+
+fn verified(mut incident: Incident, verdict: Verdict) -> Incident {
+    incident.verification.result.verdict = verdict;
+    incident.verification.result.reason = format!("the shadow said {}", verdict.as_str());
+    incident
+}
+
+const T1: &str = "2026-12-02T20:00:00Z";
+const T2: &str = "2026-12-02T20:05:00Z";
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::new(dir.path());
+    (dir, store)
+}
+
+#[test]
+fn an_analysis_moves_each_incident_as_far_as_its_evidence_goes() {
+    let (_dir, store) = store();
+    let all = incidents();
+    let with_fix = verified(
+        all.iter()
+            .find(|i| i.fix.is_some())
+            .cloned()
+            .expect("a fix"),
+        Verdict::Successful,
+    );
+    let mut without_fix = all[0].clone();
+    without_fix.id = "inc-nofix".to_owned();
+    without_fix.fix = None;
+    store
+        .record(&[with_fix.clone(), without_fix], SourceKind::Mock, T1)
+        .expect("records");
+    let stored = store.find(&with_fix.id).expect("found");
+    let path: Vec<Phase> = stored.lifecycle.history.iter().map(|t| t.to).collect();
+    assert_eq!(
+        path,
+        [Phase::Diagnosed, Phase::Verifying, Phase::Verified],
+        "{:#?}",
+        stored.lifecycle
+    );
+    assert!(
+        stored
+            .lifecycle
+            .history
+            .iter()
+            .all(|t| t.by == ANALYSIS && t.at == T1)
+    );
+    assert_eq!(
+        store.find("inc-nofix").expect("found").lifecycle.phase,
+        Phase::Escalated
+    );
+}
+
+#[test]
+fn an_approval_survives_re_analysis_and_a_changed_fix_voids_it() {
+    let (_dir, store) = store();
+    let incident = verified(
+        incidents()
+            .into_iter()
+            .find(|i| i.fix.is_some())
+            .expect("a fix"),
+        Verdict::Successful,
+    );
+    store
+        .record(std::slice::from_ref(&incident), SourceKind::Mock, T1)
+        .expect("records");
+    let approved = store
+        .advance(&incident.id, Action::Approve, "alice", "looks right", T1)
+        .expect("a verified fix can be approved");
+    assert_eq!(approved.lifecycle.phase, Phase::Approved);
+
+    // The same fix seen again: the approval stands.
+    store
+        .record(std::slice::from_ref(&incident), SourceKind::Mock, T2)
+        .expect("records");
+    let again = store.find(&incident.id).expect("found");
+    assert_eq!(again.lifecycle.phase, Phase::Approved);
+    assert_eq!(again.times_seen, 2);
+    assert_eq!(again.first_seen, T1);
+
+    // A different patch: back to diagnosed, and the history says why.
+    let mut changed = incident.clone();
+    if let Some(fix) = changed.fix.as_mut() {
+        fix.patch = json!({"spec": {"replicas": 3}});
+    }
+    changed.verification.result.verdict = Verdict::Skipped;
+    store
+        .record(&[changed], SourceKind::Mock, T2)
+        .expect("records");
+    let voided = store.find(&incident.id).expect("found");
+    assert_eq!(voided.lifecycle.phase, Phase::Diagnosed);
+    let last = voided.lifecycle.history.last().expect("history");
+    assert_eq!((last.from, last.by.as_str()), (Phase::Approved, ANALYSIS));
+    assert!(last.reason.contains("approval is void"), "{}", last.reason);
+}
+
+#[test]
+fn a_refused_transition_changes_nothing_and_says_what_is_allowed() {
+    let (_dir, store) = store();
+    let incident = incidents()
+        .into_iter()
+        .find(|i| i.fix.is_some())
+        .expect("a fix");
+    store
+        .record(std::slice::from_ref(&incident), SourceKind::Mock, T1)
+        .expect("records");
+    let before = std::fs::read_to_string(store.path(&incident.id)).expect("record");
+    let error = store
+        .advance(&incident.id, Action::Apply, "alice", "now", T2)
+        .expect_err("a diagnosed fix is not applied");
+    assert!(
+        error
+            .to_string()
+            .starts_with("an incident that is diagnosed cannot apply"),
+        "{error}"
+    );
+    let after = std::fs::read_to_string(store.path(&incident.id)).expect("record");
+    assert_eq!(before, after);
+    assert!(matches!(
+        store.advance("inc-none", Action::Approve, "alice", "", T2),
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn concurrent_writers_lose_no_update() {
+    let (_dir, store) = store();
+    let incident = incidents().into_iter().next().expect("an incident");
+    let writers = 8;
+    std::thread::scope(|scope| {
+        for _ in 0..writers {
+            let store = store.clone();
+            let incident = incident.clone();
+            scope.spawn(move || {
+                store
+                    .record(std::slice::from_ref(&incident), SourceKind::Mock, T1)
+                    .expect("records");
+            });
+        }
+    });
+    let stored = store.find(&incident.id).expect("found");
+    assert_eq!(stored.times_seen, writers, "every writer's update is kept");
+}
