@@ -173,6 +173,20 @@ pub enum IncidentCommand {
         /// The incident id (inc-…), or a unique prefix of it.
         id: String,
     },
+    /// Approve an incident's fix for production (it must have been verified, or failed or
+    /// escalated and be approved on a human's judgement); a changed fix voids the approval.
+    Approve {
+        /// The incident id (inc-…), or a unique prefix of it.
+        id: String,
+    },
+    /// Reject an incident's fix, with the reason.
+    Reject {
+        /// The incident id (inc-…), or a unique prefix of it.
+        id: String,
+        /// Why the fix is rejected.
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -397,6 +397,66 @@ fn analyses_are_recorded_and_incidents_can_be_listed_and_shown() {
 }
 
 #[test]
+fn a_verified_fix_can_be_approved_or_rejected_once_and_an_unverified_one_not_at_all() {
+    let sandbox = Sandbox::new();
+    // Analyzed without a shadow: the fix is only diagnosed.
+    let mut unverified = ANALYZE_ORDERS_API.to_vec();
+    unverified.push("--no-verify");
+    let report = sandbox.json(&unverified);
+    let id = report["incidents"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let refused = sandbox.run(&["incident", "approve", &id]);
+    assert_clean_failure(
+        &refused,
+        1,
+        &[
+            "cannot approve",
+            "verify the fix in a shadow first",
+            "deployment/orders-api -n demo",
+        ],
+    );
+    // Verified in a shadow (the default): a human may approve it, once.
+    sandbox.json(&ANALYZE_ORDERS_API);
+    let approved = sandbox
+        .command(&["incident", "approve", &id, "-o", "json"])
+        .env("AEGIS_USER", "alice")
+        .output()
+        .expect("runs");
+    assert!(approved.status.success(), "{}", stderr(&approved));
+    let approved: Value = serde_json::from_slice(&approved.stdout).expect("json");
+    assert_eq!(approved["lifecycle"]["phase"], "approved");
+    let last = approved["lifecycle"]["history"]
+        .as_array()
+        .and_then(|h| h.last())
+        .cloned()
+        .expect("history");
+    assert_eq!(
+        (last["from"].as_str(), last["by"].as_str()),
+        (Some("verified"), Some("alice"))
+    );
+    let again = sandbox.run(&["incident", "approve", &id]);
+    assert_clean_failure(&again, 1, &["cannot approve", "the decision is made"]);
+    // The approval stands when the same fix is seen again; a rejection needs a reason.
+    sandbox.json(&ANALYZE_ORDERS_API);
+    let shown = sandbox.json(&["incident", "show", &id, "-o", "json"]);
+    assert_eq!(shown["lifecycle"]["phase"], "approved");
+    let empty = sandbox.run(&["incident", "reject", &id, "--reason", " "]);
+    assert_clean_failure(&empty, 2, &["--reason is empty", "hint:"]);
+    let rejected = sandbox.json(&[
+        "incident",
+        "reject",
+        &id,
+        "--reason",
+        "wrong database",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(rejected["lifecycle"]["phase"], "rejected");
+}
+
+#[test]
 fn aegis_variables_that_are_not_section_keys_are_ignored_and_typos_in_keys_are_named() {
     let sandbox = Sandbox::new();
     let output = sandbox
