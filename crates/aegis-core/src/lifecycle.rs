@@ -102,6 +102,23 @@ pub enum Action {
     RollBack,
 }
 
+impl Action {
+    /// Every action, each verdict once.
+    pub const ALL: [Self; 11] = [
+        Self::Diagnose,
+        Self::Escalate,
+        Self::Verify,
+        Self::Verdict(Verdict::Successful),
+        Self::Verdict(Verdict::Failed),
+        Self::Verdict(Verdict::Inconclusive),
+        Self::Verdict(Verdict::Skipped),
+        Self::Approve,
+        Self::Reject,
+        Self::Apply,
+        Self::RollBack,
+    ];
+}
+
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -138,22 +155,9 @@ fn allowed_text(from: Phase) -> String {
     }
 }
 
-/// The actions that can move an incident out of `from`, verdicts written once.
+/// The actions that can move an incident out of `from`.
 pub fn allowed(from: Phase) -> Vec<Action> {
-    let probes = [
-        Action::Diagnose,
-        Action::Escalate,
-        Action::Verify,
-        Action::Verdict(Verdict::Successful),
-        Action::Verdict(Verdict::Failed),
-        Action::Verdict(Verdict::Inconclusive),
-        Action::Verdict(Verdict::Skipped),
-        Action::Approve,
-        Action::Reject,
-        Action::Apply,
-        Action::RollBack,
-    ];
-    probes
+    Action::ALL
         .into_iter()
         .filter(|action| next(from, *action).is_ok())
         .collect()
@@ -292,26 +296,10 @@ mod tests {
         ]
     };
 
-    fn every_action() -> Vec<Action> {
-        vec![
-            Action::Diagnose,
-            Action::Escalate,
-            Action::Verify,
-            Action::Verdict(Verdict::Successful),
-            Action::Verdict(Verdict::Failed),
-            Action::Verdict(Verdict::Inconclusive),
-            Action::Verdict(Verdict::Skipped),
-            Action::Approve,
-            Action::Reject,
-            Action::Apply,
-            Action::RollBack,
-        ]
-    }
-
     #[test]
     fn every_transition_is_allowed_or_refused_as_the_table_says() {
         for from in Phase::ALL {
-            for action in every_action() {
+            for action in Action::ALL {
                 let expected = ALLOWED
                     .iter()
                     .find(|(f, a, _)| *f == from && *a == action)

@@ -571,52 +571,30 @@ fn image_choices(
     let mut steps = Vec::new();
     let mut choices: Vec<ImageChoice> = Vec::new();
     if workload.kind == ResourceKind::Deployment
-        && let Some(uid) = object.pointer("/metadata/uid").and_then(Value::as_str)
+        && let Some(history) = crate::revision::history_of(lookup, workload, object)
     {
         steps.push(format!(
             "looked for an earlier revision of deployment {} that ran {repository}",
             workload.name
         ));
-        let mut revisions: Vec<(u64, String)> = lookup
-            .index()
-            .replica_sets_owned_by(uid)
-            .iter()
-            .filter(|rs| {
-                rs.status
-                    .as_ref()
-                    .and_then(|s| s.ready_replicas)
-                    .unwrap_or(0)
-                    > 0
-            })
-            .filter_map(|rs| {
-                let revision = rs
-                    .metadata
-                    .annotations
-                    .as_ref()?
-                    .get("deployment.kubernetes.io/revision")?
-                    .parse()
-                    .ok()?;
-                let image = rs
-                    .spec
-                    .as_ref()?
+        // Newest first: a revision's ready pods prove its image runs.
+        let revisions = std::iter::once(&history.newest)
+            .chain(&history.older)
+            .filter(|r| r.ready > 0)
+            .filter_map(|r| {
+                let image = r
                     .template
-                    .as_ref()?
-                    .spec
-                    .as_ref()?
-                    .containers
+                    .pointer("/spec/containers")?
+                    .as_array()?
                     .iter()
-                    .find(|c| c.name == container)?
-                    .image
-                    .clone()?;
-                Some((revision, image))
-            })
-            .filter(|(_, image)| {
-                image != current
-                    && ImageRef::parse(image).is_some_and(|r| r.full_repository() == repository)
-            })
-            .collect();
-        revisions.sort();
-        for (revision, image) in revisions.into_iter().rev() {
+                    .find(|c| c.get("name").and_then(Value::as_str) == Some(container))?
+                    .get("image")?
+                    .as_str()?;
+                (image != current
+                    && ImageRef::parse(image).is_some_and(|r| r.full_repository() == repository))
+                .then(|| (r.number, image.to_owned()))
+            });
+        for (revision, image) in revisions {
             steps.push(format!("revision {revision} ran {image} with ready pods"));
             if !choices.iter().any(|(known, _, _)| *known == image) {
                 choices.push((
@@ -1039,12 +1017,10 @@ fn probe_fix(
             })?;
             (*other_port != port).then(|| (other, other_port.clone()))
         });
-        if let Some((other, new_port)) = other {
-            steps.push(format!(
-                "the {} probe of the same container checks port {new_port}",
-                other.word()
-            ));
-            return proposal(
+        // Nothing listens on the probed port: the probe goes where the evidence says the
+        // application answers.
+        let repoint = |new_port: Value, steps: Vec<String>, where_: String| {
+            proposal(
                 format!(
                     "Point the {} probe of container {container} at port {new_port} instead of {port}",
                     probe.word()
@@ -1052,11 +1028,19 @@ fn probe_fix(
                 json!({ handler: {"port": new_port} }),
                 json!({ handler: {"port": port} }),
                 steps,
-                format!(
-                    "Nothing listens on port {port}: the connection is refused. The container's {} probe checks port {new_port}, where the application answers.",
-                    other.word()
-                ),
+                format!("Nothing listens on port {port}: the connection is refused. {where_}"),
+            )
+        };
+        if let Some((other, new_port)) = other {
+            steps.push(format!(
+                "the {} probe of the same container checks port {new_port}",
+                other.word()
+            ));
+            let where_ = format!(
+                "The container's {} probe checks port {new_port}, where the application answers.",
+                other.word()
             );
+            return repoint(new_port, steps, where_);
         }
         if !matches_declared && let [only] = declared.as_slice() {
             let new_port = only
@@ -1066,18 +1050,10 @@ fn probe_fix(
                 .or_else(|| only.get("containerPort").cloned())
                 .unwrap_or(Value::Null);
             steps.push(format!("the only declared port is {new_port}"));
-            return proposal(
-                format!(
-                    "Point the {} probe of container {container} at port {new_port} instead of {port}",
-                    probe.word()
-                ),
-                json!({ handler: {"port": new_port} }),
-                json!({ handler: {"port": port} }),
-                steps,
-                format!(
-                    "Nothing listens on port {port}: the connection is refused. The container's only declared port is {new_port}, where the application serves."
-                ),
+            let where_ = format!(
+                "The container's only declared port is {new_port}, where the application serves."
             );
+            return repoint(new_port, steps, where_);
         }
         return Outcome::NoFix {
             reason: format!(

@@ -493,14 +493,4 @@ impl<'a> Lookup<'a> {
             })
             .collect()
     }
-
-    /// Names of the Services of a namespace.
-    pub fn service_names(&self, namespace: &str) -> Vec<String> {
-        self.state
-            .services
-            .iter()
-            .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
-            .filter_map(|s| s.metadata.name.clone())
-            .collect()
-    }
 }

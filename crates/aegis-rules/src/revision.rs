@@ -59,9 +59,17 @@ fn without_hash_label(mut template: Value) -> Value {
 
 /// The revisions of `workload` found in the state, when it has any.
 pub fn history(lookup: &Lookup<'_>, workload: &ResourceRef) -> Option<History> {
+    history_of(lookup, workload, &lookup.object(workload)?)
+}
+
+/// The revisions of `workload`, whose object (as [`Lookup::object`] gives it) the caller holds.
+pub(crate) fn history_of(
+    lookup: &Lookup<'_>,
+    workload: &ResourceRef,
+    object: &Value,
+) -> Option<History> {
     let index = lookup.index();
     let state = index.state();
-    let object = lookup.object(workload)?;
     let uid = object.pointer("/metadata/uid").and_then(Value::as_str)?;
     let mut revisions: Vec<Revision> = match workload.kind {
         ResourceKind::Deployment => index
@@ -79,15 +87,15 @@ pub fn history(lookup: &Lookup<'_>, workload: &ResourceRef) -> Option<History> {
                 let hash = rs
                     .metadata
                     .labels
-                    .as_ref()?
-                    .get("pod-template-hash")?
-                    .clone();
+                    .as_ref()
+                    .and_then(|l| l.get("pod-template-hash"))
+                    .cloned();
                 Some(Revision {
                     number,
                     source: format!("ReplicaSet/{}", rs.metadata.name.as_deref()?),
                     template: without_hash_label(template),
                     ready: rs.status.as_ref()?.ready_replicas.unwrap_or(0).max(0) as usize,
-                    hashes: vec![hash],
+                    hashes: hash.into_iter().collect(),
                 })
             })
             .collect(),
@@ -257,7 +265,10 @@ pub fn rollback(
     workload: &ResourceRef,
     failing_pods: &[&Pod],
 ) -> Result<Proposal, String> {
-    let Some(history) = history(lookup, workload) else {
+    let Some(object) = lookup.object(workload) else {
+        return Err(format!("{workload} is not in the state read"));
+    };
+    let Some(history) = history_of(lookup, workload, &object) else {
         return Err(format!("{workload} keeps no revisions in the state read"));
     };
     let newest = &history.newest;
@@ -276,9 +287,6 @@ pub fn rollback(
                 "no earlier revision of {workload} has ready pods, so none is known to run healthy"
             )
         });
-    };
-    let Some(object) = lookup.object(workload) else {
-        return Err(format!("{workload} is not in the state read"));
     };
     let Some(current) = object.pointer("/spec/template").cloned() else {
         return Err(format!("{workload} has no pod template"));
