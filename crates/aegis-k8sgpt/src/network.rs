@@ -64,18 +64,9 @@ pub fn services(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
         }
         let resource = ref_of(ResourceKind::Service, &service.metadata);
         let namespace = resource.namespace_str();
-        let slices: Vec<_> = state
-            .endpoint_slices
-            .iter()
-            .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
-            .filter(|s| {
-                s.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get("kubernetes.io/service-name"))
-                    == Some(&resource.name)
-            })
-            .collect();
+        let slices: &[&EndpointSlice] = slices_by_service
+            .get(&(namespace, resource.name.as_str()))
+            .map_or(&[], Vec::as_slice);
         let endpoints: Vec<_> = slices.iter().flat_map(|s| s.endpoints.iter()).collect();
         let ready = endpoints
             .iter()
