@@ -6,6 +6,7 @@
 //! must reproduce the incident and the candidate pass the plan's checks. Approval and production
 //! changes join this pipeline in a later stage.
 
+pub mod change;
 mod selector;
 pub mod store;
 mod verify;

@@ -12,6 +12,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use aegis_core::change::{ChangeKind, ChangeRecord, ChangeStatus};
 use aegis_core::lifecycle::{Action, Lifecycle, Phase, Refused};
 use aegis_core::verification::Verdict;
 use aegis_core::{Incident, SourceKind};
@@ -31,6 +32,28 @@ pub struct StoredIncident {
     #[serde(default)]
     pub lifecycle: Lifecycle,
     pub incident: Incident,
+    /// The audit records of the production changes made for this incident, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<ChangeRecord>,
+}
+
+impl StoredIncident {
+    /// The change still under way (recorded, written or confirming), if any.
+    pub fn change_in_progress(&self) -> Option<&ChangeRecord> {
+        self.changes.iter().rev().find(|c| c.status.in_progress())
+    }
+
+    /// The change that undid a fix in production before (rolled back after a regression, or
+    /// by hand) whose patch hashes to `hash` or whose result hashes to `result`.
+    pub fn rolled_back(&self, hash: &str, result: Option<&str>) -> Option<&ChangeRecord> {
+        self.changes.iter().rev().find(|c| {
+            (c.fix_hash == hash || result.is_some_and(|r| !r.is_empty() && r == c.result_hash))
+                && match c.kind {
+                    ChangeKind::Apply => c.status == ChangeStatus::RolledBack,
+                    ChangeKind::Rollback => c.status == ChangeStatus::Made,
+                }
+        })
+    }
 }
 
 /// Why the store could not do what was asked.
@@ -126,11 +149,31 @@ impl Store {
         reason: &str,
         now: &str,
     ) -> StoreResult<StoredIncident> {
+        self.update(id, |stored| {
+            stored.lifecycle.advance(action, by, now, reason)?;
+            Ok(())
+        })
+        .map(|(stored, ())| stored)
+    }
+
+    /// Reads one incident (by id or unique prefix), lets `change` modify it and writes it back,
+    /// all under the store's lock, so no other writer's update is lost in between. When
+    /// `change` fails nothing is written.
+    pub fn update<T, E: From<StoreError>>(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut StoredIncident) -> Result<T, E>,
+    ) -> Result<(StoredIncident, T), E> {
         let _lock = self.lock()?;
         let mut stored = self.find(id)?;
-        stored.lifecycle.advance(action, by, now, reason)?;
+        let value = change(&mut stored)?;
         Self::write(&self.path(&stored.incident.id), &stored)?;
-        Ok(stored)
+        Ok((stored, value))
+    }
+
+    /// The state directory the store lives in.
+    pub fn state_dir(&self) -> &Path {
+        self.dir.parent().unwrap_or(&self.dir)
     }
 
     /// Every recorded incident, most recently seen first, and the files that could not be read.
@@ -208,12 +251,39 @@ fn fix_hash(incident: &Incident) -> Option<String> {
 
 /// Moves a lifecycle by what an analysis found: a diagnosis with or without a fix, then the
 /// shadow's verdict when one ran. Transitions the lifecycle refuses (an approved fix is not
-/// re-verified, an applied one not re-diagnosed) leave it where it is.
-fn follow_analysis(lifecycle: &mut Lifecycle, incident: &Incident, now: &str, changed: bool) {
+/// re-verified, an applied one not re-diagnosed) leave it where it is. A fix that was undone in
+/// production before (`undone`, the change that undid it) is escalated instead of verified
+/// again, so production does not oscillate between it and its inverse.
+fn follow_analysis(
+    lifecycle: &mut Lifecycle,
+    incident: &Incident,
+    now: &str,
+    changed: bool,
+    undone: Option<&ChangeRecord>,
+) {
     // A refusal is the lifecycle keeping a human's decision; nothing to report.
     let step = |lifecycle: &mut Lifecycle, action: Action, reason: &str| {
         let _ = lifecycle.advance(action, ANALYSIS, now, reason);
     };
+    if let Some(undone) = undone.filter(|_| incident.fix.is_some()) {
+        if lifecycle.phase == Phase::RolledBack {
+            step(lifecycle, Action::Diagnose, &incident.rca.summary);
+        }
+        if matches!(
+            lifecycle.phase,
+            Phase::Diagnosed | Phase::Verified | Phase::Failed
+        ) {
+            step(
+                lifecycle,
+                Action::Escalate,
+                &format!(
+                    "the same fix was undone in production before (change {}, {}); applying it again would oscillate, so a human decides",
+                    undone.id, undone.status
+                ),
+            );
+        }
+        return;
+    }
     if incident.fix.is_none() {
         if lifecycle.phase == Phase::Approved {
             step(
@@ -260,7 +330,7 @@ fn first_seen(incident: &Incident, source: SourceKind, now: &str) -> StoredIncid
     if incident.fix.is_some() {
         let _ = lifecycle.advance(Action::Diagnose, ANALYSIS, now, &incident.rca.summary);
     }
-    follow_analysis(&mut lifecycle, incident, now, false);
+    follow_analysis(&mut lifecycle, incident, now, false, None);
     StoredIncident {
         first_seen: now.to_owned(),
         last_seen: now.to_owned(),
@@ -269,6 +339,7 @@ fn first_seen(incident: &Incident, source: SourceKind, now: &str) -> StoredIncid
         fix_hash: fix_hash(incident),
         lifecycle,
         incident: incident.clone(),
+        changes: Vec::new(),
     }
 }
 
@@ -280,8 +351,29 @@ fn seen_again(
 ) -> StoredIncident {
     let hash = fix_hash(incident);
     let changed = hash.is_some() && hash != previous.fix_hash;
+    let result = incident
+        .verification
+        .result
+        .fix_result
+        .as_ref()
+        .map(|b| b.spec_hash.as_str());
+    let undone = hash
+        .as_deref()
+        .and_then(|h| previous.rolled_back(h, result))
+        .cloned();
+    // An analysis that did not verify (`--no-verify`) keeps the verdict the same fix had.
+    let mut incident = incident.clone();
+    let previous_result = &previous.incident.verification.result;
+    if !changed
+        && incident.verification.result.verdict == Verdict::Skipped
+        && previous_result.verdict != Verdict::Skipped
+        && previous.incident.fix == incident.fix
+    {
+        incident.verification = previous.incident.verification.clone();
+    }
+    let incident = &incident;
     let mut lifecycle = previous.lifecycle;
-    follow_analysis(&mut lifecycle, incident, now, changed);
+    follow_analysis(&mut lifecycle, incident, now, changed, undone.as_ref());
     StoredIncident {
         first_seen: previous.first_seen,
         last_seen: now.to_owned(),
@@ -290,6 +382,7 @@ fn seen_again(
         fix_hash: hash.or(previous.fix_hash),
         lifecycle,
         incident: incident.clone(),
+        changes: previous.changes,
     }
 }
 

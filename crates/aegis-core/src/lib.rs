@@ -4,6 +4,7 @@
 //! This crate does no IO. Everything above it (cluster access, analyzers, reasoning backends,
 //! the CLI) speaks in these types.
 
+pub mod change;
 pub mod image;
 pub mod incident;
 pub mod lifecycle;

@@ -4,8 +4,11 @@
 //!
 //! ```text
 //! Detected → Diagnosed → Verifying → Verified | Failed | Escalated → Approved → Applied → RolledBack
-//!                    ╰──→ Escalated                      ╰──→ Rejected
+//!                    ╰──→ Escalated                      ╰──→ Rejected ╰──→ RolledBack
 //! ```
+//!
+//! `Applied` means the change was made and confirmed on the production workload; a change that
+//! regresses within its confirmation window goes from `Approved` straight to `RolledBack`.
 //!
 //! A changed fix sends an incident back to `Diagnosed` from wherever it stood before `Applied`,
 //! which voids an approval instead of silently keeping it.
@@ -186,7 +189,9 @@ pub fn next(from: Phase, action: Action) -> Result<Phase, Refused> {
         (P::Verified | P::Failed | P::Escalated, A::Approve) => P::Approved,
         (P::Verified | P::Failed | P::Escalated | P::Approved, A::Reject) => P::Rejected,
         (P::Approved, A::Apply) => P::Applied,
-        (P::Applied, A::RollBack) => P::RolledBack,
+        // A change is undone after it was confirmed (by hand), or within its confirmation
+        // window (a regression), before it ever counted as applied.
+        (P::Applied | P::Approved, A::RollBack) => P::RolledBack,
         _ => return Err(refused),
     })
 }
@@ -291,6 +296,7 @@ mod tests {
             (P::Approved, A::Reject, P::Rejected),
             (P::Approved, A::Apply, P::Applied),
             (P::Rejected, A::Diagnose, P::Diagnosed),
+            (P::Approved, A::RollBack, P::RolledBack),
             (P::Applied, A::RollBack, P::RolledBack),
             (P::RolledBack, A::Diagnose, P::Diagnosed),
         ]

@@ -153,12 +153,28 @@ impl Default for ShadowSettings {
     }
 }
 
-/// The `policy` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+/// The `policy` section: when and how fixes reach production.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicySettings {
     /// Categories whose fixes may be applied without approval once a shadow verified them.
     pub auto_apply_categories: Vec<Category>,
+    /// Seconds after a change to a workload (applied, confirmed or rolled back) during which no
+    /// other change is made to it.
+    pub cooldown_seconds: u64,
+    /// Seconds a change has to prove itself on the production workload (rollout complete,
+    /// checks passing, the failure gone) before it is rolled back.
+    pub confirmation_timeout_seconds: u64,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        Self {
+            auto_apply_categories: Vec::new(),
+            cooldown_seconds: 600,
+            confirmation_timeout_seconds: 300,
+        }
+    }
 }
 
 /// The `agent` section.

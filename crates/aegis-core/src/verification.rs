@@ -191,6 +191,14 @@ pub struct VerificationResult {
     pub duration_seconds: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<Box<EvidenceBundle>>,
+    /// What the fix's target held when the shadow cloned it: production must still hold it
+    /// when the fix is applied, or the fix is verified again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_basis: Option<crate::change::Basis>,
+    /// What the target holds with the fix applied (the candidate's source): two fixes with the
+    /// same result are the same change, however their patches are written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix_result: Option<crate::change::Basis>,
 }
 
 impl VerificationResult {
@@ -206,6 +214,8 @@ impl VerificationResult {
             candidates: Vec::new(),
             duration_seconds: None,
             evidence: None,
+            target_basis: None,
+            fix_result: None,
         }
     }
 }

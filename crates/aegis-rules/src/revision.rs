@@ -164,6 +164,38 @@ pub(crate) fn history_of(
     })
 }
 
+/// The pods of `workload` that run its current pod template, and the revision names they
+/// run under (the ReplicaSet or ControllerRevision): what a change is confirmed on. A bare Pod
+/// is its own. `None` while no revision holds the workload's template yet (its controller
+/// has not seen the change) or the kind has no pods.
+pub fn current_pods<'a>(
+    lookup: &Lookup<'a>,
+    workload: &ResourceRef,
+) -> Option<(Vec<&'a Pod>, Vec<String>)> {
+    let index = lookup.index();
+    if workload.kind == ResourceKind::Pod {
+        let pod = lookup.pod(workload.namespace_str(), &workload.name)?;
+        return Some((vec![pod], Vec::new()));
+    }
+    let object = lookup.object(workload)?;
+    let template = without_hash_label(object.pointer("/spec/template")?.clone());
+    let history = history_of(lookup, workload, &object)?;
+    let revision = std::iter::once(&history.newest)
+        .chain(&history.older)
+        .find(|r| same_template(&r.template, &template))?;
+    let uid = object.pointer("/metadata/uid").and_then(Value::as_str)?;
+    let pods = index
+        .pods_of_workload(workload.kind, uid)
+        .into_iter()
+        .filter(|pod| revision.runs(pod))
+        .collect();
+    let name = revision
+        .source
+        .split_once('/')
+        .map_or(revision.source.clone(), |(_, name)| name.to_owned());
+    Some((pods, vec![name]))
+}
+
 /// The pod template a revision source (`ReplicaSet/<name>` or `ControllerRevision/<name>`) of
 /// `workload` holds: what a rollback fix must produce, for re-checking it against the policy.
 pub fn template_of(lookup: &Lookup<'_>, workload: &ResourceRef, source: &str) -> Option<Value> {

@@ -53,11 +53,49 @@ pub fn variant_pods(state: &ClusterState, variant: Variant) -> Vec<&Pod> {
         .collect()
 }
 
+/// Whose pods a check looks at: the shadow's candidate clone, or a production workload after a
+/// change.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    Candidate,
+    /// A workload in production: its Services keep their names, and refusals to create its pods
+    /// are reported on these controllers (the workload and its ReplicaSets).
+    Production {
+        controllers: &'a [String],
+    },
+}
+
+impl Subject<'_> {
+    fn service_name(&self, service: &str) -> String {
+        match self {
+            Self::Candidate => Variant::Candidate.clone_name(service),
+            Self::Production { .. } => service.to_owned(),
+        }
+    }
+
+    fn is_controller(&self, name: &str) -> bool {
+        match self {
+            Self::Candidate => is_candidate_controller(name),
+            Self::Production { controllers } => controllers.iter().any(|c| c == name),
+        }
+    }
+}
+
 /// Evaluates one check on the candidate's pods.
 pub fn evaluate(check: &Check, state: &ClusterState, pods: &[&Pod]) -> Status {
+    evaluate_for(check, state, pods, Subject::Candidate)
+}
+
+/// Evaluates one check on the pods of `subject`.
+pub fn evaluate_for(
+    check: &Check,
+    state: &ClusterState,
+    pods: &[&Pod],
+    subject: Subject<'_>,
+) -> Status {
     let now = state.now();
     if let Check::Endpoints { service } = check {
-        return endpoints(state, pods, &Variant::Candidate.clone_name(service));
+        return endpoints(state, pods, &subject.service_name(service));
     }
     let pod_names: Vec<&str> = pods
         .iter()
@@ -87,7 +125,7 @@ pub fn evaluate(check: &Check, state: &ClusterState, pods: &[&Pod]) -> Status {
                 e.involved_object
                     .name
                     .as_deref()
-                    .is_some_and(is_candidate_controller)
+                    .is_some_and(|name| subject.is_controller(name))
             })
             .map(|e| e.message.clone().unwrap_or_default())
             .collect();
@@ -259,7 +297,7 @@ fn endpoints(state: &ClusterState, pods: &[&Pod], service: &str) -> Status {
     let pods_ready = !pods.is_empty() && pods.iter().all(|p| pod_is_ready(p));
     if pods_ready {
         Status::Fail(format!(
-            "service {service} has no ready endpoint although the shadow pod is ready"
+            "service {service} has no ready endpoint although the pods it should select are ready"
         ))
     } else {
         Status::Pending(format!("service {service} has no ready endpoint yet"))

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use aegis_cluster::{Cluster, ClusterWrite, DryRun, ObjectRef};
+use aegis_core::change::Basis;
 use aegis_core::verification::{Baseline, CandidateOutcome, EvidenceBundle};
 use aegis_core::{
     Category, ClusterState, Fix, ResourceKind, ResourceRef, Verdict, VerificationPlan,
@@ -360,7 +361,7 @@ pub struct Created {
 #[derive(Debug)]
 pub enum Creation {
     Created(Box<Created>),
-    Refused(VerificationResult),
+    Refused(Box<VerificationResult>),
 }
 
 /// Checks the fix (policy, then a server-side dry run on the production target), and creates a
@@ -380,11 +381,11 @@ pub async fn create(
         .patch(&target, fix.patch_type, &fix.patch, DryRun::All)
         .await
     {
-        return Ok(Creation::Refused(VerificationResult {
+        return Ok(Creation::Refused(Box::new(VerificationResult {
             reason: format!("the API server rejects the patch in a dry run: {e}"),
             verdict: Verdict::Failed,
             ..VerificationResult::skipped("")
-        }));
+        })));
     }
     crate::check_capacity(shadow_cluster, request.limits.max_concurrent).await?;
     let created = shadow_cluster.now();
@@ -445,7 +446,7 @@ async fn verify_one(
 ) -> Result<VerificationResult> {
     let created = match create(production, shadow_cluster, request, fix, tracker).await? {
         Creation::Created(created) => created,
-        Creation::Refused(result) => return Ok(result),
+        Creation::Refused(result) => return Ok(*result),
     };
     let outcome = watch(shadow_cluster, request, fix, &created).await;
     let outcome = match outcome {
@@ -481,6 +482,19 @@ fn prepared_target(prepared: &Prepared, fix: &Fix) -> Value {
         prepared.services.first().cloned().unwrap_or_default()
     } else {
         prepared.workload.clone()
+    }
+}
+
+/// The production object with the fix applied (the candidate's source).
+fn patched_target(prepared: &Prepared, fix: &Fix) -> Value {
+    if fix.target.kind == ResourceKind::Service {
+        prepared
+            .patched_services
+            .first()
+            .cloned()
+            .unwrap_or_default()
+    } else {
+        prepared.patched_workload.clone()
     }
 }
 
@@ -584,6 +598,8 @@ async fn watch(
         candidates: Vec::new(),
         duration_seconds: Some(duration),
         evidence: Some(Box::new(evidence)),
+        target_basis: Some(Basis::of(&prepared_target(prepared, fix), &fix.patch)),
+        fix_result: Some(Basis::of(&patched_target(prepared, fix), &fix.patch)),
     })
 }
 

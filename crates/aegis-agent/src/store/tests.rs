@@ -160,3 +160,170 @@ fn concurrent_writers_lose_no_update() {
     let stored = store.find(&incident.id).expect("found");
     assert_eq!(stored.times_seen, writers, "every writer's update is kept");
 }
+
+/// An applied change of `incident`'s fix that production rolled back.
+fn rolled_back_change(incident: &Incident, fix_hash: &str, result_hash: &str) -> ChangeRecord {
+    use aegis_core::change::{Basis, ChangeKind, Owner};
+    let fix = incident.fix.clone().expect("a fix");
+    ChangeRecord {
+        id: "chg-1".to_owned(),
+        kind: ChangeKind::Apply,
+        incident: incident.id.clone(),
+        target: fix.target.clone(),
+        patch_type: fix.patch_type,
+        patch: fix.patch.clone(),
+        inverse_patch: fix.inverse_patch.clone(),
+        fix_hash: fix_hash.to_owned(),
+        result_hash: result_hash.to_owned(),
+        fix_summary: fix.summary.clone(),
+        diff: Vec::new(),
+        backend: "rules".to_owned(),
+        prompt_hash: None,
+        verdict: Verdict::Successful,
+        verdict_reason: String::new(),
+        evidence: String::new(),
+        approver: "alice".to_owned(),
+        approved_at: T1.to_owned(),
+        recorded_at: T1.to_owned(),
+        before: Basis::of(&json!({}), &json!({})),
+        after: None,
+        owner: Owner {
+            host: "h".to_owned(),
+            pid: 1,
+            heartbeat: T1.to_owned(),
+        },
+        status: ChangeStatus::RolledBack,
+        steps: Vec::new(),
+        evidence_seen: Vec::new(),
+        timing: None,
+    }
+}
+
+#[test]
+fn the_same_fix_proposed_again_after_a_rollback_is_escalated_not_verified() {
+    let with_result = |hash: &str| {
+        let mut incident = verified(
+            incidents()
+                .into_iter()
+                .find(|i| i.fix.is_some())
+                .expect("a fix"),
+            Verdict::Successful,
+        );
+        incident.verification.result.fix_result = Some(aegis_core::change::Basis {
+            resource_version: None,
+            generation: None,
+            spec_hash: hash.to_owned(),
+        });
+        incident
+    };
+    // By the patch's hash, and by the result's hash when the patch is written differently.
+    for (undone_fix, undone_result) in [("same-patch", "other"), ("other-patch", "r1")] {
+        let (_dir, store) = store();
+        let incident = with_result("r1");
+        let hash = fix_hash(&incident).expect("a fix");
+        let undone_fix = if undone_fix == "same-patch" {
+            hash.as_str()
+        } else {
+            undone_fix
+        };
+        store
+            .record(std::slice::from_ref(&incident), SourceKind::Mock, T1)
+            .expect("records");
+        store
+            .advance(&incident.id, Action::Approve, "alice", "ok", T1)
+            .expect("approves");
+        store
+            .update(&incident.id, |s| {
+                s.changes
+                    .push(rolled_back_change(&incident, undone_fix, undone_result));
+                s.lifecycle
+                    .advance(Action::RollBack, "aegis", T1, "regressed")?;
+                Ok::<_, StoreError>(())
+            })
+            .expect("records the rollback");
+        store
+            .record(std::slice::from_ref(&incident), SourceKind::Mock, T2)
+            .expect("records");
+        let again = store.find(&incident.id).expect("found");
+        assert_eq!(
+            again.lifecycle.phase,
+            Phase::Escalated,
+            "{undone_fix}: {:#?}",
+            again.lifecycle
+        );
+        let last = again.lifecycle.history.last().expect("history");
+        assert!(last.reason.contains("oscillate"), "{}", last.reason);
+        // Seen once more, it stays with the human; a human may still approve it.
+        store
+            .record(std::slice::from_ref(&incident), SourceKind::Mock, T2)
+            .expect("records");
+        assert_eq!(
+            store.find(&incident.id).expect("found").lifecycle.phase,
+            Phase::Escalated
+        );
+        store
+            .advance(&incident.id, Action::Approve, "bob", "one more try", T2)
+            .expect("approves");
+        store
+            .record(std::slice::from_ref(&incident), SourceKind::Mock, T2)
+            .expect("records");
+        assert_eq!(
+            store.find(&incident.id).expect("found").lifecycle.phase,
+            Phase::Approved
+        );
+    }
+    // A different fix after the rollback is diagnosed and verified as usual.
+    let (_dir, store) = store();
+    let incident = with_result("r1");
+    store
+        .record(std::slice::from_ref(&incident), SourceKind::Mock, T1)
+        .expect("records");
+    store
+        .advance(&incident.id, Action::Approve, "alice", "ok", T1)
+        .expect("approves");
+    store
+        .update(&incident.id, |s| {
+            s.changes.push(rolled_back_change(&incident, "old", "r0"));
+            s.lifecycle
+                .advance(Action::RollBack, "aegis", T1, "regressed")?;
+            Ok::<_, StoreError>(())
+        })
+        .expect("records the rollback");
+    let mut other = with_result("r2");
+    if let Some(fix) = other.fix.as_mut() {
+        fix.patch = json!({"spec": {"replicas": 3}});
+    }
+    store
+        .record(&[other], SourceKind::Mock, T2)
+        .expect("records");
+    assert_eq!(
+        store.find(&incident.id).expect("found").lifecycle.phase,
+        Phase::Verified
+    );
+}
+
+#[test]
+fn an_analysis_without_verification_keeps_the_verdict_of_the_same_fix() {
+    let (_dir, store) = store();
+    let incident = verified(
+        incidents()
+            .into_iter()
+            .find(|i| i.fix.is_some())
+            .expect("a fix"),
+        Verdict::Successful,
+    );
+    store
+        .record(std::slice::from_ref(&incident), SourceKind::Mock, T1)
+        .expect("records");
+    let mut unverified = incident.clone();
+    unverified.verification.result = aegis_core::VerificationResult::skipped("--no-verify");
+    store
+        .record(&[unverified], SourceKind::Mock, T2)
+        .expect("records");
+    let stored = store.find(&incident.id).expect("found");
+    assert_eq!(
+        stored.incident.verification.result.verdict,
+        Verdict::Successful
+    );
+    assert_eq!(stored.lifecycle.phase, Phase::Verified);
+}

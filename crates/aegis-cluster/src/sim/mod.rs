@@ -16,6 +16,7 @@ pub mod world;
 mod write;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -27,7 +28,7 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, LimitRange, PersistentVolumeClaim, Pod, ResourceQuota, Secret,
 };
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use self::pod::{Namespace, PodOutcome, Scheduler, SimEvent, stable_hash};
@@ -88,6 +89,8 @@ pub struct MockSource {
     /// When the demo workloads were created: the world's clock less their age.
     created: Timestamp,
     inner: Mutex<SimState>,
+    /// Where every write is journaled, when the world persists between processes.
+    journal: Option<PathBuf>,
 }
 
 /// What writes change: the applied objects and the clock.
@@ -96,13 +99,26 @@ struct SimState {
     /// Applied objects in order; later versions of the same object follow earlier ones.
     manifests: Vec<Applied>,
     clock: Timestamp,
+    /// The last resource version handed out.
+    version: u64,
 }
 
 /// One applied version of an object, and when it was applied.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Applied {
     object: Value,
     at: Timestamp,
+    /// Written after the world was built (by a client), not part of its starting state.
+    #[serde(default)]
+    written: bool,
+}
+
+/// What a persistent world keeps between processes: the writes made to it and its clock.
+#[derive(Debug, Serialize, Deserialize)]
+struct Journal {
+    clock: Timestamp,
+    version: u64,
+    writes: Vec<Applied>,
 }
 
 impl Clone for MockSource {
@@ -111,6 +127,7 @@ impl Clone for MockSource {
             world: self.world.clone(),
             created: self.created,
             inner: Mutex::new(self.state().clone()),
+            journal: None,
         }
     }
 }
@@ -139,12 +156,14 @@ impl MockSource {
         let mut objects = Vec::new();
         for (name, text) in manifests {
             for document in serde_yaml::Deserializer::from_str(text) {
-                let value = Value::deserialize(document)
+                let mut value = Value::deserialize(document)
                     .map_err(|e| Error::World(format!("{name}: {e}")))?;
                 if value.is_object() {
+                    value["metadata"]["resourceVersion"] = json!((objects.len() + 1).to_string());
                     objects.push(Applied {
                         object: value,
                         at: created,
+                        written: false,
                     });
                 }
             }
@@ -153,17 +172,81 @@ impl MockSource {
             world,
             created,
             inner: Mutex::new(SimState {
+                version: objects.len() as u64,
                 manifests: objects,
                 clock,
             }),
+            journal: None,
         })
+    }
+
+    /// The demo world as an earlier process left it: the writes journaled at `path` are replayed
+    /// (when the file exists), and every write from now on is journaled there too, so the
+    /// world persists between commands.
+    pub fn demo_persistent(path: &Path) -> Result<Self> {
+        let mut source = Self::demo()?;
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let journal: Journal = serde_json::from_str(&text).map_err(|e| {
+                    Error::World(format!(
+                        "{} is not a journal of the mock world ({e}); delete it to start the demo world afresh",
+                        path.display()
+                    ))
+                })?;
+                let mut state = source.state();
+                state.clock = state.clock.max(journal.clock);
+                state.version = state.version.max(journal.version);
+                state.manifests.extend(journal.writes);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::World(format!("cannot read {}: {e}", path.display())));
+            }
+        }
+        source.journal = Some(path.to_owned());
+        Ok(source)
+    }
+
+    /// Writes the journal, when the world persists: every object written since it was built,
+    /// and the clock. Written to a temporary file and renamed, so a crash leaves the last one.
+    fn save_journal(&self) -> std::result::Result<(), String> {
+        let Some(path) = &self.journal else {
+            return Ok(());
+        };
+        let journal = {
+            let state = self.state();
+            Journal {
+                clock: state.clock,
+                version: state.version,
+                writes: state
+                    .manifests
+                    .iter()
+                    .filter(|a| a.written)
+                    .cloned()
+                    .collect(),
+            }
+        };
+        let text = serde_json::to_string(&journal).map_err(|e| e.to_string())?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        let temporary = path.with_extension(format!("{}.tmp", std::process::id()));
+        std::fs::write(&temporary, text).map_err(|e| format!("{}: {e}", temporary.display()))?;
+        std::fs::rename(&temporary, path).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// Adds (or updates, as a rollout) one object as part of the world's starting state: it is
     /// as old as the demo workloads.
-    pub fn apply(&mut self, object: Value) {
+    pub fn apply(&mut self, mut object: Value) {
         let at = self.created;
-        self.state().manifests.push(Applied { object, at });
+        let mut state = self.state();
+        state.version += 1;
+        object["metadata"]["resourceVersion"] = json!(state.version.to_string());
+        state.manifests.push(Applied {
+            object,
+            at,
+            written: false,
+        });
     }
 
     /// The simulated clock.
@@ -180,6 +263,12 @@ impl MockSource {
             .unwrap_or(state.clock);
     }
 
+    /// Moves the clock forward, and journals it when the world persists.
+    fn advance_and_save(&self, by: Duration) -> std::result::Result<(), String> {
+        self.advance(by);
+        self.save_journal()
+    }
+
     /// The writable state. A poisoned lock only means another thread panicked while holding
     /// it; the state itself is a list of applied objects that no panic leaves half-written.
     fn state(&self) -> std::sync::MutexGuard<'_, SimState> {
@@ -191,7 +280,9 @@ impl MockSource {
     /// Runs the controllers and the pod simulation at the clock's time, and returns what a
     /// client would read.
     pub fn observe(&self, scope: &Scope) -> Result<Loaded> {
-        let SimState { manifests, clock } = self.state().clone();
+        let SimState {
+            manifests, clock, ..
+        } = self.state().clone();
         let mut simulation = Simulation::new(&self.world, self.created, clock);
         simulation.run(&manifests)?;
         let mut sink = ObjectSink::new(scope.clone());
@@ -296,7 +387,7 @@ impl<'w> Simulation<'w> {
         // An object is as old as its first version; a Deployment's revision as old as its template.
         let mut latest: Vec<(String, Value, Timestamp)> = Vec::new();
         let mut history: BTreeMap<String, Vec<(Value, Timestamp)>> = BTreeMap::new();
-        for Applied { object, at } in manifests {
+        for Applied { object, at, .. } in manifests {
             let kind = str_at(object, "/kind");
             let namespace = match str_at(object, "/metadata/namespace") {
                 "" if kind != "Namespace" => "default",
@@ -499,8 +590,11 @@ impl<'w> Simulation<'w> {
             let rs_name = format!("{name}-{hash}");
             let rs_uid = uid("ReplicaSet", &namespace, &rs_name);
             let mut pods = Vec::new();
+            // The old revision scales down to nothing once the new one is ready.
             let wanted = if is_new {
                 replicas
+            } else if new_total > 0 && new_ready == new_total {
+                0
             } else {
                 replicas.saturating_sub(unavailable)
             };
@@ -534,10 +628,6 @@ impl<'w> Simulation<'w> {
                 if is_new && !outcome.ready && revisions.len() > 1 && count >= surge {
                     break;
                 }
-            }
-            // The old revision scales down only once the new one is ready.
-            if !is_new && new_ready == new_total && new_total > 0 {
-                pods.clear();
             }
             let ready = pods.iter().filter(|r| **r).count() as u64;
             let created_pods = pods.len() as u64;

@@ -61,12 +61,23 @@ impl MockSource {
             }
         })?;
         if dry_run == DryRun::No {
-            let mut state = self.state();
-            let at = state.clock;
-            state.manifests.push(Applied {
-                object: object.clone(),
-                at,
-            });
+            {
+                let mut state = self.state();
+                let at = state.clock;
+                state.version += 1;
+                object["metadata"]["resourceVersion"] = json!(state.version.to_string());
+                state.manifests.push(Applied {
+                    object: object.clone(),
+                    at,
+                    written: true,
+                });
+            }
+            self.save_journal()
+                .map_err(|reason| WriteError::Transport {
+                    action: "journal",
+                    object: address.to_string(),
+                    reason,
+                })?;
         }
         Ok(object)
     }
@@ -138,6 +149,19 @@ impl ClusterWrite for MockSource {
             let current = self.latest(target).ok_or_else(|| WriteError::NotFound {
                 object: target.to_string(),
             })?;
+            // A resourceVersion in the patch is a precondition, as the API server takes it.
+            if let Some(wanted) = patch.pointer("/metadata/resourceVersion").and_then(Value::as_str)
+            {
+                let stored = str_at(&current, "/metadata/resourceVersion");
+                if wanted != stored {
+                    return Err(WriteError::Conflict {
+                        object: target.to_string(),
+                        reason: format!(
+                            "the object has been modified (resourceVersion {stored}, not {wanted}); please apply your changes to the latest version and try again"
+                        ),
+                    });
+                }
+            }
             let patched =
                 patch::apply(&current, patch_type, patch).map_err(|e| WriteError::Invalid {
                     object: target.to_string(),
@@ -203,7 +227,17 @@ impl ClusterWrite for MockSource {
                 !same_address(&applied.object, target)
                     && namespace.is_none_or(|ns| !in_namespace(&applied.object, ns))
             });
-            Ok(state.manifests.len() != before)
+            let deleted = state.manifests.len() != before;
+            drop(state);
+            if deleted {
+                self.save_journal()
+                    .map_err(|reason| WriteError::Transport {
+                        action: "journal",
+                        object: target.to_string(),
+                        reason,
+                    })?;
+            }
+            Ok(deleted)
         }
         .boxed()
     }
@@ -214,8 +248,12 @@ impl ClusterWrite for MockSource {
         timeout: Duration,
     ) -> BoxFuture<'a, WriteResult<()>> {
         async move {
-            self.advance(timeout);
-            Ok(())
+            self.advance_and_save(timeout)
+                .map_err(|reason| WriteError::Transport {
+                    action: "journal",
+                    object: "the mock world's clock".to_owned(),
+                    reason,
+                })
         }
         .boxed()
     }
