@@ -178,6 +178,25 @@ pub enum IncidentCommand {
     Approve {
         /// The incident id (inc-…), or a unique prefix of it.
         id: String,
+        /// Apply the fix right after approving it (as `aegis incident apply`).
+        #[arg(long)]
+        apply: bool,
+    },
+    /// Apply an approved fix to production: checks that production still holds what the shadow
+    /// verified, records the change before making it, watches the workload through a
+    /// confirmation window and rolls the change back if it regresses. Rerun after an
+    /// interruption, it finishes (or undoes) a change left under way.
+    Apply {
+        /// The incident id (inc-…), or a unique prefix of it.
+        id: String,
+    },
+    /// Undo an applied fix with its inverse patch.
+    Rollback {
+        /// The incident id (inc-…), or a unique prefix of it.
+        id: String,
+        /// Why it is rolled back (recorded in the history and the audit record).
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Reject an incident's fix, with the reason.
     Reject {

@@ -114,7 +114,16 @@ fn run(cli: &Cli) -> CliResult<()> {
             ))
         }
         Command::Incident(command) => {
-            commands::incident::run(command, cli.global.output, &resolved, style)
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))?;
+            runtime.block_on(commands::incident::run(
+                &cli.global,
+                command,
+                &resolved,
+                style,
+            ))
         }
         Command::Config(args) => {
             commands::config::run(args.action.as_ref(), cli.global.output, &resolved, style)

@@ -21,6 +21,17 @@ pub fn configured(settings: &aegis_core::settings::Settings) -> CliResult<Store>
     Ok(Store::new(&state_dir))
 }
 
+/// Where the mock world's journal lives: the writes `aegis incident apply|rollback --mock` made
+/// to the demo world, replayed by every later `--mock` command.
+pub fn mock_journal(settings: &aegis_core::settings::Settings) -> Option<std::path::PathBuf> {
+    settings
+        .agent
+        .state_dir
+        .clone()
+        .or_else(crate::config::default_state_dir)
+        .map(|dir| dir.join("mock-world.json"))
+}
+
 /// Now, to the second, as the store records times.
 pub fn now() -> String {
     Timestamp::now()

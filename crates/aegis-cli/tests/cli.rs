@@ -390,8 +390,15 @@ fn analyses_are_recorded_and_incidents_can_be_listed_and_shown() {
             .join(format!("{id}.json"))
             .is_file()
     );
+    // SPEC §4: the incident as `analyze` printed it, plus its phase and history.
     let shown = sandbox.json(&["incident", "show", &id[..8], "-o", "json"]);
-    assert_eq!(shown["incident"], report["incidents"][0]);
+    let incident = report["incidents"][0].as_object().expect("an incident");
+    for (key, value) in incident {
+        assert_eq!(&shown[key], value, "{key}");
+    }
+    assert_eq!(shown["phase"], "verified");
+    assert!(shown["history"].as_array().is_some_and(|h| !h.is_empty()));
+    assert_eq!(shown["audit"], Value::Array(Vec::new()));
     let missing = sandbox.run(&["incident", "show", "inc-00000000"]);
     assert_clean_failure(&missing, 1, &["no incident inc-00000000", "hint:"]);
 }
@@ -426,8 +433,8 @@ fn a_verified_fix_can_be_approved_or_rejected_once_and_an_unverified_one_not_at_
         .expect("runs");
     assert!(approved.status.success(), "{}", stderr(&approved));
     let approved: Value = serde_json::from_slice(&approved.stdout).expect("json");
-    assert_eq!(approved["lifecycle"]["phase"], "approved");
-    let last = approved["lifecycle"]["history"]
+    assert_eq!(approved["phase"], "approved");
+    let last = approved["history"]
         .as_array()
         .and_then(|h| h.last())
         .cloned()
@@ -441,7 +448,7 @@ fn a_verified_fix_can_be_approved_or_rejected_once_and_an_unverified_one_not_at_
     // The approval stands when the same fix is seen again; a rejection needs a reason.
     sandbox.json(&ANALYZE_ORDERS_API);
     let shown = sandbox.json(&["incident", "show", &id, "-o", "json"]);
-    assert_eq!(shown["lifecycle"]["phase"], "approved");
+    assert_eq!(shown["phase"], "approved");
     let empty = sandbox.run(&["incident", "reject", &id, "--reason", " "]);
     assert_clean_failure(&empty, 2, &["--reason is empty", "hint:"]);
     let rejected = sandbox.json(&[
@@ -453,7 +460,93 @@ fn a_verified_fix_can_be_approved_or_rejected_once_and_an_unverified_one_not_at_
         "-o",
         "json",
     ]);
-    assert_eq!(rejected["lifecycle"]["phase"], "rejected");
+    assert_eq!(rejected["phase"], "rejected");
+}
+
+#[test]
+fn on_the_mock_world_an_approved_fix_is_applied_confirmed_and_kept_between_commands() {
+    let sandbox = Sandbox::new();
+    let report = sandbox.json(&ANALYZE_ORDERS_API);
+    let id = report["incidents"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let refused = sandbox.run(&["incident", "apply", &id, "--mock"]);
+    assert_clean_failure(
+        &refused,
+        1,
+        &["is not approved", &format!("aegis incident approve {id}")],
+    );
+    let snapshot = sandbox.run(&["incident", "apply", &id, "--snapshot", "."]);
+    assert_clean_failure(&snapshot, 2, &["snapshot is read-only", "hint:"]);
+    let applied = sandbox
+        .command(&["incident", "approve", &id, "--apply", "--mock"])
+        .env("AEGIS_USER", "alice")
+        .output()
+        .expect("runs");
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    let text = String::from_utf8_lossy(&applied.stdout);
+    assert!(
+        text.contains(&format!("{id} applied: change chg-")) && text.contains("confirmed"),
+        "{text}"
+    );
+    // The demo world keeps the change: the next command finds the workload healed.
+    let after = sandbox.json(&[
+        "analyze",
+        "--all",
+        "-n",
+        "demo",
+        "--mock",
+        "--no-verify",
+        "-o",
+        "json",
+    ]);
+    let incidents = after["incidents"].as_array().expect("incidents");
+    assert!(!incidents.is_empty());
+    assert!(
+        !incidents
+            .iter()
+            .any(|i| i["workload"]["name"] == "orders-api"),
+        "{after:#}"
+    );
+    let shown = sandbox.json(&["incident", "show", &id, "-o", "json"]);
+    assert_eq!(shown["phase"], "applied");
+    let audit = &shown["audit"][0];
+    assert_eq!(audit["status"], "confirmed");
+    assert_eq!(audit["approver"], "alice");
+    assert_eq!(audit["verdict"], "successful");
+    assert!(audit["inverse_patch"].is_object(), "{audit:#}");
+    let steps: Vec<&str> = audit["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|s| s["what"].as_str())
+        .collect();
+    let recorded = steps.iter().position(|s| s.starts_with("recorded"));
+    let patched = steps.iter().position(|s| s.starts_with("patched"));
+    assert!(recorded.is_some() && recorded < patched, "{steps:?}");
+    let table = sandbox.run(&["incident", "show", &id]);
+    assert!(
+        String::from_utf8_lossy(&table.stdout).contains("inverse patch:"),
+        "{}",
+        String::from_utf8_lossy(&table.stdout)
+    );
+    let again = sandbox.run(&["incident", "apply", &id, "--mock"]);
+    assert_clean_failure(&again, 1, &["already applied", "rollback"]);
+    // Rolled back by hand: the previous spec is back, recorded as a second change.
+    let rolled = sandbox.run(&["incident", "rollback", &id, "--mock", "--reason", "drill"]);
+    assert!(rolled.status.success(), "{}", stderr(&rolled));
+    assert!(String::from_utf8_lossy(&rolled.stdout).contains("rolled back"));
+    let shown = sandbox.json(&["incident", "show", &id, "-o", "json"]);
+    assert_eq!(shown["phase"], "rolled-back", "{:#}", shown["history"]);
+    assert_eq!(shown["audit"][1]["kind"], "rollback");
+    assert_eq!(shown["audit"][1]["status"], "made");
+    assert_eq!(
+        shown["audit"][1]["inverse_patch"], shown["audit"][0]["patch"],
+        "a rollback's inverse is the fix"
+    );
+    let twice = sandbox.run(&["incident", "rollback", &id, "--mock"]);
+    assert_clean_failure(&twice, 1, &["nothing in production to roll back"]);
 }
 
 #[test]

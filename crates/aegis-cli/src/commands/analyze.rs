@@ -33,7 +33,15 @@ pub struct Source {
 pub async fn open_source(global: &GlobalArgs, resolved: &Resolved) -> CliResult<Source> {
     let kubernetes = &resolved.settings.kubernetes;
     if global.mock {
-        let source = Arc::new(MockSource::demo().map_err(CliError::failure)?);
+        // The demo world as `aegis incident apply|rollback` left it; this command's own writes
+        // (shadows) are not kept.
+        let source = Arc::new(
+            match crate::store::mock_journal(&resolved.settings) {
+                Some(path) => MockSource::demo_journaled(&path, false),
+                None => MockSource::demo(),
+            }
+            .map_err(mock_error)?,
+        );
         return Ok(Source {
             reader: source.clone(),
             writer: Some(source),
@@ -54,6 +62,13 @@ pub async fn open_source(global: &GlobalArgs, resolved: &Resolved) -> CliResult<
         writer: Some(source),
         default_namespace,
     })
+}
+
+/// A mock world that cannot be built or replayed.
+pub fn mock_error(error: aegis_cluster::Error) -> CliError {
+    CliError::failure(error).hint(
+        "the mock world's journal is kept in the state directory (agent.state_dir) as mock-world.json; delete it to start the demo world afresh",
+    )
 }
 
 /// Connects to the cluster of a kubeconfig context (the current one when `None`).

@@ -180,10 +180,11 @@ impl MockSource {
         })
     }
 
-    /// The demo world as an earlier process left it: the writes journaled at `path` are replayed
-    /// (when the file exists), and every write from now on is journaled there too, so the
-    /// world persists between commands.
-    pub fn demo_persistent(path: &Path) -> Result<Self> {
+    /// The demo world as earlier processes left it: the writes journaled at `path` are replayed
+    /// (when the file exists). With `journal_writes`, every write from now on is journaled
+    /// there too, so the world persists between commands; without, this process's writes (a
+    /// shadow, the clock moving while it is watched) are its own.
+    pub fn demo_journaled(path: &Path, journal_writes: bool) -> Result<Self> {
         let mut source = Self::demo()?;
         match std::fs::read_to_string(path) {
             Ok(text) => {
@@ -203,7 +204,9 @@ impl MockSource {
                 return Err(Error::World(format!("cannot read {}: {e}", path.display())));
             }
         }
-        source.journal = Some(path.to_owned());
+        if journal_writes {
+            source.journal = Some(path.to_owned());
+        }
         Ok(source)
     }
 
