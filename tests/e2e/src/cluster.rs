@@ -97,10 +97,16 @@ impl Cluster {
         })
         .await?;
 
+        // Writes to workloads are audited, so tests can tell when each reached the API server.
+        let audit_policy = dir.join("audit-policy.yaml");
+        std::fs::write(&audit_policy, AUDIT_POLICY)
+            .with_context(|| format!("cannot write {}", audit_policy.display()))?;
         cluster.spawn(
             binaries,
             "kube-apiserver",
             &[
+                format!("--audit-policy-file={}", audit_policy.display()),
+                format!("--audit-log-path={}", dir.join("audit.log").display()),
                 format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
                 "--bind-address=127.0.0.1".to_owned(),
                 "--advertise-address=127.0.0.1".to_owned(),
@@ -291,6 +297,11 @@ impl Cluster {
         self.dir.join("kubeconfig")
     }
 
+    /// The API server's audit log: one JSON event per write to a workload or Service.
+    pub fn audit_log(&self) -> PathBuf {
+        self.dir.join("audit.log")
+    }
+
     /// The API server's URL.
     pub fn server(&self) -> &str {
         &self.server
@@ -302,3 +313,18 @@ impl Cluster {
         self.processes.detach();
     }
 }
+
+/// The API server's audit policy: the metadata of every write to workloads and Services.
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    verbs: [create, update, patch, delete]
+    resources:
+      - group: apps
+        resources: [deployments, statefulsets, daemonsets]
+      - group: \"\"
+        resources: [services, pods]
+  - level: None
+";

@@ -28,3 +28,21 @@ pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| workspace_root().join("target"), PathBuf::from)
 }
+
+/// The `aegis` binary, built from this workspace. The build unifies features as the
+/// workspace's `cargo test --workspace --all-targets` does, so after that command it is a
+/// no-op and does not rebuild the binary other tests run.
+pub fn aegis_binary() -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--locked", "--workspace", "--all-targets"])
+        .current_dir(workspace_root())
+        .status()?;
+    anyhow::ensure!(
+        status.success(),
+        "cargo build -p aegis-cli failed ({status})"
+    );
+    let path = target_dir().join("debug").join("aegis");
+    anyhow::ensure!(path.is_file(), "{} was not built", path.display());
+    Ok(path)
+}
