@@ -150,6 +150,9 @@ pub struct ChangeEngine<'a> {
     pub progress: &'a dyn ChangeProgress,
 }
 
+/// Failed looks in a row the confirmation window tolerates (a watch or list that failed).
+const MAX_FAILED_READS: u32 = 5;
+
 /// How many times a write that lost a race with a status update is retried.
 const CONFLICT_RETRIES: usize = 3;
 
@@ -162,11 +165,16 @@ impl ChangeEngine<'_> {
     /// regression. A change of the incident left under way by a process that died is finished
     /// first.
     pub async fn apply(&self, id: &str) -> ChangeResult<Changed> {
+        // Boxed: the records held across the awaits make a large future.
+        Box::pin(self.apply_unboxed(id)).await
+    }
+
+    async fn apply_unboxed(&self, id: &str) -> ChangeResult<Changed> {
         let mut stored = self.store.find(id)?;
         self.check_source(&stored)?;
         if let Some(change) = stored.change_in_progress().cloned() {
             ensure_abandoned(&stored, &change)?;
-            let recovered = self.recover(&stored, change).await?;
+            let recovered = Box::pin(self.recover(&stored, change)).await?;
             if !matches!(recovered.change.status, ChangeStatus::NotMade { .. }) {
                 return Ok(recovered);
             }
@@ -266,13 +274,19 @@ impl ChangeEngine<'_> {
             )
             .await;
         if let Err(error) = written {
-            let reason = error.to_string();
-            record.status = ChangeStatus::NotMade {
-                reason: reason.clone(),
-            };
-            record.step(&self.cluster_now(), format!("not made: {reason}"));
-            self.save(&stored.incident.id, &record, None)?;
-            return Err(error);
+            if !self.landed(&record.target, &change_id, &error).await? {
+                let reason = error.to_string();
+                record.status = ChangeStatus::NotMade {
+                    reason: reason.clone(),
+                };
+                record.step(&self.cluster_now(), format!("not made: {reason}"));
+                self.save(&stored.incident.id, &record, None)?;
+                return Err(error);
+            }
+            record.step(
+                &self.cluster_now(),
+                format!("the write reported an error ({error}), but the object carries the change"),
+            );
         }
         record.status = ChangeStatus::Confirming;
         record.step(
@@ -287,11 +301,15 @@ impl ChangeEngine<'_> {
 
     /// Undoes the incident's applied fix with its inverse patch, after a human asked for it.
     pub async fn rollback(&self, id: &str, reason: &str) -> ChangeResult<Changed> {
+        Box::pin(self.rollback_unboxed(id, reason)).await
+    }
+
+    async fn rollback_unboxed(&self, id: &str, reason: &str) -> ChangeResult<Changed> {
         let mut stored = self.store.find(id)?;
         self.check_source(&stored)?;
         if let Some(change) = stored.change_in_progress().cloned() {
             ensure_abandoned(&stored, &change)?;
-            let recovered = self.recover(&stored, change).await?;
+            let recovered = Box::pin(self.recover(&stored, change)).await?;
             if recovered.change.kind == ChangeKind::Rollback
                 || recovered.change.status == ChangeStatus::RolledBack
             {
@@ -371,7 +389,9 @@ impl ChangeEngine<'_> {
                 &before,
             )
             .await;
-        if let Err(error) = written {
+        if let Err(error) = written
+            && !self.landed(&record.target, &change_id, &error).await?
+        {
             let why = error.to_string();
             record.status = ChangeStatus::NotMade {
                 reason: why.clone(),
@@ -596,13 +616,17 @@ impl ChangeEngine<'_> {
         let id = stored.incident.id.clone();
         let settings = &self.settings;
         let namespace = record.target.namespace_str().to_owned();
-        let written_at: Timestamp = record
-            .steps
-            .iter()
-            .rev()
-            .find(|s| s.what.starts_with("patched") || s.what.starts_with("resumed"))
-            .and_then(|s| s.at.parse().ok())
-            .unwrap_or_else(|| self.cluster.now());
+        let step_at = |prefix: &str| -> Option<Timestamp> {
+            record
+                .steps
+                .iter()
+                .rev()
+                .find(|s| s.what.starts_with(prefix))
+                .and_then(|s| s.at.parse().ok())
+        };
+        // The window runs from the write, or from its resumption after the owner died.
+        let written_at = step_at("patched").unwrap_or_else(|| self.cluster.now());
+        let window_start = step_at("resumed").unwrap_or(written_at).max(written_at);
         let recorded_at: Timestamp = record.recorded_at.parse().unwrap_or(written_at);
         let plan = if let Some(plan) = stored.incident.verification.plan.clone() {
             plan
@@ -624,17 +648,36 @@ impl ChangeEngine<'_> {
         let mut window = Confirmation::new(&plan, settings.policy.confirmation_timeout_seconds);
         let interval = Duration::from_secs(plan.interval_seconds.max(1));
         let mut looked = self.cluster.now();
+        let mut failed_reads = 0;
         let (decision, evidence, ready) = loop {
             let since =
                 Duration::try_from(self.cluster.now().duration_since(looked)).unwrap_or_default();
             let wait = interval
                 .saturating_sub(since)
                 .max(Duration::from_millis(50));
-            self.cluster.wait(&namespace, wait).await?;
+            // A watch or a read that fails now and then does not end the window; many in a row
+            // leave the change under way for the next run.
+            let read = match self.cluster.wait(&namespace, wait).await {
+                Ok(()) => self.load(&namespace).await,
+                Err(e) => Err(e.into()),
+            };
             looked = self.cluster.now();
-            let state = self.load(&namespace).await?;
+            let state = match read {
+                Ok(state) => {
+                    failed_reads = 0;
+                    state
+                }
+                Err(error) if failed_reads < MAX_FAILED_READS => {
+                    failed_reads += 1;
+                    self.progress
+                        .step(&record, &format!("could not look at the workload: {error}"));
+                    tokio::time::sleep(interval).await;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
             let elapsed_ms =
-                u64::try_from(looked.duration_since(written_at).as_millis()).unwrap_or(0);
+                u64::try_from(looked.duration_since(window_start).as_millis()).unwrap_or(0);
             let (look, pods) = confirm::look(&state, &subjects, elapsed_ms);
             if record.after.is_none()
                 && let Some(object) = Lookup::new(&state).object(&record.target)
@@ -658,7 +701,7 @@ impl ChangeEngine<'_> {
         record.timing = Some(Timing {
             to_write_seconds: seconds(recorded_at, written_at),
             pods_ready_seconds: ready,
-            decided_seconds: seconds(written_at, self.cluster.now()),
+            decided_seconds: seconds(window_start, self.cluster.now()),
         });
         record.evidence_seen = window.timeline.clone();
         record.evidence_seen.extend(evidence);
@@ -828,6 +871,31 @@ impl ChangeEngine<'_> {
                 self.save(&id, &record, None)
             }
         }
+    }
+
+    /// Whether a write that failed with `error` reached the cluster anyway: a refusal did not;
+    /// after a lost connection or timeout, the object's change annotation tells. When the
+    /// object cannot be read either, the answer is unknown and the error stands, leaving the
+    /// change recorded as under way for the next run to resolve.
+    async fn landed(
+        &self,
+        target: &aegis_core::ResourceRef,
+        marker: &str,
+        error: &ChangeError,
+    ) -> ChangeResult<bool> {
+        let ambiguous = matches!(
+            error,
+            ChangeError::Write(WriteError::Transport { .. }) | ChangeError::Read { .. }
+        );
+        if !ambiguous {
+            return Ok(false);
+        }
+        let state = self.load(target.namespace_str()).await?;
+        Ok(Lookup::new(&state)
+            .object(target)
+            .as_ref()
+            .and_then(annotation)
+            == Some(marker))
     }
 
     fn check_source(&self, stored: &StoredIncident) -> ChangeResult<()> {

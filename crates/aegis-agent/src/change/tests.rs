@@ -345,10 +345,12 @@ async fn two_engines_applying_at_once_make_one_change() {
 }
 
 /// A cluster that stops answering after the change's write: the process "dies" in the middle of
-/// its confirmation window.
+/// its confirmation window. With `lose_answer`, it instead loses the answer to the write (which
+/// the world took) and goes on answering.
 struct Dies<'a> {
     world: &'a MockSource,
     written: AtomicBool,
+    lose_answer: bool,
 }
 
 /// A cluster that notes, at the first real write, whether the store already held the change's
@@ -399,9 +401,7 @@ macro_rules! delegate_writes {
                 patch: &'a Value,
                 dry_run: DryRun,
             ) -> BoxFuture<'a, WriteResult<Value>> {
-                let before = $patch;
-                before(self, dry_run);
-                self.world.patch(target, patch_type, patch, dry_run)
+                $patch(self, target, patch_type, patch, dry_run)
             }
             fn get<'a>(
                 &'a self,
@@ -433,12 +433,59 @@ macro_rules! delegate_writes {
     };
 }
 
+fn dies_patch<'a>(
+    this: &'a Dies<'_>,
+    target: &'a ObjectRef,
+    patch_type: PatchType,
+    patch: &'a Value,
+    dry_run: DryRun,
+) -> BoxFuture<'a, WriteResult<Value>> {
+    let real = dry_run == DryRun::No;
+    if real {
+        this.written.store(true, Ordering::SeqCst);
+    }
+    let lose = real && this.lose_answer;
+    async move {
+        let result = this.world.patch(target, patch_type, patch, dry_run).await;
+        match result {
+            Ok(_) if lose => Err(WriteError::Transport {
+                action: "patch",
+                object: target.to_string(),
+                reason: "connection reset by peer".to_owned(),
+            }),
+            other => other,
+        }
+    }
+    .boxed()
+}
+
+fn audited_patch<'a>(
+    this: &'a Audited<'_>,
+    target: &'a ObjectRef,
+    patch_type: PatchType,
+    patch: &'a Value,
+    dry_run: DryRun,
+) -> BoxFuture<'a, WriteResult<Value>> {
+    if dry_run == DryRun::No {
+        let status = this
+            .store
+            .find(&this.id)
+            .ok()
+            .and_then(|s| s.changes.last().map(|c| c.status.as_str().to_owned()))
+            .unwrap_or_else(|| "no record".to_owned());
+        if let Ok(mut seen) = this.seen.lock() {
+            seen.push(status);
+        }
+    }
+    this.world.patch(target, patch_type, patch, dry_run)
+}
+
 fn dies_wait<'a>(
     this: &'a Dies<'_>,
     namespace: &'a str,
     timeout: Duration,
 ) -> BoxFuture<'a, WriteResult<()>> {
-    if this.written.load(Ordering::SeqCst) {
+    if this.written.load(Ordering::SeqCst) && !this.lose_answer {
         let refused = Err(WriteError::Transport {
             action: "watch",
             object: namespace.to_owned(),
@@ -457,33 +504,9 @@ fn audited_wait<'a>(
     this.world.wait(namespace, timeout)
 }
 
-delegate_writes!(
-    Dies<'_>,
-    |this: &Dies<'_>, dry_run: DryRun| {
-        if dry_run == DryRun::No {
-            this.written.store(true, Ordering::SeqCst);
-        }
-    },
-    dies_wait
-);
+delegate_writes!(Dies<'_>, dies_patch, dies_wait);
 
-delegate_writes!(
-    Audited<'_>,
-    |this: &Audited<'_>, dry_run: DryRun| {
-        if dry_run == DryRun::No {
-            let status = this
-                .store
-                .find(&this.id)
-                .ok()
-                .and_then(|s| s.changes.last().map(|c| c.status.as_str().to_owned()))
-                .unwrap_or_else(|| "no record".to_owned());
-            if let Ok(mut seen) = this.seen.lock() {
-                seen.push(status);
-            }
-        }
-    },
-    audited_wait
-);
+delegate_writes!(Audited<'_>, audited_patch, audited_wait);
 
 #[tokio::test]
 async fn a_change_left_under_way_by_a_dead_process_is_finished_by_the_next_run() {
@@ -497,6 +520,7 @@ async fn a_change_left_under_way_by_a_dead_process_is_finished_by_the_next_run()
     let dying = Dies {
         world: &world,
         written: AtomicBool::new(false),
+        lose_answer: false,
     };
     let died = engine(&store, &dying, &settings).apply(&incident.id).await;
     assert!(matches!(died, Err(ChangeError::Write(_))), "{died:?}");
@@ -683,4 +707,39 @@ async fn a_gitops_managed_target_gets_a_patch_file_and_the_cluster_is_not_change
     assert_eq!(patch["metadata"]["name"], "orders-api");
     assert_eq!(changed.incident.lifecycle.phase, Phase::Approved);
     assert_eq!(deployment(&world, "demo", "orders-api"), before);
+}
+
+#[tokio::test]
+async fn a_write_whose_answer_is_lost_is_known_by_its_annotation_and_confirmed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::new(dir.path());
+    let world = MockSource::demo().expect("demo");
+    let incidents = analyzed(&world, &store).await;
+    let incident = of(&incidents, "orders-api", Category::MissingEnvVar);
+    approve(&store, &incident.id);
+    let lossy = Dies {
+        world: &world,
+        written: AtomicBool::new(false),
+        lose_answer: true,
+    };
+    let settings = Settings::default();
+    let changed = engine(&store, &lossy, &settings)
+        .apply(&incident.id)
+        .await
+        .expect("applies");
+    assert_eq!(
+        changed.change.status,
+        ChangeStatus::Confirmed,
+        "{:#?}",
+        changed.change
+    );
+    assert!(
+        changed
+            .change
+            .steps
+            .iter()
+            .any(|s| s.what.contains("but the object carries the change")),
+        "{:#?}",
+        changed.change.steps
+    );
 }
