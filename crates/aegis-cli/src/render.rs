@@ -414,6 +414,7 @@ pub fn incident_list(incidents: &[StoredIncident], style: Style) -> String {
         .load_style(UTF8_FULL_CONDENSED.with_rounded_corners())
         .set_header([
             "ID",
+            "PHASE",
             "CATEGORY",
             "WORKLOAD",
             "FIX",
@@ -425,6 +426,7 @@ pub fn incident_list(incidents: &[StoredIncident], style: Style) -> String {
         let incident = &stored.incident;
         table.add_row(vec![
             style.cell(&incident.id, Color::Cyan),
+            Cell::new(stored.lifecycle.phase),
             style.cell(incident.rca.category, Color::Magenta),
             Cell::new(workload_text(&incident.workload)),
             Cell::new(fix_text(incident.fix.as_ref())),
