@@ -54,6 +54,9 @@ pub struct AnalyzeRequest {
     pub filter: Option<Vec<ResourceKind>>,
     /// Only objects whose labels match.
     pub selector: Option<LabelSelector>,
+    /// Findings reported from outside the analyzers (K8sGPT's `Result`s and CLI output), each
+    /// with its workload; they go through the same rules as the analyzers' own.
+    pub external: Vec<Detection>,
 }
 
 /// The pipeline with its settings.
@@ -194,8 +197,9 @@ impl Agent {
                 name: target.name.clone(),
             });
         }
-        let detections =
+        let mut detections =
             aegis_k8sgpt::analyze(lookup.index(), &self.analyzers, request.filter.as_deref());
+        detections.extend(request.external.iter().cloned());
         tracing::debug!(detections = detections.len(), "analyzers done");
         let mut by_workload: BTreeMap<&ResourceRef, Vec<&Detection>> = BTreeMap::new();
         for detection in &detections {

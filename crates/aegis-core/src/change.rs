@@ -22,7 +22,7 @@ use crate::verification::Verdict;
 pub const CHANGE_ANNOTATION: &str = "aegis.io/change";
 
 /// What an object held when a fix was computed and verified against it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Basis {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_version: Option<String>,
@@ -130,7 +130,7 @@ fn canonical(value: &Value, out: &mut String) {
 }
 
 /// Whether the change applies a fix or undoes one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ChangeKind {
     /// The fix's patch, after approval (or auto-apply).
@@ -198,7 +198,7 @@ impl fmt::Display for ChangeStatus {
 }
 
 /// The process making a change, so another can tell a running change from an abandoned one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Owner {
     pub host: String,
     pub pid: u32,
@@ -207,7 +207,7 @@ pub struct Owner {
 }
 
 /// One step of a change, as it happened.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Step {
     /// RFC 3339, on the cluster's clock.
     pub at: String,
@@ -215,7 +215,7 @@ pub struct Step {
 }
 
 /// The audit record of one production change (SPEC §8), written before the change is made.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChangeRecord {
     /// `chg-<incident id suffix>-<n>`.
     pub id: String,
@@ -224,7 +224,9 @@ pub struct ChangeRecord {
     pub target: ResourceRef,
     pub patch_type: PatchType,
     /// The patch this change writes, and the one that undoes it.
+    #[schemars(schema_with = "crate::crd::any_value")]
     pub patch: Value,
+    #[schemars(schema_with = "crate::crd::any_value")]
     pub inverse_patch: Value,
     /// The hash of the fix's patch (as the shadow's annotation carries it), and the spec hash
     /// of the target with the patch applied (by the pure applier) when it was recorded: a later
@@ -267,7 +269,7 @@ pub struct ChangeRecord {
 }
 
 /// How long a change took, on the cluster's clock.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Timing {
     /// From the audit record to the patch in the cluster.
     pub to_write_seconds: f64,

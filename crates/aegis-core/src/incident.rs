@@ -10,7 +10,7 @@ use crate::taxonomy::Category;
 use crate::verification::Verification;
 
 /// Where the analysed state came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceKind {
     Mock,
@@ -29,7 +29,7 @@ impl SourceKind {
 }
 
 /// One thing an analyzer saw wrong with one object.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Finding {
     /// The analyzer that reported it (`Pod`, `Service`, …).
     pub analyzer: String,
@@ -42,7 +42,7 @@ pub struct Finding {
 }
 
 /// What kind of fact a piece of evidence is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EvidenceSource {
     Log,
@@ -52,7 +52,7 @@ pub enum EvidenceSource {
 }
 
 /// A fact cited by a root-cause analysis.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Evidence {
     pub source: EvidenceSource,
     /// Where the fact can be found: `pod/ns/name/container: line 3`, `event/ns/name`, a field path.
@@ -77,7 +77,7 @@ impl Evidence {
 }
 
 /// A root-cause analysis.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Rca {
     pub category: Category,
     pub summary: String,
@@ -94,7 +94,7 @@ pub struct Rca {
 }
 
 /// What became of the LLM's answer on one incident.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LlmVerdict {
     /// It reached the rules' diagnosis.
@@ -110,7 +110,7 @@ pub enum LlmVerdict {
 }
 
 /// The LLM's opinion on an incident, shown beside the diagnosis that stands.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LlmOpinion {
     /// `ollama:<model>`.
     pub backend: String,
@@ -135,7 +135,7 @@ pub struct LlmOpinion {
 }
 
 /// The kind of patch a fix carries, as `kubectl patch --type` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum PatchType {
     StrategicMerge,
@@ -155,7 +155,9 @@ impl PatchType {
 }
 
 /// How much could go wrong if the fix is applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Risk {
     Low,
@@ -175,12 +177,14 @@ impl Risk {
 }
 
 /// A proposed fix: a typed patch on one object, with the patch that undoes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Fix {
     pub summary: String,
     pub target: ResourceRef,
     pub patch_type: PatchType,
+    #[schemars(schema_with = "crate::crd::any_value")]
     pub patch: Value,
+    #[schemars(schema_with = "crate::crd::any_value")]
     pub inverse_patch: Value,
     pub risk: Risk,
     pub policy: PolicyDecision,
@@ -191,7 +195,7 @@ pub struct Fix {
 }
 
 /// A fix that returns a workload to the revision that last ran healthy (SPEC §8).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Rollback {
     /// The failing revision, and the one returned to.
     pub from_revision: i64,
@@ -204,7 +208,7 @@ pub struct Rollback {
 }
 
 /// One incident: a failure of one workload, with its diagnosis and fix.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Incident {
     pub id: String,
     /// The most telling object of the incident.
@@ -222,7 +226,7 @@ pub struct Incident {
 }
 
 /// What `aegis analyze` prints.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AnalysisReport {
     pub aegis_version: String,
     pub source: SourceKind,

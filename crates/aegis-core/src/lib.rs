@@ -5,6 +5,7 @@
 //! the CLI) speaks in these types.
 
 pub mod change;
+pub mod crd;
 pub mod image;
 pub mod incident;
 pub mod lifecycle;

@@ -5,6 +5,7 @@
 //! ```text
 //! Detected → Diagnosed → Verifying → Verified | Failed | Escalated → Approved → Applied → RolledBack
 //!                    ╰──→ Escalated                      ╰──→ Rejected ╰──→ RolledBack
+//! any phase but Verifying and Approved ──→ Resolved ──→ Diagnosed | Escalated (it came back)
 //! ```
 //!
 //! `Applied` means the change was made and confirmed on the production workload; a change that
@@ -20,7 +21,19 @@ use serde::{Deserialize, Serialize};
 use crate::verification::Verdict;
 
 /// Where an incident stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
     /// Analyzers found the failure.
@@ -43,11 +56,14 @@ pub enum Phase {
     Applied,
     /// The fix was undone in production (by hand or after a regression).
     RolledBack,
+    /// The failure is no longer seen (healed by a fix or on its own); the operator deletes
+    /// resolved incidents after a retention period.
+    Resolved,
 }
 
 impl Phase {
     /// Every phase, in lifecycle order.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Detected,
         Self::Diagnosed,
         Self::Verifying,
@@ -58,6 +74,7 @@ impl Phase {
         Self::Rejected,
         Self::Applied,
         Self::RolledBack,
+        Self::Resolved,
     ];
 
     /// The phase as JSON and the CLI write it.
@@ -73,6 +90,7 @@ impl Phase {
             Self::Rejected => "rejected",
             Self::Applied => "applied",
             Self::RolledBack => "rolled-back",
+            Self::Resolved => "resolved",
         }
     }
 }
@@ -103,11 +121,13 @@ pub enum Action {
     Apply,
     /// The fix was undone in production.
     RollBack,
+    /// The failure is no longer seen.
+    Resolve,
 }
 
 impl Action {
     /// Every action, each verdict once.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Diagnose,
         Self::Escalate,
         Self::Verify,
@@ -119,6 +139,7 @@ impl Action {
         Self::Reject,
         Self::Apply,
         Self::RollBack,
+        Self::Resolve,
     ];
 }
 
@@ -133,6 +154,7 @@ impl fmt::Display for Action {
             Self::Reject => f.write_str("reject"),
             Self::Apply => f.write_str("apply"),
             Self::RollBack => f.write_str("roll back"),
+            Self::Resolve => f.write_str("resolve"),
         }
     }
 }
@@ -177,9 +199,10 @@ pub fn next(from: Phase, action: Action) -> Result<Phase, Refused> {
         // applied fix is changed only through a rollback.
         (_, A::Diagnose) if before_production && from != P::Verifying => P::Diagnosed,
         (P::RolledBack, A::Diagnose) => P::Diagnosed,
-        (P::Detected | P::Diagnosed | P::Verifying | P::Verified | P::Failed, A::Escalate) => {
-            P::Escalated
-        }
+        (
+            P::Detected | P::Diagnosed | P::Verifying | P::Verified | P::Failed | P::Resolved,
+            A::Escalate,
+        ) => P::Escalated,
         (P::Diagnosed | P::Verified | P::Failed | P::Escalated, A::Verify) => P::Verifying,
         (P::Verifying, A::Verdict(Verdict::Successful)) => P::Verified,
         (P::Verifying, A::Verdict(Verdict::Failed)) => P::Failed,
@@ -192,12 +215,25 @@ pub fn next(from: Phase, action: Action) -> Result<Phase, Refused> {
         // A change is undone after it was confirmed (by hand), or within its confirmation
         // window (a regression), before it ever counted as applied.
         (P::Applied | P::Approved, A::RollBack) => P::RolledBack,
+        // A failure that is no longer seen resolves the incident, unless a shadow or a
+        // production change is still under way: those end on their own evidence first.
+        (
+            P::Detected
+            | P::Diagnosed
+            | P::Verified
+            | P::Failed
+            | P::Escalated
+            | P::Rejected
+            | P::Applied
+            | P::RolledBack,
+            A::Resolve,
+        ) => P::Resolved,
         _ => return Err(refused),
     })
 }
 
 /// One step of an incident's history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Transition {
     pub from: Phase,
     pub to: Phase,
@@ -211,7 +247,7 @@ pub struct Transition {
 }
 
 /// An incident's phase and how it got there.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Lifecycle {
     pub phase: Phase,
     #[serde(default)]
@@ -299,6 +335,16 @@ mod tests {
             (P::Approved, A::RollBack, P::RolledBack),
             (P::Applied, A::RollBack, P::RolledBack),
             (P::RolledBack, A::Diagnose, P::Diagnosed),
+            (P::Detected, A::Resolve, P::Resolved),
+            (P::Diagnosed, A::Resolve, P::Resolved),
+            (P::Verified, A::Resolve, P::Resolved),
+            (P::Failed, A::Resolve, P::Resolved),
+            (P::Escalated, A::Resolve, P::Resolved),
+            (P::Rejected, A::Resolve, P::Resolved),
+            (P::Applied, A::Resolve, P::Resolved),
+            (P::RolledBack, A::Resolve, P::Resolved),
+            (P::Resolved, A::Diagnose, P::Diagnosed),
+            (P::Resolved, A::Escalate, P::Escalated),
         ]
     };
 
@@ -355,7 +401,7 @@ mod tests {
             .expect_err("an applied fix is not replaced in place");
         assert_eq!(
             refused.to_string(),
-            "an incident that is applied cannot diagnose; from applied it can: roll back"
+            "an incident that is applied cannot diagnose; from applied it can: roll back, resolve"
         );
         assert!(applied.history.is_empty(), "a refusal records nothing");
         assert_eq!(

@@ -12,7 +12,7 @@ use crate::incident::PatchType;
 use crate::resource::ResourceKind;
 
 /// The verdict of the policy on one fix.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PolicyDecision {
     pub allowed: bool,
     pub violations: Vec<PolicyViolation>,
@@ -30,7 +30,7 @@ impl PolicyDecision {
 }
 
 /// One reason a fix is denied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PolicyViolation {
     /// The rule broken (`privileged`, `host-path`, `field-not-allowed`, …).
     pub rule: String,

@@ -6,7 +6,19 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// The kinds of object AEGIS reasons about, with kubectl's names for them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 pub enum ResourceKind {
     Pod,
     Deployment,
@@ -118,7 +130,9 @@ impl fmt::Display for ResourceKind {
 }
 
 /// A reference to one object: kind, namespace (absent for cluster-scoped kinds) and name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct ResourceRef {
     pub kind: ResourceKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -69,7 +69,7 @@ impl fmt::Display for Check {
 }
 
 /// How a fix will be verified in a shadow environment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct VerificationPlan {
     /// The checks made on the candidate at every interval.
     pub checks: Vec<Check>,
@@ -83,7 +83,7 @@ pub struct VerificationPlan {
 }
 
 /// The outcome of a verification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Successful,
@@ -110,7 +110,7 @@ impl fmt::Display for Verdict {
 }
 
 /// What one check showed over the whole verification.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CheckResult {
     #[serde(flatten)]
     pub check: Check,
@@ -124,7 +124,7 @@ pub struct CheckResult {
 }
 
 /// Whether the unchanged clone showed the incident.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Baseline {
     pub reproduced: bool,
     /// The failure signature seen on it (finding reasons), or what was seen instead.
@@ -135,7 +135,7 @@ pub struct Baseline {
 }
 
 /// One fix that was tried, and how it fared.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CandidateOutcome {
     pub fix_summary: String,
     pub verdict: Verdict,
@@ -143,19 +143,24 @@ pub struct CandidateOutcome {
 }
 
 /// What a verification kept as evidence (SPEC §9).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct EvidenceBundle {
     /// The patch applied to the candidate.
+    #[schemars(schema_with = "crate::crd::any_value")]
     pub patch: Value,
     /// The diff of the workload's pod template (or Service spec) made by the patch.
     pub template_diff: Vec<String>,
     /// What the shadow holds instead of the real thing (placeholder Secrets), said plainly.
     pub placeholders: Vec<String>,
     /// Container statuses of the baseline clone, first and last seen.
+    #[schemars(schema_with = "crate::crd::any_value")]
     pub baseline_before: Value,
+    #[schemars(schema_with = "crate::crd::any_value")]
     pub baseline_after: Value,
     /// Container statuses of the candidate clone, first and last seen.
+    #[schemars(schema_with = "crate::crd::any_value")]
     pub candidate_before: Value,
+    #[schemars(schema_with = "crate::crd::any_value")]
     pub candidate_after: Value,
     /// Events of the shadow namespace (`Kind/name: Reason: message`).
     pub events: Vec<String>,
@@ -168,7 +173,7 @@ pub struct EvidenceBundle {
 }
 
 /// The result of verifying a fix (or why it was not verified).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct VerificationResult {
     pub verdict: Verdict,
     /// Why the verdict is what it is, in a sentence.
@@ -221,7 +226,7 @@ impl VerificationResult {
 }
 
 /// The verification of an incident's fix: the plan, and its result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Verification {
     pub plan: Option<VerificationPlan>,
     pub result: VerificationResult,

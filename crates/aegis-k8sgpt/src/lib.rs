@@ -8,6 +8,7 @@
 mod evidence;
 mod network;
 mod pod;
+pub mod result;
 mod workload;
 
 use aegis_core::state::StateIndex;

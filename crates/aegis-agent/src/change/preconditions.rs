@@ -73,6 +73,7 @@ impl Refusal {
                 }
                 Phase::Rejected => "the fix was rejected; `aegis incident show` gives who and why".to_owned(),
                 Phase::RolledBack => "the fix was rolled back; analyze the workload again for a new diagnosis".to_owned(),
+                Phase::Resolved => "the failure is no longer seen; nothing is left to fix".to_owned(),
                 _ => "verify the fix in a shadow first: `aegis analyze KIND/NAME` (without --no-verify)".to_owned(),
             },
             Self::VerdictNotSuccessful { .. } => {

@@ -187,6 +187,7 @@ pub async fn run(
         target,
         filter,
         selector,
+        external: Vec::new(),
     };
     let not_found = |e: aegis_agent::Error| {
         let hint = if global.mock {

@@ -384,6 +384,10 @@ fn refusal(error: StoreError, incident: &aegis_core::Incident) -> CliError {
                 "the fix has reached production; `aegis incident show` gives its history"
                     .to_owned(),
             ),
+            Phase::Resolved => Some(
+                "the failure is no longer seen; analyze the workload again if it comes back"
+                    .to_owned(),
+            ),
             Phase::Verified | Phase::Failed | Phase::Escalated => None,
         },
         _ => None,

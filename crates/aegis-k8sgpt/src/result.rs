@@ -1,0 +1,217 @@
+//! K8sGPT's `Result` custom resource (`results.core.k8sgpt.ai`, `core.k8sgpt.ai/v1alpha1`), as
+//! the K8sGPT operator writes one per failing object, and the findings AEGIS reads from it.
+//!
+//! A `Result` lives in the K8sGPT operator's namespace, not its object's: `spec.name` is
+//! `<namespace>/<name>` (or `<name>` for cluster-scoped kinds) and `spec.parentObject` the owner
+//! K8sGPT resolved, `<Kind>/<name>` in the object's namespace.
+
+use aegis_core::{Finding, ResourceKind, ResourceRef};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::Detection;
+
+/// One failure K8sGPT reported, with the values it masked in the text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Failure {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitive: Vec<Sensitive>,
+}
+
+/// A value K8sGPT masks before sending a text to its AI backend.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Sensitive {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub unmasked: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub masked: String,
+}
+
+/// The object a K8sGPT `Result` is about and what is wrong with it.
+#[derive(
+    CustomResource, Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema,
+)]
+#[kube(
+    group = "core.k8sgpt.ai",
+    version = "v1alpha1",
+    kind = "Result",
+    root = "K8sgptResult",
+    plural = "results",
+    namespaced,
+    status = "ResultStatus"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultSpec {
+    #[serde(default)]
+    pub backend: String,
+    /// The kind of the failing object (`Pod`, `Service`, …).
+    pub kind: String,
+    /// `<namespace>/<name>` of the failing object, or `<name>` when it is cluster-scoped.
+    pub name: String,
+    #[serde(default)]
+    pub error: Vec<Failure>,
+    /// The AI backend's explanation, when K8sGPT ran with one.
+    #[serde(default)]
+    pub details: String,
+    /// The owner K8sGPT resolved: `<Kind>/<name>`, in the object's namespace.
+    #[serde(default)]
+    pub parent_object: String,
+}
+
+/// What the K8sGPT operator records about a `Result`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ResultStatus {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub lifecycle: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub webhook: String,
+}
+
+/// Why a `Result` cannot be read as a finding.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResultError {
+    #[error("K8sGPT Result reports kind \"{0}\", which AEGIS does not analyze")]
+    UnknownKind(String),
+    #[error("K8sGPT Result names no object (spec.name is empty)")]
+    NoName,
+}
+
+impl ResultSpec {
+    /// The failing object.
+    pub fn object(&self) -> Result<ResourceRef, ResultError> {
+        let kind = ResourceKind::from_kind(&self.kind)
+            .ok_or_else(|| ResultError::UnknownKind(self.kind.clone()))?;
+        let (namespace, name) = match self.name.split_once('/') {
+            Some((namespace, name)) => (Some(namespace), name),
+            None => (None, self.name.as_str()),
+        };
+        if name.is_empty() {
+            return Err(ResultError::NoName);
+        }
+        let namespace = namespace.filter(|_| kind.is_namespaced());
+        Ok(ResourceRef::new(kind, namespace, name))
+    }
+
+    /// The workload the failing object belongs to: the parent K8sGPT resolved when AEGIS knows
+    /// its kind, else the object itself.
+    pub fn workload(&self) -> Result<ResourceRef, ResultError> {
+        let object = self.object()?;
+        let parent = self
+            .parent_object
+            .split_once('/')
+            .and_then(|(kind, name)| Some((ResourceKind::from_kind(kind)?, name)))
+            .filter(|(_, name)| !name.is_empty());
+        Ok(match parent {
+            Some((kind, name)) => ResourceRef::new(kind, object.namespace.as_deref(), name),
+            None => object,
+        })
+    }
+
+    /// The findings K8sGPT reported, as detections of the analysis (analyzer `K8sGPT`), so
+    /// they flow through the same rules as AEGIS's own.
+    pub fn detections(&self) -> Result<Vec<Detection>, ResultError> {
+        let object = self.object()?;
+        let workload = self.workload()?;
+        Ok(self
+            .error
+            .iter()
+            .filter(|failure| !failure.text.trim().is_empty())
+            .map(|failure| Detection {
+                finding: Finding {
+                    analyzer: "K8sGPT".to_owned(),
+                    reason: format!("K8sGPT{}", self.kind),
+                    message: failure.text.trim().to_owned(),
+                    resource: object.clone(),
+                },
+                workload: workload.clone(),
+                container: None,
+                evidence: Vec::new(),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(kind: &str, name: &str, parent: &str) -> ResultSpec {
+        ResultSpec {
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+            parent_object: parent.to_owned(),
+            error: vec![Failure {
+                text: "Back-off restarting failed container".to_owned(),
+                sensitive: Vec::new(),
+            }],
+            ..ResultSpec::default()
+        }
+    }
+
+    #[test]
+    fn a_result_names_its_object_and_the_workload_k8sgpt_resolved() {
+        let pod = spec("Pod", "shop/web-7d9c-x2x", "Deployment/web");
+        assert_eq!(
+            pod.object(),
+            Ok(ResourceRef::namespaced(
+                ResourceKind::Pod,
+                "shop",
+                "web-7d9c-x2x"
+            ))
+        );
+        assert_eq!(
+            pod.workload(),
+            Ok(ResourceRef::namespaced(
+                ResourceKind::Deployment,
+                "shop",
+                "web"
+            ))
+        );
+        let detections = pod.detections().expect("readable");
+        assert_eq!(detections.len(), 1);
+        assert_eq!(detections[0].finding.analyzer, "K8sGPT");
+        assert_eq!(detections[0].workload.name, "web");
+
+        let node = spec("Node", "worker-1", "");
+        assert_eq!(
+            node.workload(),
+            Ok(ResourceRef::new(ResourceKind::Node, None, "worker-1"))
+        );
+        let orphan = spec("Service", "shop/api", "Unknown/x");
+        assert_eq!(orphan.workload(), orphan.object());
+    }
+
+    #[test]
+    fn a_result_about_something_aegis_does_not_know_is_an_error_not_a_guess() {
+        assert_eq!(
+            spec("GatewayClass", "x", "").object(),
+            Err(ResultError::UnknownKind("GatewayClass".to_owned()))
+        );
+        assert_eq!(spec("Pod", "shop/", "").object(), Err(ResultError::NoName));
+    }
+
+    #[test]
+    fn the_k8sgpt_operator_s_yaml_decodes() {
+        let yaml = serde_json::json!({
+            "apiVersion": "core.k8sgpt.ai/v1alpha1",
+            "kind": "Result",
+            "metadata": {"name": "shopweb7d9cx2x", "namespace": "k8sgpt-operator-system"},
+            "spec": {
+                "backend": "openai", "kind": "Pod", "name": "shop/web-7d9c-x2x",
+                "error": [{"text": "the last termination reason is Error",
+                           "sensitive": [{"unmasked": "web", "masked": "d2Vi"}]}],
+                "details": "", "parentObject": "Deployment/web"
+            },
+            "status": {"lifecycle": "historical"}
+        });
+        let result: K8sgptResult = serde_json::from_value(yaml).expect("decodes");
+        assert_eq!(result.spec.error[0].sensitive[0].masked, "d2Vi");
+        assert_eq!(
+            result.status.map(|s| s.lifecycle).as_deref(),
+            Some("historical")
+        );
+    }
+}
