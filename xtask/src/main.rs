@@ -30,6 +30,7 @@ fn usage() -> &'static str {
     "usage: cargo xtask <command>\n\n\
      commands:\n  \
      test                            the whole test suite: rustfmt, clippy, every test\n  \
+     codegen                         write generated files: deploy/crds/ from the Rust types\n  \
      cluster up|down|env|status      a real control plane on loopback (built from Go modules)\n  \
      ollama up|down|env|status       a real Ollama with SmolLM2-135M on loopback (Go module, PyPI)\n  \
      bench [--runs N] [--out FILE]   measure the SPEC §13 targets and print a report\n  \
@@ -41,6 +42,7 @@ fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") => test(),
+        Some("codegen") => codegen(),
         Some("cluster") => cluster::cluster(&args[1..]),
         Some("ollama") => cluster::ollama(&args[1..]),
         Some("bench") => bench(&args[1..]),
@@ -110,6 +112,18 @@ fn step(name: &str, command: &mut Command) -> Result<()> {
     if !status.success() {
         bail!("{name} failed ({status})");
     }
+    Ok(())
+}
+
+/// Writes the files generated from Rust types: the Incident CRD in `deploy/crds/` (a test in
+/// aegis-operator fails when it is stale).
+fn codegen() -> Result<()> {
+    let dir = workspace_root().join("deploy/crds");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(format!("{}.yaml", aegis_operator::crd::NAME));
+    let yaml = aegis_operator::crd::yaml().context("cannot render the Incident CRD")?;
+    std::fs::write(&path, yaml).with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("wrote {}", path.display());
     Ok(())
 }
 

@@ -265,6 +265,9 @@ fn follow_analysis(
     let step = |lifecycle: &mut Lifecycle, action: Action, reason: &str| {
         let _ = lifecycle.advance(action, ANALYSIS, now, reason);
     };
+    if lifecycle.phase == Phase::Resolved && incident.fix.is_some() {
+        step(lifecycle, Action::Diagnose, "the failure is seen again");
+    }
     if let Some(undone) = undone.filter(|_| incident.fix.is_some()) {
         if lifecycle.phase == Phase::RolledBack {
             step(lifecycle, Action::Diagnose, &incident.rca.summary);
@@ -325,7 +328,9 @@ fn follow_analysis(
     }
 }
 
-fn first_seen(incident: &Incident, source: SourceKind, now: &str) -> StoredIncident {
+/// The record of an incident seen for the first time at `now` (pure; the operator keeps its
+/// records in `Incident` objects and moves them with the same rules).
+pub fn first_seen(incident: &Incident, source: SourceKind, now: &str) -> StoredIncident {
     let mut lifecycle = Lifecycle::default();
     if incident.fix.is_some() {
         let _ = lifecycle.advance(Action::Diagnose, ANALYSIS, now, &incident.rca.summary);
@@ -343,7 +348,9 @@ fn first_seen(incident: &Incident, source: SourceKind, now: &str) -> StoredIncid
     }
 }
 
-fn seen_again(
+/// The record of an incident seen again at `now`: findings, evidence and verdict updated, the
+/// lifecycle moved as [`follow_analysis`] says (pure, like [`first_seen`]).
+pub fn seen_again(
     previous: StoredIncident,
     incident: &Incident,
     source: SourceKind,

@@ -78,22 +78,26 @@ pub async fn verify_incidents(
         })
         .collect();
     let read: &[Incident] = incidents;
-    let results: Vec<(usize, VerificationResult)> = futures::stream::iter(work)
-        .map(|(position, request)| {
-            let incident = &read[position];
-            async move {
-                progress.started(incident);
-                let result = aegis_shadow::verify(production, shadow, &request, tracker)
-                    .await
-                    .unwrap_or_else(|e| VerificationResult {
-                        verdict: Verdict::Inconclusive,
-                        reason: format!("{SHADOW_NOT_RUN}: {e}"),
-                        ..VerificationResult::skipped("")
-                    });
-                progress.finished(incident, &result);
-                (position, result)
-            }
-        })
+    // The futures are boxed and built in a loop, not by a closure over the requests: a
+    // closure's type would become part of this future's, and callers that need a `Send`
+    // future (the operator's controller) could not prove it for every lifetime.
+    let mut runs: Vec<futures::future::BoxFuture<'_, (usize, VerificationResult)>> = Vec::new();
+    for (position, request) in work {
+        let incident = &read[position];
+        runs.push(Box::pin(async move {
+            progress.started(incident);
+            let result = aegis_shadow::verify(production, shadow, &request, tracker)
+                .await
+                .unwrap_or_else(|e| VerificationResult {
+                    verdict: Verdict::Inconclusive,
+                    reason: format!("{SHADOW_NOT_RUN}: {e}"),
+                    ..VerificationResult::skipped("")
+                });
+            progress.finished(incident, &result);
+            (position, result)
+        }));
+    }
+    let results: Vec<(usize, VerificationResult)> = futures::stream::iter(runs)
         .buffer_unordered(options.concurrency.max(1))
         .collect()
         .await;

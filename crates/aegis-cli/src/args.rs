@@ -77,6 +77,9 @@ pub enum Command {
     /// Save what a source holds as a snapshot directory (`kubectl get … -o yaml` Lists and logs/).
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// AEGIS as a controller in the cluster: Incident resources, leader election, metrics.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
     /// Show or create the configuration.
     Config(ConfigArgs),
     /// Print the version.
@@ -242,4 +245,25 @@ pub enum ConfigAction {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Run the operator: watch the cluster, record incidents as Incident objects, verify their
+    /// fixes in shadows. Runs until SIGTERM or Ctrl-C.
+    Run {
+        /// Where /metrics, /healthz and /readyz are served.
+        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
+        metrics_addr: std::net::SocketAddr,
+        /// Take part in leader election on a Lease (for several replicas); only the leader acts.
+        #[arg(long)]
+        leader_elect: bool,
+        /// This replica's name in the Lease (default: $POD_NAME, else host name and process id).
+        #[arg(long, value_name = "NAME")]
+        identity: Option<String>,
+    },
+    /// The operator's state: CRDs, leader, Ollama and its models, GPUs, incidents by phase.
+    Status,
+    /// Print the Incident CustomResourceDefinition (apply it with `kubectl apply -f -`).
+    Crd,
 }

@@ -125,6 +125,7 @@ fn run(cli: &Cli) -> CliResult<()> {
                 style,
             ))
         }
+        Command::Operator(command) => commands::operator::run(&cli.global, command, &resolved),
         Command::Config(args) => {
             commands::config::run(args.action.as_ref(), cli.global.output, &resolved, style)
         }

@@ -165,6 +165,11 @@ impl LiveSource {
     }
 
     /// The API server's URL.
+    /// The kube client, for callers that watch (the operator).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     pub fn server(&self) -> &str {
         &self.server
     }
@@ -325,6 +330,13 @@ impl LiveSource {
     }
 
     /// Reads current and previous logs of failing containers, one pod per owner.
+    /// Reads the logs of the failing containers of `state` into it (one pod per owner, at most
+    /// a hundred), as a load does; for callers that build their state another way (the
+    /// operator's watch caches).
+    pub async fn read_failing_logs(&self, state: &mut ClusterState) {
+        self.fetch_failing_logs(state).await;
+    }
+
     async fn fetch_failing_logs(&self, state: &mut ClusterState) {
         let mut seen_owners = HashSet::new();
         let mut requests = Vec::new();

@@ -202,11 +202,11 @@ pub fn next(from: Phase, action: Action) -> Result<Phase, Refused> {
         (
             P::Detected | P::Diagnosed | P::Verifying | P::Verified | P::Failed | P::Resolved,
             A::Escalate,
-        ) => P::Escalated,
+        )
+        | (P::Verifying, A::Verdict(Verdict::Inconclusive | Verdict::Skipped)) => P::Escalated,
         (P::Diagnosed | P::Verified | P::Failed | P::Escalated, A::Verify) => P::Verifying,
         (P::Verifying, A::Verdict(Verdict::Successful)) => P::Verified,
         (P::Verifying, A::Verdict(Verdict::Failed)) => P::Failed,
-        (P::Verifying, A::Verdict(Verdict::Inconclusive | Verdict::Skipped)) => P::Escalated,
         // A human may approve a fix the shadow could not prove; the change engine still checks
         // what approval alone does not allow.
         (P::Verified | P::Failed | P::Escalated, A::Approve) => P::Approved,

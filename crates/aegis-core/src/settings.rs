@@ -18,6 +18,7 @@ pub struct Settings {
     pub policy: PolicySettings,
     pub agent: AgentSettings,
     pub observability: ObservabilitySettings,
+    pub operator: OperatorSettings,
 }
 
 /// Which reasoning backend `aegis analyze` uses.
@@ -211,6 +212,41 @@ impl Default for ObservabilitySettings {
     fn default() -> Self {
         Self {
             log_level: "warn".to_owned(),
+        }
+    }
+}
+
+/// The `operator` section: what `aegis operator run` watches and how it keeps its lead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OperatorSettings {
+    /// A label selector for namespaces whose every workload is watched (`team=shop`,
+    /// `env in (prod,staging)`); outside them only objects annotated `aegis.io/monitor: "true"`
+    /// (or owned by one that is) are. Unset: annotated objects only.
+    pub namespace_selector: Option<String>,
+    /// How long a resolved incident is kept before it is deleted.
+    pub retention_seconds: u64,
+    /// How long changes are gathered before the namespaces they touched are analyzed again.
+    pub debounce_millis: u64,
+    /// The leader's Lease: how long it holds without renewal, how long the leader keeps trying
+    /// to renew before it stops acting, and how often candidates try.
+    pub lease_duration_seconds: u64,
+    pub renew_deadline_seconds: u64,
+    pub retry_period_seconds: u64,
+    /// How often expired shadows are collected.
+    pub shadow_gc_interval_seconds: u64,
+}
+
+impl Default for OperatorSettings {
+    fn default() -> Self {
+        Self {
+            namespace_selector: None,
+            retention_seconds: 24 * 3600,
+            debounce_millis: 1000,
+            lease_duration_seconds: 15,
+            renew_deadline_seconds: 10,
+            retry_period_seconds: 2,
+            shadow_gc_interval_seconds: 60,
         }
     }
 }

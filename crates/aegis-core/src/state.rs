@@ -285,45 +285,54 @@ impl ClusterState {
 
     /// Whether an object of `kind` named `name` exists (in `namespace`, for namespaced kinds).
     pub fn contains(&self, kind: ResourceKind, namespace: &str, name: &str) -> bool {
-        fn has<'a>(
+        self.meta(kind, namespace, name).is_some()
+    }
+
+    /// The metadata of the object `kind` named `name` (in `namespace`, for namespaced kinds).
+    pub fn meta(&self, kind: ResourceKind, namespace: &str, name: &str) -> Option<&ObjectMeta> {
+        fn find<'a>(
             mut metas: impl Iterator<Item = &'a ObjectMeta>,
             namespace: Option<&str>,
             name: &str,
-        ) -> bool {
-            metas.any(|m| {
+        ) -> Option<&'a ObjectMeta> {
+            metas.find(|m| {
                 m.name.as_deref() == Some(name)
                     && (namespace.is_none() || m.namespace.as_deref() == namespace)
             })
         }
         let ns = Some(namespace);
         match kind {
-            ResourceKind::Pod => has(self.pods.iter().map(|o| &o.metadata), ns, name),
-            ResourceKind::Deployment => has(self.deployments.iter().map(|o| &o.metadata), ns, name),
+            ResourceKind::Pod => find(self.pods.iter().map(|o| &o.metadata), ns, name),
+            ResourceKind::Deployment => {
+                find(self.deployments.iter().map(|o| &o.metadata), ns, name)
+            }
             ResourceKind::ReplicaSet => {
-                has(self.replica_sets.iter().map(|o| &o.metadata), ns, name)
+                find(self.replica_sets.iter().map(|o| &o.metadata), ns, name)
             }
             ResourceKind::StatefulSet => {
-                has(self.stateful_sets.iter().map(|o| &o.metadata), ns, name)
+                find(self.stateful_sets.iter().map(|o| &o.metadata), ns, name)
             }
-            ResourceKind::DaemonSet => has(self.daemon_sets.iter().map(|o| &o.metadata), ns, name),
-            ResourceKind::Job => has(self.jobs.iter().map(|o| &o.metadata), ns, name),
-            ResourceKind::CronJob => has(self.cron_jobs.iter().map(|o| &o.metadata), ns, name),
-            ResourceKind::Service => has(self.services.iter().map(|o| &o.metadata), ns, name),
-            ResourceKind::Node => has(self.nodes.iter().map(|o| &o.metadata), None, name),
-            ResourceKind::PersistentVolumeClaim => has(
+            ResourceKind::DaemonSet => find(self.daemon_sets.iter().map(|o| &o.metadata), ns, name),
+            ResourceKind::Job => find(self.jobs.iter().map(|o| &o.metadata), ns, name),
+            ResourceKind::CronJob => find(self.cron_jobs.iter().map(|o| &o.metadata), ns, name),
+            ResourceKind::Service => find(self.services.iter().map(|o| &o.metadata), ns, name),
+            ResourceKind::Node => find(self.nodes.iter().map(|o| &o.metadata), None, name),
+            ResourceKind::PersistentVolumeClaim => find(
                 self.persistent_volume_claims.iter().map(|o| &o.metadata),
                 ns,
                 name,
             ),
-            ResourceKind::Ingress => has(self.ingresses.iter().map(|o| &o.metadata), ns, name),
-            ResourceKind::HorizontalPodAutoscaler => has(
+            ResourceKind::Ingress => find(self.ingresses.iter().map(|o| &o.metadata), ns, name),
+            ResourceKind::HorizontalPodAutoscaler => find(
                 self.horizontal_pod_autoscalers.iter().map(|o| &o.metadata),
                 ns,
                 name,
             ),
-            ResourceKind::ConfigMap => has(self.config_maps.iter().map(|o| &o.metadata), ns, name),
-            ResourceKind::Secret => has(self.secrets.iter().map(|o| &o.metadata), ns, name),
-            ResourceKind::Namespace => has(self.namespaces.iter().map(|o| &o.metadata), None, name),
+            ResourceKind::ConfigMap => find(self.config_maps.iter().map(|o| &o.metadata), ns, name),
+            ResourceKind::Secret => find(self.secrets.iter().map(|o| &o.metadata), ns, name),
+            ResourceKind::Namespace => {
+                find(self.namespaces.iter().map(|o| &o.metadata), None, name)
+            }
         }
     }
 

@@ -149,8 +149,8 @@ impl OllamaBackend {
         }
     }
 
-    /// Checks, within the connect timeout, that Ollama answers and has the model.
-    pub async fn probe(&self) -> Result<(), LlmError> {
+    /// The models Ollama has, asked within the connect timeout.
+    pub async fn models(&self) -> Result<Vec<String>, LlmError> {
         let timeout = self.config.connect_timeout.max(Duration::from_millis(100)) * 3;
         let url = format!("{}/api/tags", self.config.url);
         let response = self
@@ -173,10 +173,21 @@ impl OllamaBackend {
         }
         let tags: Value = serde_json::from_str(&body)
             .map_err(|e| LlmError::Malformed(format!("/api/tags: {e}")))?;
+        Ok(tags["models"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["name"].as_str().or(m["model"].as_str()))
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// Checks, within the connect timeout, that Ollama answers and has the model.
+    pub async fn probe(&self) -> Result<(), LlmError> {
+        let models = self.models().await?;
         let wanted = &self.config.model;
-        let present = tags["models"].as_array().into_iter().flatten().any(|m| {
-            let name = m["name"].as_str().or(m["model"].as_str()).unwrap_or("");
-            name == wanted || (!wanted.contains(':') && name == format!("{wanted}:latest"))
+        let present = models.iter().any(|name| {
+            name == wanted || (!wanted.contains(':') && *name == format!("{wanted}:latest"))
         });
         if present {
             Ok(())

@@ -3,6 +3,7 @@
 pub mod analyze;
 pub mod config;
 pub mod incident;
+pub mod operator;
 pub mod shadow;
 pub mod snapshot;
 

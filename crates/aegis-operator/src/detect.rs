@@ -1,0 +1,328 @@
+//! The detector: analyzes each namespace a watch event touched (gathered for
+//! `operator.debounce_millis`), and records what it finds as `Incident`s — one per (workload,
+//! category), named by the incident's stable id — and resolves the incidents it no longer
+//! finds. Only watched workloads count: in a namespace the namespace selector chooses,
+//! annotated `aegis.io/monitor: "true"` (the workload or the failing object), or reported by a
+//! K8sGPT `Result`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aegis_agent::{AnalyzeRequest, LabelSelector};
+use aegis_core::crd::{IncidentResource, IncidentSpec};
+use aegis_core::lifecycle::{Action, Phase};
+use aegis_core::{ClusterState, Incident, ResourceRef, SourceKind};
+use kube::api::Api;
+
+use crate::watch::CLUSTER;
+use crate::{Context, Result, incidents, metrics};
+
+/// The annotation that asks the operator to watch an object.
+pub const MONITOR_ANNOTATION: &str = "aegis.io/monitor";
+/// Who the operator's transitions are recorded as.
+pub const OPERATOR: &str = "operator";
+/// How often namespaces with open incidents or unready pods are analyzed again without a
+/// watch event (a failure that becomes reportable only with time, such as a pod pending past
+/// the grace period, changes nothing in the cluster).
+const RESYNC: Duration = Duration::from_secs(60);
+
+pub(crate) async fn run(context: Arc<Context>) -> Result<()> {
+    let debounce = Duration::from_millis(context.settings.operator.debounce_millis);
+    let resync = {
+        let context = context.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(RESYNC).await;
+                for namespace in open_namespaces(&context) {
+                    context.caches.dirty.mark(&namespace);
+                }
+            }
+        })
+    };
+    loop {
+        let mut namespaces = context.caches.dirty.take().await;
+        tokio::time::sleep(debounce).await;
+        namespaces.extend(context.caches.dirty.take_now());
+        for namespace in namespaces {
+            let started = Instant::now();
+            if let Err(error) = pass(&context, &namespace).await {
+                ::metrics::counter!(metrics::RECONCILE_ERRORS, "during" => "detect").increment(1);
+                tracing::warn!(namespace = %namespace, %error, "analysis pass failed; retried on the next change");
+                context.caches.dirty.mark(&namespace);
+            }
+            ::metrics::histogram!(metrics::ANALYSIS_SECONDS)
+                .record(started.elapsed().as_secs_f64());
+        }
+        publish_gauges(&context);
+        if resync.is_finished() {
+            return Ok(());
+        }
+    }
+}
+
+/// Namespaces worth a look without an event: those with open incidents or unready pods.
+fn open_namespaces(context: &Context) -> BTreeSet<String> {
+    let mut namespaces: BTreeSet<String> = context
+        .caches
+        .incidents
+        .state()
+        .iter()
+        .filter(|i| {
+            i.status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .is_some_and(|p| p != Phase::Resolved)
+        })
+        .map(|i| i.spec.workload.namespace.clone().unwrap_or_default())
+        .collect();
+    for pod in context.caches.pods.state() {
+        if !aegis_core::state::pod_is_ready(&pod)
+            && pod.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Succeeded")
+        {
+            namespaces.insert(pod.metadata.namespace.clone().unwrap_or_default());
+        }
+    }
+    namespaces
+}
+
+/// Incidents by phase and category, from the cache.
+fn publish_gauges(context: &Context) {
+    let mut counts: BTreeMap<(Phase, String), u64> = BTreeMap::new();
+    for phase in Phase::ALL {
+        for category in aegis_core::Category::ALL {
+            counts.insert((phase, category.id().to_owned()), 0);
+        }
+    }
+    for incident in context.caches.incidents.state() {
+        if let Some(phase) = incident.status.as_ref().and_then(|s| s.phase) {
+            *counts
+                .entry((phase, incident.spec.category.id().to_owned()))
+                .or_default() += 1;
+        }
+    }
+    for ((phase, category), count) in counts {
+        ::metrics::gauge!(metrics::INCIDENTS, "phase" => phase.as_str(), "category" => category)
+            .set(count as f64);
+    }
+    for (kind, size) in context.caches.sizes() {
+        ::metrics::gauge!(metrics::CACHED_OBJECTS, "kind" => kind).set(size as f64);
+    }
+}
+
+/// Whether the operator watches `incident`'s workload.
+fn watched(incident: &Incident, state: &ClusterState, selector: Option<&LabelSelector>) -> bool {
+    let annotated = |r: &ResourceRef| {
+        state
+            .meta(r.kind, r.namespace_str(), &r.name)
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get(MONITOR_ANNOTATION))
+            .is_some_and(|v| v == "true")
+    };
+    if annotated(&incident.workload)
+        || annotated(&incident.resource)
+        || incident.findings.iter().any(|f| annotated(&f.resource))
+    {
+        return true;
+    }
+    let Some(selector) = selector else {
+        return false;
+    };
+    incident
+        .workload
+        .namespace
+        .as_deref()
+        .is_some_and(|namespace| {
+            state
+                .meta(aegis_core::ResourceKind::Namespace, "", namespace)
+                .is_some_and(|m| selector.matches(m.labels.as_ref()))
+        })
+}
+
+/// One pass over one namespace ([`CLUSTER`]: cluster-scoped workloads).
+pub(crate) async fn pass(context: &Context, namespace: &str) -> Result<()> {
+    let cluster = namespace == CLUSTER;
+    let mut state = context.caches.state_of(namespace);
+    if !cluster {
+        context.live.read_failing_logs(&mut state).await;
+    }
+    let results = context.caches.results_in(namespace);
+    let mut external = Vec::new();
+    let mut reported: BTreeMap<ResourceRef, Vec<String>> = BTreeMap::new();
+    for result in &results {
+        let name = format!(
+            "k8sgpt:{}/{}",
+            result.metadata.namespace.as_deref().unwrap_or_default(),
+            result.metadata.name.as_deref().unwrap_or_default()
+        );
+        match result.spec.detections() {
+            Ok(detections) => {
+                if let Ok(workload) = result.spec.workload() {
+                    reported.entry(workload).or_default().push(name);
+                }
+                external.extend(detections);
+            }
+            Err(error) => tracing::debug!(result = %name, %error, "K8sGPT Result skipped"),
+        }
+    }
+    let request = AnalyzeRequest {
+        external,
+        ..AnalyzeRequest::default()
+    };
+    let report = context
+        .agent
+        .analyze(&state, SourceKind::Cluster, &request)
+        .map_err(|e| crate::Error::Settings(e.to_string()))?;
+    let selector = context
+        .settings
+        .operator
+        .namespace_selector
+        .as_deref()
+        .and_then(|s| s.parse::<LabelSelector>().ok());
+    let mut found = BTreeSet::new();
+    for incident in &report.incidents {
+        if incident.workload.kind.is_namespaced() == cluster {
+            continue;
+        }
+        let sources = reported
+            .get(&incident.workload)
+            .cloned()
+            .unwrap_or_default();
+        let own = watched(incident, &state, selector.as_ref());
+        if !own && sources.is_empty() {
+            continue;
+        }
+        let mut all = Vec::new();
+        if own {
+            all.push("aegis".to_owned());
+        }
+        all.extend(sources);
+        found.insert(incident.id.clone());
+        record(context, incident, all).await?;
+    }
+    let open: Vec<Arc<IncidentResource>> = context
+        .caches
+        .incidents
+        .state()
+        .into_iter()
+        .filter(|i| i.spec.workload.namespace.as_deref().unwrap_or(CLUSTER) == namespace)
+        .filter(|i| {
+            i.status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .is_some_and(|p| p != Phase::Resolved)
+        })
+        .filter(|i| !found.contains(i.metadata.name.as_deref().unwrap_or_default()))
+        .collect();
+    for incident in open {
+        resolve(context, &incident).await?;
+    }
+    Ok(())
+}
+
+/// Creates or moves on the Incident of `incident`.
+async fn record(context: &Context, incident: &Incident, sources: Vec<String>) -> Result<()> {
+    let namespace = context.namespace_of(&incident.workload);
+    let api: Api<IncidentResource> = Api::namespaced(context.client.clone(), &namespace);
+    let cached = context.caches.incidents.state().into_iter().find(|i| {
+        i.metadata.name.as_deref() == Some(incident.id.as_str())
+            && i.metadata.namespace.as_deref() == Some(namespace.as_str())
+    });
+    let now = incidents::now();
+    let update = |status: &mut aegis_core::crd::IncidentStatus| {
+        let next = match incidents::stored(status) {
+            Some(previous) => {
+                let incident = keep_verified_choice(incident, previous.fix_hash.as_deref());
+                aegis_agent::store::seen_again(previous, &incident, SourceKind::Cluster, &now)
+            }
+            None => aegis_agent::store::first_seen(incident, SourceKind::Cluster, &now),
+        };
+        incidents::write_back(status, next);
+        status.sources = sources.clone();
+        status.resolved_at = None;
+    };
+    // Nothing new against the cache: no request at all.
+    if let Some(cached) = &cached {
+        let before = cached.status.clone().unwrap_or_default();
+        let mut after = before.clone();
+        update(&mut after);
+        if after == before {
+            return Ok(());
+        }
+    }
+    if cached.is_none() {
+        incidents::create(
+            &api,
+            &incident.id,
+            IncidentSpec {
+                workload: incident.workload.clone(),
+                category: incident.rca.category,
+                approval: None,
+                rejection: None,
+                rollback: None,
+            },
+        )
+        .await?;
+    }
+    incidents::update_status(&api, &incident.id, |_, status| update(status)).await?;
+    Ok(())
+}
+
+/// The fresh diagnosis with the fix a shadow chose before in front: when verification adopted
+/// an alternative (the first candidate did not verify), the next analysis still proposes the
+/// first one, which is the same choice and not a new fix.
+fn keep_verified_choice(incident: &Incident, chosen: Option<&str>) -> Incident {
+    let mut incident = incident.clone();
+    let Some(chosen) = chosen else {
+        return incident;
+    };
+    if incident.fix.as_ref().map(aegis_shadow::fix_hash).as_deref() == Some(chosen) {
+        return incident;
+    }
+    if let Some(position) = incident
+        .alternative_fixes
+        .iter()
+        .position(|f| aegis_shadow::fix_hash(f) == chosen)
+    {
+        let adopted = incident.alternative_fixes.remove(position);
+        if let Some(first) = incident.fix.replace(adopted) {
+            incident.alternative_fixes.insert(0, first);
+        }
+    }
+    incident
+}
+
+/// Moves an incident whose failure is no longer seen to `resolved`.
+async fn resolve(context: &Context, incident: &IncidentResource) -> Result<()> {
+    let Some(name) = incident.metadata.name.as_deref() else {
+        return Ok(());
+    };
+    let namespace = incident
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| context.options.namespace.clone());
+    let api: Api<IncidentResource> = Api::namespaced(context.client.clone(), &namespace);
+    let now = incidents::now();
+    incidents::update_status(&api, name, |_, status| {
+        let Some(mut stored) = incidents::stored(status) else {
+            return;
+        };
+        // A shadow or a production change under way ends on its own evidence first.
+        if stored
+            .lifecycle
+            .advance(
+                Action::Resolve,
+                OPERATOR,
+                &now,
+                "the failure is no longer seen",
+            )
+            .is_ok()
+        {
+            incidents::write_back(status, stored);
+            status.resolved_at = Some(now.clone());
+        }
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! Reading and writing `Incident` objects: the status is moved with the incident store's own
+//! pure rules (`aegis_agent::store::{first_seen, seen_again}`), written with the object's
+//! resourceVersion as a precondition and retried on a conflict, and written only when it
+//! changed, so a pass over an unchanged cluster writes nothing.
+
+use aegis_agent::store::StoredIncident;
+use aegis_core::SourceKind;
+use aegis_core::crd::{IncidentResource, IncidentSpec, IncidentStatus};
+use aegis_core::lifecycle::Lifecycle;
+use kube::api::{Api, ObjectMeta, PostParams};
+
+use crate::{Error, Result};
+
+/// How many times a status write that lost a race is retried.
+const CONFLICT_RETRIES: usize = 5;
+
+/// Now, RFC 3339.
+pub fn now() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .round(k8s_openapi::jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// The incident store's record of an incident, from its status (`None` before the first
+/// diagnosis was written).
+pub fn stored(status: &IncidentStatus) -> Option<StoredIncident> {
+    let incident = status.incident.clone()?;
+    Some(StoredIncident {
+        first_seen: status.first_seen.clone(),
+        last_seen: status.first_seen.clone(),
+        times_seen: 0,
+        source: SourceKind::Cluster,
+        fix_hash: status.fix_hash.clone(),
+        lifecycle: Lifecycle {
+            phase: status
+                .phase
+                .unwrap_or(aegis_core::lifecycle::Phase::Detected),
+            history: status.history.clone(),
+        },
+        incident,
+        changes: status.changes.clone(),
+    })
+}
+
+/// Writes a record back into a status, keeping what only the operator tracks (sources,
+/// resolution, last error).
+pub fn write_back(status: &mut IncidentStatus, stored: StoredIncident) {
+    status.phase = Some(stored.lifecycle.phase);
+    status.history = stored.lifecycle.history;
+    status.verdict = match stored.incident.verification.result.verdict {
+        aegis_core::Verdict::Skipped => None,
+        verdict => Some(verdict),
+    };
+    status.confidence = Some((stored.incident.rca.confidence * 100.0).round() / 100.0);
+    status.fix_hash = stored.fix_hash;
+    status.first_seen = stored.first_seen;
+    status.incident = Some(stored.incident);
+    status.changes = stored.changes;
+}
+
+/// Creates the Incident (spec only) unless it exists.
+pub async fn create(api: &Api<IncidentResource>, name: &str, spec: IncidentSpec) -> Result<()> {
+    let mut labels = std::collections::BTreeMap::new();
+    labels.insert(
+        "aegis.io/category".to_owned(),
+        spec.category.id().to_owned(),
+    );
+    labels.insert(
+        "app.kubernetes.io/managed-by".to_owned(),
+        crate::MANAGER.to_owned(),
+    );
+    let object = IncidentResource {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: Some(labels),
+            ..ObjectMeta::default()
+        },
+        spec,
+        status: None,
+    };
+    let params = PostParams {
+        field_manager: Some(crate::MANAGER.to_owned()),
+        ..PostParams::default()
+    };
+    match api.create(&params, &object).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Reads the Incident, lets `change` edit its status, and writes the status back when it
+/// changed (with the read's resourceVersion; on a conflict it reads again and retries).
+/// Returns the object as written (or as read, when nothing changed); `None` when it is gone.
+pub async fn update_status<F>(
+    api: &Api<IncidentResource>,
+    name: &str,
+    mut change: F,
+) -> Result<Option<IncidentResource>>
+where
+    F: FnMut(&IncidentSpec, &mut IncidentStatus),
+{
+    for _ in 0..CONFLICT_RETRIES {
+        let Some(mut object) = api.get_opt(name).await? else {
+            return Ok(None);
+        };
+        let before = object.status.clone().unwrap_or_default();
+        let mut status = before.clone();
+        change(&object.spec, &mut status);
+        if status == before {
+            return Ok(Some(object));
+        }
+        object.status = Some(status);
+        object.metadata.managed_fields = None;
+        let params = PostParams {
+            field_manager: Some(crate::MANAGER.to_owned()),
+            ..PostParams::default()
+        };
+        match api.replace_status(name, &params, &object).await {
+            Ok(written) => return Ok(Some(written)),
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                tracing::debug!(incident = name, "status conflict; reading again");
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(Error::Contention(format!(
+        "the status of Incident {name} changed under each of {CONFLICT_RETRIES} writes"
+    )))
+}

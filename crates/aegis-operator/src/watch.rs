@@ -1,0 +1,398 @@
+//! The watch caches: one reflector per kind the analysis reads, cluster-wide, with what the
+//! analysis never reads stripped before an object is stored (managed fields, the
+//! last-applied-configuration annotation); namespaces are watched as metadata only. Secrets
+//! are never watched: the operator may not read them outside shadow namespaces, so its
+//! analysis knows it has not seen them (unknown, not missing).
+//!
+//! Every change marks the namespace it touched; the detector analyzes marked namespaces.
+
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+
+use aegis_core::ClusterState;
+use aegis_core::crd::IncidentResource;
+use aegis_k8sgpt::result::K8sgptResult;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Event, Namespace, Node, PersistentVolumeClaim, Pod, Service,
+};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::{Api, PartialObjectMeta};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
+
+use crate::metrics;
+
+/// The key of the cluster-scoped pass (Nodes).
+pub const CLUSTER: &str = "";
+
+/// The namespaces changed since the detector last looked.
+#[derive(Debug, Default)]
+pub struct Dirty {
+    namespaces: Mutex<BTreeSet<String>>,
+    notify: Notify,
+}
+
+impl Dirty {
+    pub fn mark(&self, namespace: &str) {
+        if let Ok(mut namespaces) = self.namespaces.lock()
+            && namespaces.insert(namespace.to_owned())
+        {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Takes everything marked, without waiting.
+    pub fn take_now(&self) -> BTreeSet<String> {
+        self.namespaces
+            .lock()
+            .map(|mut n| std::mem::take(&mut *n))
+            .unwrap_or_default()
+    }
+
+    /// Waits until something is marked, then takes everything marked.
+    pub async fn take(&self) -> BTreeSet<String> {
+        loop {
+            let taken = self
+                .namespaces
+                .lock()
+                .map(|mut n| std::mem::take(&mut *n))
+                .unwrap_or_default();
+            if !taken.is_empty() {
+                return taken;
+            }
+            self.notify.notified().await;
+        }
+    }
+}
+
+/// The caches, readable by every task.
+#[derive(Clone)]
+pub struct Caches {
+    pub dirty: Arc<Dirty>,
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    pub nodes: Store<Node>,
+    pub storage_classes: Store<StorageClass>,
+    pub pods: Store<Pod>,
+    pub deployments: Store<Deployment>,
+    pub replica_sets: Store<ReplicaSet>,
+    pub stateful_sets: Store<StatefulSet>,
+    pub daemon_sets: Store<DaemonSet>,
+    pub jobs: Store<Job>,
+    pub cron_jobs: Store<CronJob>,
+    pub services: Store<Service>,
+    pub endpoint_slices: Store<EndpointSlice>,
+    pub claims: Store<PersistentVolumeClaim>,
+    pub ingresses: Store<Ingress>,
+    pub autoscalers: Store<HorizontalPodAutoscaler>,
+    pub config_maps: Store<ConfigMap>,
+    pub events: Store<Event>,
+    pub revisions: Store<ControllerRevision>,
+    /// K8sGPT's Results, when its CRD is installed.
+    pub results: Option<Store<K8sgptResult>>,
+    pub incidents: Store<IncidentResource>,
+}
+
+impl std::fmt::Debug for Caches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caches")
+            .field("pods", &self.pods.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Drops what no analysis reads, before the object is stored.
+fn strip<K: Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+/// The namespace a change of `object` touches.
+#[allow(clippy::unnecessary_wraps)] // one signature for every kind's `touched`
+fn own_namespace<K: Resource>(object: &K) -> Option<String> {
+    Some(object.meta().namespace.clone().unwrap_or_default())
+}
+
+/// Starts a cluster-wide reflector of `K`; every change marks what `touched` names.
+fn cache<K>(
+    client: &Client,
+    dirty: &Arc<Dirty>,
+    kind: &'static str,
+    touched: fn(&K) -> Option<String>,
+) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let api: Api<K> = Api::all(client.clone());
+    let (reader, writer) = reflector::store();
+    let stream = watcher(
+        api,
+        watcher::Config::default().any_semantic().page_size(500),
+    )
+    .default_backoff()
+    .modify(strip::<K>)
+    .reflect(writer)
+    .touched_objects();
+    let dirty = dirty.clone();
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(object) => {
+                    if let Some(namespace) = touched(&object) {
+                        dirty.mark(&namespace);
+                    }
+                }
+                Err(error) => {
+                    ::metrics::counter!(metrics::WATCH_ERRORS, "kind" => kind).increment(1);
+                    tracing::warn!(kind, %error, "watch failed; retrying with backoff");
+                }
+            }
+        }
+    });
+    reader
+}
+
+/// Namespaces, as metadata only: their labels select what is watched.
+fn namespace_cache(client: &Client, dirty: &Arc<Dirty>) -> Store<PartialObjectMeta<Namespace>> {
+    let api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(strip)
+        .reflect(writer)
+        .touched_objects();
+    let dirty = dirty.clone();
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(namespace) => dirty.mark(&namespace.name_any()),
+                Err(error) => {
+                    ::metrics::counter!(metrics::WATCH_ERRORS, "kind" => "Namespace").increment(1);
+                    tracing::warn!(%error, "namespace watch failed; retrying with backoff");
+                }
+            }
+        }
+    });
+    reader
+}
+
+/// Owned copies of the cached objects `keep` selects.
+fn copies<K: Clone + Resource>(store: &Store<K>, keep: impl Fn(&K) -> bool) -> Vec<K>
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    store
+        .state()
+        .into_iter()
+        .filter(|o| keep(o))
+        .map(|o| (*o).clone())
+        .collect()
+}
+
+impl Caches {
+    /// Starts every watch. K8sGPT's Results are watched when their CRD is installed.
+    pub async fn start(client: &Client) -> Self {
+        let dirty = Arc::new(Dirty::default());
+        let results = match crate::crd::installed(client, crate::crd::K8SGPT_RESULTS).await {
+            Ok(true) => Some(cache::<K8sgptResult>(client, &dirty, "Result", |result| {
+                result
+                    .spec
+                    .object()
+                    .ok()
+                    .map(|object| object.namespace.unwrap_or_default())
+            })),
+            Ok(false) => {
+                tracing::info!("K8sGPT's Result CRD is not installed; its Results are not read");
+                None
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot tell whether K8sGPT's Result CRD is installed; its Results are not read");
+                None
+            }
+        };
+        Self {
+            namespaces: namespace_cache(client, &dirty),
+            nodes: cache(client, &dirty, "Node", |_| Some(CLUSTER.to_owned())),
+            storage_classes: cache(client, &dirty, "StorageClass", |_| None),
+            pods: cache(client, &dirty, "Pod", own_namespace),
+            deployments: cache(client, &dirty, "Deployment", own_namespace),
+            replica_sets: cache(client, &dirty, "ReplicaSet", own_namespace),
+            stateful_sets: cache(client, &dirty, "StatefulSet", own_namespace),
+            daemon_sets: cache(client, &dirty, "DaemonSet", own_namespace),
+            jobs: cache(client, &dirty, "Job", own_namespace),
+            cron_jobs: cache(client, &dirty, "CronJob", own_namespace),
+            services: cache(client, &dirty, "Service", own_namespace),
+            endpoint_slices: cache(client, &dirty, "EndpointSlice", own_namespace),
+            claims: cache(client, &dirty, "PersistentVolumeClaim", own_namespace),
+            ingresses: cache(client, &dirty, "Ingress", own_namespace),
+            autoscalers: cache(client, &dirty, "HorizontalPodAutoscaler", own_namespace),
+            config_maps: cache(client, &dirty, "ConfigMap", own_namespace),
+            events: cache(client, &dirty, "Event", |event| {
+                // Node events are filed in `default`; they concern the cluster pass.
+                if event.involved_object.kind.as_deref() == Some("Node") {
+                    Some(CLUSTER.to_owned())
+                } else {
+                    own_namespace(event)
+                }
+            }),
+            revisions: cache(client, &dirty, "ControllerRevision", own_namespace),
+            // Incidents are the operator's own output; their changes are the controller's.
+            incidents: cache(client, &dirty, "Incident", |_| None),
+            results,
+            dirty,
+        }
+    }
+
+    /// Resolves once every cache has its first full list.
+    pub async fn ready(&self) {
+        // A writer is dropped only with its task, which runs for the process's life.
+        let _ = futures::join!(
+            self.namespaces.wait_until_ready(),
+            self.nodes.wait_until_ready(),
+            self.storage_classes.wait_until_ready(),
+            self.pods.wait_until_ready(),
+            self.deployments.wait_until_ready(),
+            self.replica_sets.wait_until_ready(),
+            self.stateful_sets.wait_until_ready(),
+            self.daemon_sets.wait_until_ready(),
+            self.jobs.wait_until_ready(),
+            self.cron_jobs.wait_until_ready(),
+            self.services.wait_until_ready(),
+            self.endpoint_slices.wait_until_ready(),
+            self.claims.wait_until_ready(),
+            self.ingresses.wait_until_ready(),
+            self.autoscalers.wait_until_ready(),
+            self.config_maps.wait_until_ready(),
+            self.events.wait_until_ready(),
+            self.revisions.wait_until_ready(),
+            self.incidents.wait_until_ready(),
+        );
+        if let Some(results) = &self.results {
+            let _ = results.wait_until_ready().await;
+        }
+    }
+
+    /// Objects per kind, for the cache gauge.
+    pub fn sizes(&self) -> Vec<(&'static str, usize)> {
+        vec![
+            ("Namespace", self.namespaces.len()),
+            ("Node", self.nodes.len()),
+            ("Pod", self.pods.len()),
+            ("Deployment", self.deployments.len()),
+            ("ReplicaSet", self.replica_sets.len()),
+            ("StatefulSet", self.stateful_sets.len()),
+            ("DaemonSet", self.daemon_sets.len()),
+            ("Job", self.jobs.len()),
+            ("Service", self.services.len()),
+            ("EndpointSlice", self.endpoint_slices.len()),
+            ("ConfigMap", self.config_maps.len()),
+            ("Event", self.events.len()),
+            ("ControllerRevision", self.revisions.len()),
+            ("Incident", self.incidents.len()),
+            ("Result", self.results.as_ref().map_or(0, Store::len)),
+        ]
+    }
+
+    /// The analysis's view of one namespace (with the cluster-scoped kinds), or of the
+    /// cluster-scoped objects alone for [`CLUSTER`]. Secrets are not among the kinds read.
+    pub fn state_of(&self, namespace: &str) -> ClusterState {
+        let cluster = namespace == CLUSTER;
+        let here = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+            !cluster && meta.namespace.as_deref() == Some(namespace)
+        };
+        let mut state = ClusterState {
+            now: Some(k8s_openapi::jiff::Timestamp::now()),
+            namespaces: self
+                .namespaces
+                .state()
+                .into_iter()
+                .map(|n| Namespace {
+                    metadata: n.metadata.clone(),
+                    ..Namespace::default()
+                })
+                .collect(),
+            nodes: copies(&self.nodes, |_| true),
+            storage_classes: copies(&self.storage_classes, |_| true),
+            pods: copies(&self.pods, |o| here(&o.metadata)),
+            deployments: copies(&self.deployments, |o| here(&o.metadata)),
+            replica_sets: copies(&self.replica_sets, |o| here(&o.metadata)),
+            stateful_sets: copies(&self.stateful_sets, |o| here(&o.metadata)),
+            daemon_sets: copies(&self.daemon_sets, |o| here(&o.metadata)),
+            jobs: copies(&self.jobs, |o| here(&o.metadata)),
+            cron_jobs: copies(&self.cron_jobs, |o| here(&o.metadata)),
+            services: copies(&self.services, |o| here(&o.metadata)),
+            endpoint_slices: copies(&self.endpoint_slices, |o| here(&o.metadata)),
+            persistent_volume_claims: copies(&self.claims, |o| here(&o.metadata)),
+            ingresses: copies(&self.ingresses, |o| here(&o.metadata)),
+            horizontal_pod_autoscalers: copies(&self.autoscalers, |o| here(&o.metadata)),
+            config_maps: copies(&self.config_maps, |o| here(&o.metadata)),
+            events: copies(&self.events, |e| {
+                if cluster {
+                    e.involved_object.kind.as_deref() == Some("Node")
+                } else {
+                    here(&e.metadata)
+                }
+            }),
+            controller_revisions: copies(&self.revisions, |o| here(&o.metadata)),
+            ..ClusterState::default()
+        };
+        state.read_kinds = Some(
+            [
+                "Namespace",
+                "Node",
+                "StorageClass",
+                "Pod",
+                "Deployment",
+                "ReplicaSet",
+                "StatefulSet",
+                "DaemonSet",
+                "Job",
+                "CronJob",
+                "Service",
+                "EndpointSlice",
+                "PersistentVolumeClaim",
+                "Ingress",
+                "HorizontalPodAutoscaler",
+                "ConfigMap",
+                "Event",
+                "ControllerRevision",
+            ]
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        );
+        state
+    }
+
+    /// The K8sGPT Results about objects of `namespace` ([`CLUSTER`]: cluster-scoped objects).
+    pub fn results_in(&self, namespace: &str) -> Vec<Arc<K8sgptResult>> {
+        let Some(results) = &self.results else {
+            return Vec::new();
+        };
+        results
+            .state()
+            .into_iter()
+            .filter(|r| {
+                r.spec
+                    .object()
+                    .is_ok_and(|o| o.namespace.as_deref().unwrap_or_default() == namespace)
+            })
+            .collect()
+    }
+}
