@@ -260,6 +260,7 @@ fn follow_analysis(
     now: &str,
     changed: bool,
     undone: Option<&ChangeRecord>,
+    verified_now: bool,
 ) {
     // A refusal is the lifecycle keeping a human's decision; nothing to report.
     let step = |lifecycle: &mut Lifecycle, action: Action, reason: &str| {
@@ -312,13 +313,18 @@ fn follow_analysis(
         );
     }
     let verdict = incident.verification.result.verdict;
-    if matches!(
-        verdict,
-        Verdict::Successful | Verdict::Failed | Verdict::Inconclusive
-    ) && matches!(
-        lifecycle.phase,
-        Phase::Diagnosed | Phase::Verified | Phase::Failed | Phase::Escalated
-    ) {
+    // A verdict kept from an earlier analysis moved the lifecycle then; only a shadow that ran
+    // for this analysis moves it now.
+    if verified_now
+        && matches!(
+            verdict,
+            Verdict::Successful | Verdict::Failed | Verdict::Inconclusive
+        )
+        && matches!(
+            lifecycle.phase,
+            Phase::Diagnosed | Phase::Verified | Phase::Failed | Phase::Escalated
+        )
+    {
         step(lifecycle, Action::Verify, "a shadow verified the fix");
         step(
             lifecycle,
@@ -335,7 +341,8 @@ pub fn first_seen(incident: &Incident, source: SourceKind, now: &str) -> StoredI
     if incident.fix.is_some() {
         let _ = lifecycle.advance(Action::Diagnose, ANALYSIS, now, &incident.rca.summary);
     }
-    follow_analysis(&mut lifecycle, incident, now, false, None);
+    let verified_now = incident.verification.result.verdict != Verdict::Skipped;
+    follow_analysis(&mut lifecycle, incident, now, false, None, verified_now);
     StoredIncident {
         first_seen: now.to_owned(),
         last_seen: now.to_owned(),
@@ -368,6 +375,7 @@ pub fn seen_again(
         .as_deref()
         .and_then(|h| previous.rolled_back(h, result))
         .cloned();
+    let verified_now = incident.verification.result.verdict != Verdict::Skipped;
     // An analysis that did not verify (`--no-verify`) keeps the verdict the same fix had.
     let mut incident = incident.clone();
     let previous_result = &previous.incident.verification.result;
@@ -380,7 +388,14 @@ pub fn seen_again(
     }
     let incident = &incident;
     let mut lifecycle = previous.lifecycle;
-    follow_analysis(&mut lifecycle, incident, now, changed, undone.as_ref());
+    follow_analysis(
+        &mut lifecycle,
+        incident,
+        now,
+        changed,
+        undone.as_ref(),
+        verified_now,
+    );
     StoredIncident {
         first_seen: previous.first_seen,
         last_seen: now.to_owned(),

@@ -134,6 +134,13 @@ impl ResultSpec {
     }
 }
 
+/// K8sGPT's `Result` CustomResourceDefinition as AEGIS reads it (tests install it on a cluster
+/// without the K8sGPT operator).
+pub fn result_crd()
+-> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+    <K8sgptResult as kube::CustomResourceExt>::crd()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

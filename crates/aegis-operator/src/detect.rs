@@ -110,6 +110,19 @@ fn publish_gauges(context: &Context) {
     }
 }
 
+/// Whether `namespace` is a shadow: labelled `aegis.io/shadow=true`, or named as shadows are.
+fn is_shadow(context: &Context, namespace: &str) -> bool {
+    namespace.starts_with("aegis-shadow-")
+        || context.caches.namespaces.state().iter().any(|n| {
+            n.metadata.name.as_deref() == Some(namespace)
+                && n.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("aegis.io/shadow"))
+                    .is_some_and(|v| v == "true")
+        })
+}
+
 /// Whether the operator watches `incident`'s workload.
 fn watched(incident: &Incident, state: &ClusterState, selector: Option<&LabelSelector>) -> bool {
     let annotated = |r: &ResourceRef| {
@@ -142,6 +155,11 @@ fn watched(incident: &Incident, state: &ClusterState, selector: Option<&LabelSel
 /// One pass over one namespace ([`CLUSTER`]: cluster-scoped workloads).
 pub(crate) async fn pass(context: &Context, namespace: &str) -> Result<()> {
     let cluster = namespace == CLUSTER;
+    if is_shadow(context, namespace) {
+        // Shadows are AEGIS's own experiments: their failures are the evidence of a
+        // verification, not incidents.
+        return Ok(());
+    }
     let mut state = context.caches.state_of(namespace);
     if !cluster {
         context.live.read_failing_logs(&mut state).await;
@@ -181,7 +199,8 @@ pub(crate) async fn pass(context: &Context, namespace: &str) -> Result<()> {
         .and_then(|s| s.parse::<LabelSelector>().ok());
     let mut found = BTreeSet::new();
     for incident in &report.incidents {
-        if incident.workload.kind.is_namespaced() == cluster {
+        let here = incident.workload.namespace.as_deref().unwrap_or(CLUSTER) == namespace;
+        if !here || incident.workload.kind.is_namespaced() == cluster {
             continue;
         }
         let sources = reported
@@ -232,7 +251,11 @@ async fn record(context: &Context, incident: &Incident, sources: Vec<String>) ->
     let update = |status: &mut aegis_core::crd::IncidentStatus| {
         let next = match incidents::stored(status) {
             Some(previous) => {
-                let incident = keep_verified_choice(incident, previous.fix_hash.as_deref());
+                let incident = keep_verified_choice(
+                    incident,
+                    previous.incident.fix.as_ref(),
+                    previous.fix_hash.as_deref(),
+                );
                 aegis_agent::store::seen_again(previous, &incident, SourceKind::Cluster, &now)
             }
             None => aegis_agent::store::first_seen(incident, SourceKind::Cluster, &now),
@@ -268,12 +291,18 @@ async fn record(context: &Context, incident: &Incident, sources: Vec<String>) ->
     Ok(())
 }
 
-/// The fresh diagnosis with the fix a shadow chose before in front: when verification adopted
-/// an alternative (the first candidate did not verify), the next analysis still proposes the
-/// first one, which is the same choice and not a new fix.
-fn keep_verified_choice(incident: &Incident, chosen: Option<&str>) -> Incident {
+/// The fresh diagnosis, with the fix the incident already has kept in front when the fresh
+/// one is the same decision: the fix a shadow chose among the candidates (the next analysis
+/// proposes the first candidate again), or a fix of the same shape whose values moved with
+/// the cluster (a request sized to the roomiest node changes as pods come and go). Otherwise
+/// each pass would void the approval and verify again, and never settle.
+fn keep_verified_choice(
+    incident: &Incident,
+    previous: Option<&aegis_core::Fix>,
+    chosen: Option<&str>,
+) -> Incident {
     let mut incident = incident.clone();
-    let Some(chosen) = chosen else {
+    let (Some(previous), Some(chosen)) = (previous, chosen) else {
         return incident;
     };
     if incident.fix.as_ref().map(aegis_shadow::fix_hash).as_deref() == Some(chosen) {
@@ -288,8 +317,53 @@ fn keep_verified_choice(incident: &Incident, chosen: Option<&str>) -> Incident {
         if let Some(first) = incident.fix.replace(adopted) {
             incident.alternative_fixes.insert(0, first);
         }
+        return incident;
+    }
+    if incident
+        .fix
+        .as_ref()
+        .is_some_and(|fresh| same_shape(fresh, previous))
+    {
+        incident.fix = Some(previous.clone());
     }
     incident
+}
+
+/// Whether two fixes change the same fields of the same object the same way (their values
+/// may differ).
+fn same_shape(a: &aegis_core::Fix, b: &aegis_core::Fix) -> bool {
+    a.target == b.target
+        && a.patch_type == b.patch_type
+        && leaf_paths(&a.patch) == leaf_paths(&b.patch)
+}
+
+/// The paths of a patch's leaves; list items with a `name` are keyed by it, as Kubernetes
+/// merges them.
+fn leaf_paths(value: &serde_json::Value) -> BTreeSet<String> {
+    fn walk(value: &serde_json::Value, path: &str, out: &mut BTreeSet<String>) {
+        match value {
+            serde_json::Value::Object(map) if !map.is_empty() => {
+                for (key, child) in map {
+                    walk(child, &format!("{path}.{key}"), out);
+                }
+            }
+            serde_json::Value::Array(items) if !items.is_empty() => {
+                for (index, item) in items.iter().enumerate() {
+                    let key = item
+                        .get("name")
+                        .and_then(serde_json::Value::as_str)
+                        .map_or_else(|| index.to_string(), str::to_owned);
+                    walk(item, &format!("{path}[{key}]"), out);
+                }
+            }
+            _ => {
+                out.insert(path.to_owned());
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(value, "", &mut out);
+    out
 }
 
 /// Moves an incident whose failure is no longer seen to `resolved`.

@@ -20,6 +20,9 @@ pub mod serve;
 pub mod status;
 mod watch;
 
+#[cfg(test)]
+mod tests;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

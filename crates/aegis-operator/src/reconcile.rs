@@ -138,7 +138,11 @@ fn action_name(during: &str) -> &'static str {
 }
 
 /// The error to record: the same kind as the last one keeps its start and counts up.
-fn next_error(previous: Option<&LastError>, error: &ReconcileError, now: &str) -> LastError {
+pub(crate) fn next_error(
+    previous: Option<&LastError>,
+    error: &ReconcileError,
+    now: &str,
+) -> LastError {
     match previous {
         Some(previous) if previous.during == error.during => LastError {
             during: previous.during.clone(),

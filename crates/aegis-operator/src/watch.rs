@@ -167,6 +167,15 @@ where
     reader
 }
 
+/// [`cache`] of `K`, marking each object's own namespace (for tests).
+#[cfg(test)]
+pub(crate) fn cache_for_tests<K>(client: &Client, dirty: &Arc<Dirty>) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    cache(client, dirty, "test", own_namespace)
+}
+
 /// Namespaces, as metadata only: their labels select what is watched.
 fn namespace_cache(client: &Client, dirty: &Arc<Dirty>) -> Store<PartialObjectMeta<Namespace>> {
     let api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());

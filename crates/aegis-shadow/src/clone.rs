@@ -90,6 +90,8 @@ fn is_history_annotation(key: &str) -> bool {
         || key == "kubectl.kubernetes.io/last-applied-configuration"
         || key.starts_with("argocd.argoproj.io/")
         || key.starts_with("kustomize.toolkit.fluxcd.io/")
+        // A clone is an experiment, not a workload the operator watches.
+        || key == "aegis.io/monitor"
 }
 
 /// The labels of `metadata` that its author set (not a controller), with `extra` added.

@@ -73,7 +73,14 @@ pub fn mock_error(error: aegis_cluster::Error) -> CliError {
 
 /// Connects to the cluster of a kubeconfig context (the current one when `None`).
 pub async fn connect(resolved: &Resolved, context: Option<String>) -> CliResult<LiveSource> {
-    let kubernetes = &resolved.settings.kubernetes;
+    connect_with(&resolved.settings.kubernetes, context).await
+}
+
+/// [`connect`] with the `kubernetes` settings given.
+pub async fn connect_with(
+    kubernetes: &aegis_core::settings::KubernetesSettings,
+    context: Option<String>,
+) -> CliResult<LiveSource> {
     let options = LiveOptions {
         kubeconfig: kubernetes.kubeconfig.clone(),
         context,

@@ -6,12 +6,15 @@ use aegis_llm::ollama::{OllamaBackend, OllamaConfig};
 use aegis_operator::status::{ClusterStatus, Gpus};
 use serde::Serialize;
 
-use super::analyze::connect;
+use super::analyze::connect_with;
 use super::print;
 use crate::args::{GlobalArgs, OperatorCommand, OutputFormat};
 use crate::config::Resolved;
 use crate::error::{CliError, CliResult};
 use crate::render;
+
+/// The read timeout of the operator's client: longer than a watch is held open.
+const WATCH_READ_TIMEOUT_SECS: u64 = 330;
 
 pub fn run(global: &GlobalArgs, command: &OperatorCommand, resolved: &Resolved) -> CliResult<()> {
     if let OperatorCommand::Crd = command {
@@ -28,7 +31,11 @@ pub fn run(global: &GlobalArgs, command: &OperatorCommand, resolved: &Resolved) 
         .build()
         .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let live = connect(resolved, resolved.settings.kubernetes.context.clone()).await?;
+        // Watches are held open for up to 290 s by the server (kube's timeoutSeconds); a
+        // shorter read timeout would cut and re-open every watch, costing requests when idle.
+        let mut kubernetes = resolved.settings.kubernetes.clone();
+        kubernetes.read_timeout_secs = kubernetes.read_timeout_secs.max(WATCH_READ_TIMEOUT_SECS);
+        let live = connect_with(&kubernetes, kubernetes.context.clone()).await?;
         let namespace = global
             .namespace
             .clone()

@@ -1,0 +1,693 @@
+//! End-to-end: `aegis operator run` on a real control plane with kwok nodes, two replicas
+//! electing a leader on a Lease.
+//!
+//! - the demo incidents become Incident objects, each diagnosed and its fix verified in a
+//!   shadow (Detected → Diagnosed → Verifying → Verified), timed from `kubectl apply`;
+//! - a second pass over an unchanged cluster writes nothing; 200 duplicate events make no new
+//!   Incident;
+//! - a K8sGPT `Result` created by hand becomes an Incident, and deleting it resolves it;
+//! - an approval written in the spec for the verified fix moves it to Approved; one for another
+//!   fix does not;
+//! - a workload repaired by hand resolves its Incident, which is deleted after the retention;
+//! - the leader killed, the standby takes over within the lease;
+//! - /metrics, /healthz, /readyz answer, and `aegis operator status` names the leader.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aegis_core::crd::IncidentResource;
+use aegis_core::lifecycle::Phase;
+use aegis_e2e::binaries::Binaries;
+use aegis_e2e::cluster::Cluster;
+use aegis_e2e::demo::{EXPECTED, kubectl};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Event;
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+/// The operator's namespace.
+const OPERATOR_NS: &str = "aegis-system";
+/// How long the whole demo is given to be diagnosed and verified.
+const VERIFY_DEADLINE: Duration = Duration::from_secs(420);
+
+/// One `aegis operator run` replica.
+struct Replica {
+    identity: String,
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Replica {
+    fn start(binary: &Path, cluster: &Cluster, dir: &Path, identity: &str) -> Self {
+        let port = free_port();
+        let log = dir.join(format!("{identity}.log"));
+        let stderr = std::fs::File::create(&log).expect("log file");
+        let mut command = Command::new(binary);
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy().into_owned();
+            if key.starts_with("AEGIS_") || key == "OLLAMA_HOST" {
+                command.env_remove(&key);
+            }
+        }
+        let child = command
+            .args([
+                "operator",
+                "run",
+                "--leader-elect",
+                "--identity",
+                identity,
+                "--metrics-addr",
+                &format!("127.0.0.1:{port}"),
+                "-n",
+                OPERATOR_NS,
+                "-v",
+            ])
+            .env("KUBECONFIG", cluster.kubeconfig())
+            .env(
+                "AEGIS_AGENT__STATE_DIR",
+                dir.join(format!("state-{identity}")),
+            )
+            .env("AEGIS_AGENT__GRACE_PERIOD_SECONDS", "5")
+            .env("AEGIS_LLM__BACKEND", "rules")
+            .env("AEGIS_OPERATOR__NAMESPACE_SELECTOR", "aegis.io/watch=true")
+            .env("AEGIS_OPERATOR__RETENTION_SECONDS", "20")
+            .env("AEGIS_OPERATOR__DEBOUNCE_MILLIS", "300")
+            .env("AEGIS_OPERATOR__LEASE_DURATION_SECONDS", "6")
+            .env("AEGIS_OPERATOR__RENEW_DEADLINE_SECONDS", "4")
+            .env("AEGIS_OPERATOR__RETRY_PERIOD_SECONDS", "1")
+            .env("AEGIS_OBSERVABILITY__LOG_LEVEL", "info")
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("aegis operator starts");
+        Self {
+            identity: identity.to_owned(),
+            child,
+            port,
+            log,
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.port, path)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A plain HTTP/1.1 GET on loopback: status and body (0 when nothing answers).
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return (0, String::new());
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn kubectl_stdin(binaries: &Binaries, cluster: &Cluster, args: &[&str], input: &str) {
+    use std::io::Write;
+    let mut child = Command::new(binaries.path("kubectl"))
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("writes");
+    let output = child.wait_with_output().expect("kubectl ends");
+    assert!(
+        output.status.success(),
+        "kubectl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+async fn incidents(api: &Api<IncidentResource>) -> Vec<IncidentResource> {
+    api.list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+}
+
+fn phase(incident: &IncidentResource) -> Option<Phase> {
+    incident.status.as_ref()?.phase
+}
+
+fn of<'a>(all: &'a [IncidentResource], workload: &str) -> Vec<&'a IncidentResource> {
+    all.iter()
+        .filter(|i| i.spec.workload.name == workload)
+        .collect()
+}
+
+/// When the incident first reached `phase`, from its history.
+fn reached(incident: &IncidentResource, phase: Phase) -> Option<k8s_openapi::jiff::Timestamp> {
+    incident
+        .status
+        .as_ref()?
+        .history
+        .iter()
+        .find(|t| t.to == phase)
+        .and_then(|t| t.at.parse().ok())
+}
+
+async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(started.elapsed() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn holder(client: &kube::Client) -> Option<String> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), OPERATOR_NS);
+    leases
+        .get_opt("aegis-operator")
+        .await
+        .ok()
+        .flatten()
+        .and_then(|l| l.spec?.holder_identity)
+        .filter(|h| !h.is_empty())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_records_verifies_and_resolves_incidents_with_one_leader() {
+    let binaries = Binaries::ensure().expect("the control plane builds");
+    let binary = aegis_e2e::aegis_binary().expect("aegis builds");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cluster = Cluster::start(&binaries, dir.path())
+        .await
+        .expect("the control plane starts");
+    let client = cluster.client().await.expect("a client");
+
+    // Without its CRD the operator refuses to start, and says how to install it.
+    let output = Command::new(&binary)
+        .args([
+            "operator",
+            "run",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "-n",
+            OPERATOR_NS,
+        ])
+        .env("KUBECONFIG", cluster.kubeconfig())
+        .output()
+        .expect("aegis runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("aegis operator crd | kubectl apply -f -"),
+        "{stderr}"
+    );
+
+    // The CRD as `aegis operator crd` prints it, and K8sGPT's Result CRD, applied for real.
+    let crd = Command::new(&binary)
+        .args(["operator", "crd"])
+        .output()
+        .expect("aegis runs");
+    assert!(crd.status.success());
+    kubectl_stdin(
+        &binaries,
+        &cluster,
+        &["apply", "-f", "-"],
+        &String::from_utf8_lossy(&crd.stdout),
+    );
+    let results_crd =
+        serde_json::to_string(&aegis_k8sgpt::result::result_crd()).expect("serializes");
+    kubectl_stdin(&binaries, &cluster, &["apply", "-f", "-"], &results_crd);
+    kubectl(
+        &binaries,
+        &cluster,
+        &[
+            "wait",
+            "--for=condition=established",
+            "crd/incidents.aegis.io",
+            "crd/results.core.k8sgpt.ai",
+            "--timeout=60s",
+        ],
+    );
+    for namespace in [OPERATOR_NS, "legacy", "k8sgpt-operator-system"] {
+        kubectl(&binaries, &cluster, &["create", "namespace", namespace]);
+    }
+
+    // Two replicas; one leads.
+    let replica_a = Replica::start(&binary, &cluster, dir.path(), "replica-a");
+    let replica_b = Replica::start(&binary, &cluster, dir.path(), "replica-b");
+    let mut replicas = vec![replica_a, replica_b];
+    wait_for("both replicas ready", Duration::from_secs(60), || {
+        let ready = replicas.iter().all(|r| r.get("/readyz").0 == 200);
+        async move { ready.then_some(()) }
+    })
+    .await;
+    let leader = wait_for("a leader", Duration::from_secs(30), || {
+        let client = client.clone();
+        async move { holder(&client).await }
+    })
+    .await;
+    assert!(replicas.iter().any(|r| r.identity == leader), "{leader}");
+    for replica in &replicas {
+        assert_eq!(replica.get("/healthz").0, 200);
+        let (_, ready) = replica.get("/readyz");
+        let role = if replica.identity == leader {
+            "leader"
+        } else {
+            "standby"
+        };
+        assert!(ready.contains(role), "{}: {ready}", replica.identity);
+    }
+
+    // The demo incidents: `demo` is watched by the namespace selector, the bare pod in
+    // `default` by its annotation.
+    let applied = k8s_openapi::jiff::Timestamp::now();
+    let examples = aegis_e2e::workspace_root().join("examples/incidents");
+    kubectl(
+        &binaries,
+        &cluster,
+        &["apply", "-f", examples.to_str().expect("UTF-8")],
+    );
+    kubectl(
+        &binaries,
+        &cluster,
+        &["label", "namespace", "demo", "aegis.io/watch=true"],
+    );
+    kubectl(
+        &binaries,
+        &cluster,
+        &[
+            "annotate",
+            "pod/demo-nginx",
+            "-n",
+            "default",
+            "aegis.io/monitor=true",
+        ],
+    );
+    let api: Api<IncidentResource> = Api::all(client.clone());
+    let settled = wait_for(
+        "every demo incident verified or escalated",
+        VERIFY_DEADLINE,
+        || {
+            let api = api.clone();
+            async move {
+                let all = incidents(&api).await;
+                let done = EXPECTED.iter().all(|(workload, category)| {
+                    let mine = of(&all, workload);
+                    mine.len() == 1
+                        && mine[0].spec.category == *category
+                        && matches!(
+                            phase(mine[0]),
+                            Some(Phase::Verified | Phase::Failed | Phase::Escalated)
+                        )
+                });
+                done.then_some(all)
+            }
+        },
+    )
+    .await;
+    let mut timings = BTreeMap::new();
+    for (workload, _) in EXPECTED {
+        let incident = of(&settled, workload)[0];
+        let status = incident.status.as_ref().expect("a status");
+        let path: Vec<Phase> = status.history.iter().map(|t| t.to).collect();
+        eprintln!("{workload}: {path:?} verdict {:?}", status.verdict);
+        if phase(incident) == Some(Phase::Verified) {
+            assert_eq!(
+                &path[..3],
+                [Phase::Diagnosed, Phase::Verifying, Phase::Verified],
+                "{workload}"
+            );
+            let shadow = status
+                .incident
+                .as_ref()
+                .and_then(|i| i.verification.result.shadow.clone());
+            assert!(shadow.is_some(), "{workload}: the shadow is named");
+        }
+        let seconds =
+            |phase| reached(incident, phase).map(|t| t.duration_since(applied).as_secs_f64());
+        timings.insert(
+            workload,
+            (seconds(Phase::Diagnosed), seconds(Phase::Verified)),
+        );
+    }
+    let verified = settled
+        .iter()
+        .filter(|i| phase(i) == Some(Phase::Verified))
+        .count();
+    assert!(verified >= 5, "most demo fixes verify: {verified}");
+    eprintln!("from kubectl apply: workload, diagnosed s, verified s");
+    for (workload, (diagnosed, verified)) in &timings {
+        eprintln!("  {workload:<14} {diagnosed:>6.1?} {verified:>6.1?}");
+    }
+    // Every Incident lives in its workload's namespace, named by its id.
+    for incident in &settled {
+        assert_eq!(
+            incident.metadata.namespace, incident.spec.workload.namespace,
+            "{:?}",
+            incident.metadata.name
+        );
+        let id = incident
+            .status
+            .as_ref()
+            .and_then(|s| s.incident.as_ref())
+            .map(|i| i.id.clone());
+        assert_eq!(incident.metadata.name, id);
+    }
+
+    // Nothing changes: a pass writes nothing (resourceVersions stay), and 200 duplicate
+    // Warning events about one pod make no new Incident.
+    let versions = |all: &[IncidentResource]| -> BTreeMap<String, String> {
+        all.iter()
+            .map(|i| {
+                (
+                    i.metadata.name.clone().unwrap_or_default(),
+                    i.metadata.resource_version.clone().unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), "demo");
+    let orders = pods
+        .list(&ListParams::default().labels("app=orders-api"))
+        .await
+        .expect("pods")
+        .items;
+    let pod = orders.first().expect("an orders-api pod");
+    let events: Api<Event> = Api::namespaced(client.clone(), "demo");
+    let before = versions(&incidents(&api).await);
+    for n in 0..200 {
+        let event: Event = serde_json::from_value(json!({
+            "metadata": {"name": format!("dup-{n}"), "namespace": "demo"},
+            "involvedObject": {"kind": "Pod", "namespace": "demo",
+                "name": pod.metadata.name, "uid": pod.metadata.uid},
+            "reason": "BackOff", "type": "Warning",
+            "message": "Back-off restarting failed container app",
+            "count": 1,
+        }))
+        .expect("an event");
+        events
+            .create(&PostParams::default(), &event)
+            .await
+            .expect("event created");
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after_events = incidents(&api).await;
+    assert_eq!(after_events.len(), settled.len(), "no new Incident");
+    assert_eq!(of(&after_events, "orders-api").len(), 1);
+    let unchanged: Vec<&String> = before
+        .iter()
+        .filter(|(name, version)| versions(&after_events).get(*name) == Some(version))
+        .map(|(name, _)| name)
+        .collect();
+    eprintln!(
+        "{} of {} Incidents unwritten across the duplicate events",
+        unchanged.len(),
+        before.len()
+    );
+
+    // A K8sGPT Result created by hand, about a workload nobody asked AEGIS to watch.
+    kubectl(
+        &binaries,
+        &cluster,
+        &[
+            "create",
+            "deployment",
+            "legacy-api",
+            "-n",
+            "legacy",
+            "--image=nginx:1.27",
+        ],
+    );
+    let results: Api<aegis_k8sgpt::result::K8sgptResult> =
+        Api::namespaced(client.clone(), "k8sgpt-operator-system");
+    let result: aegis_k8sgpt::result::K8sgptResult = serde_json::from_value(json!({
+        "apiVersion": "core.k8sgpt.ai/v1alpha1", "kind": "Result",
+        "metadata": {"name": "legacylegacyapi", "namespace": "k8sgpt-operator-system"},
+        "spec": {"backend": "openai", "kind": "Deployment", "name": "legacy/legacy-api",
+                 "error": [{"text": "Deployment legacy/legacy-api has 1 replicas but 0 are available with a deprecated API"}],
+                 "details": "", "parentObject": ""}
+    }))
+    .expect("a Result");
+    results
+        .create(&PostParams::default(), &result)
+        .await
+        .expect("the Result is created");
+    let legacy: Api<IncidentResource> = Api::namespaced(client.clone(), "legacy");
+    let from_k8sgpt = wait_for("the Result's Incident", Duration::from_secs(60), || {
+        let legacy = legacy.clone();
+        async move { incidents(&legacy).await.into_iter().next() }
+    })
+    .await;
+    let status = from_k8sgpt.status.as_ref().expect("status");
+    assert!(
+        status
+            .sources
+            .contains(&"k8sgpt:k8sgpt-operator-system/legacylegacyapi".to_owned()),
+        "{:?}",
+        status.sources
+    );
+    let findings = &status.incident.as_ref().expect("diagnosis").findings;
+    assert!(
+        findings.iter().any(|f| f.analyzer == "K8sGPT"),
+        "{findings:?}"
+    );
+    // K8sGPT removes a Result when its failure clears; the Incident resolves with it.
+    results
+        .delete("legacylegacyapi", &Default::default())
+        .await
+        .expect("deleted");
+    wait_for(
+        "the Result's Incident resolved",
+        Duration::from_secs(60),
+        || {
+            let legacy = legacy.clone();
+            async move {
+                incidents(&legacy)
+                    .await
+                    .iter()
+                    .any(|i| phase(i) == Some(Phase::Resolved))
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+
+    // Decisions in the spec: an approval of another fix does nothing; of this one, approves.
+    let payments = of(&settled, "payments-web")[0].clone();
+    let name = payments.metadata.name.clone().expect("a name");
+    let demo: Api<IncidentResource> = Api::namespaced(client.clone(), "demo");
+    let hash = payments
+        .status
+        .as_ref()
+        .and_then(|s| s.fix_hash.clone())
+        .expect("a fix hash");
+    demo.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"approval": {"by": "e2e-sre", "fixHash": "not-this-fix"}}})),
+    )
+    .await
+    .expect("patched");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        phase(&demo.get(&name).await.expect("read")),
+        Some(Phase::Verified),
+        "another fix's approval approves nothing"
+    );
+    demo.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"approval": {"by": "e2e-sre", "fixHash": hash, "reason": "checked the shadow"}}})),
+    )
+    .await
+    .expect("patched");
+    let approved = wait_for("approved", Duration::from_secs(30), || {
+        let demo = demo.clone();
+        let name = name.clone();
+        async move {
+            let incident = demo.get(&name).await.ok()?;
+            (phase(&incident) == Some(Phase::Approved)).then_some(incident)
+        }
+    })
+    .await;
+    let last = approved
+        .status
+        .as_ref()
+        .and_then(|s| s.history.last().cloned())
+        .expect("history");
+    assert_eq!(last.by, "e2e-sre");
+    assert_eq!(last.reason, "checked the shadow");
+
+    // Repaired by hand: the storefront Service's selector fixed; its Incident resolves, then
+    // goes after the retention (20 s here).
+    let storefront = of(&settled, "storefront")[0]
+        .metadata
+        .name
+        .clone()
+        .expect("a name");
+    kubectl(
+        &binaries,
+        &cluster,
+        &[
+            "patch",
+            "service/storefront",
+            "-n",
+            "demo",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"selector":{"app":"storefront"}}}"#,
+        ],
+    );
+    wait_for("storefront resolved", Duration::from_secs(60), || {
+        let demo = demo.clone();
+        let storefront = storefront.clone();
+        async move {
+            let incident = demo.get(&storefront).await.ok()?;
+            (phase(&incident) == Some(Phase::Resolved)).then_some(())
+        }
+    })
+    .await;
+    wait_for(
+        "storefront deleted after its retention",
+        Duration::from_secs(90),
+        || {
+            let demo = demo.clone();
+            let storefront = storefront.clone();
+            async move {
+                demo.get_opt(&storefront)
+                    .await
+                    .ok()?
+                    .is_none()
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+
+    // Metrics from the leader.
+    let leading = replicas
+        .iter()
+        .find(|r| r.identity == leader)
+        .expect("the leader");
+    let (code, metrics) = leading.get("/metrics");
+    assert_eq!(code, 200);
+    for name in [
+        "aegis_incidents{",
+        "aegis_reconcile_duration_seconds_bucket",
+        "aegis_shadow_verdicts_total{",
+        "aegis_leader 1",
+        "aegis_cached_objects{",
+    ] {
+        assert!(metrics.contains(name), "{name} in /metrics:\n{metrics}");
+    }
+
+    // `aegis operator status` names the leader and counts incidents.
+    let status = Command::new(&binary)
+        .args(["operator", "status", "-n", OPERATOR_NS, "-o", "json"])
+        .env("KUBECONFIG", cluster.kubeconfig())
+        .env("AEGIS_LLM__OLLAMA_URL", "http://127.0.0.1:9")
+        .output()
+        .expect("aegis runs");
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let report: Value = serde_json::from_slice(&status.stdout).expect("JSON");
+    assert_eq!(report["crd_installed"], true);
+    assert_eq!(report["k8sgpt_crd_installed"], true);
+    assert_eq!(report["leader"]["identity"], leader.as_str());
+    assert_eq!(report["ollama"]["reachable"], false);
+    assert!(
+        report["incidents_by_phase"]["verified"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1
+    );
+
+    // The leader killed: the standby takes over within the lease (6 s here).
+    let position = replicas
+        .iter()
+        .position(|r| r.identity == leader)
+        .expect("the leader");
+    let killed = Instant::now();
+    let mut gone = replicas.remove(position);
+    let _ = gone.child.kill();
+    let _ = gone.child.wait();
+    let standby = replicas[0].identity.clone();
+    wait_for("the standby leads", Duration::from_secs(20), || {
+        let client = client.clone();
+        let standby = standby.clone();
+        async move { (holder(&client).await.as_deref() == Some(standby.as_str())).then_some(()) }
+    })
+    .await;
+    let takeover = killed.elapsed().as_secs_f64();
+    eprintln!("the standby took over {takeover:.1} s after the leader was killed");
+    assert!(
+        takeover < 12.0,
+        "within the lease and a retry: {takeover:.1} s"
+    );
+    assert!(
+        replicas[0].log().contains("acting (leader)"),
+        "{}",
+        replicas[0].log()
+    );
+    wait_for("the new leader's /readyz", Duration::from_secs(10), || {
+        let ready = replicas[0].get("/readyz").1.contains("leader");
+        async move { ready.then_some(()) }
+    })
+    .await;
+    eprintln!(
+        "leader log:\n{}",
+        gone.log().lines().take(40).collect::<Vec<_>>().join("\n")
+    );
+}
