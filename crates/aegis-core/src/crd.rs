@@ -126,6 +126,9 @@ pub struct LastError {
     pub message: String,
     /// When it first happened, RFC 3339; repeated failures of the same kind keep this time.
     pub since: String,
+    /// When it last happened, RFC 3339: the next attempt waits out the backoff from here.
+    #[serde(default)]
+    pub last: String,
     /// How many passes in a row failed so.
     pub attempts: u32,
 }

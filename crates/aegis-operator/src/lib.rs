@@ -85,6 +85,8 @@ pub(crate) struct Context {
     pub recorder: kube::runtime::events::Recorder,
     /// Incidents whose shadow verification runs in this process.
     pub verifying: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// One permit per shadow this process may run at once (`shadow.max_concurrent`).
+    pub shadow_slots: tokio::sync::Semaphore,
 }
 
 impl Context {
@@ -118,6 +120,7 @@ pub async fn run(live: LiveSource, settings: Settings, options: RunOptions) -> R
             instance: Some(options.identity.clone()),
         },
     );
+    let settings_shadow_slots = settings.shadow.max_concurrent;
     let context = Arc::new(Context {
         agent: aegis_agent::Agent::new(&settings),
         client: client.clone(),
@@ -128,6 +131,9 @@ pub async fn run(live: LiveSource, settings: Settings, options: RunOptions) -> R
         tracker: aegis_shadow::Tracker::default(),
         recorder,
         verifying: std::sync::Mutex::default(),
+        shadow_slots: tokio::sync::Semaphore::new(
+            usize::try_from(settings_shadow_slots).unwrap_or(1).max(1),
+        ),
     });
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);

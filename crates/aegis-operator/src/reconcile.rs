@@ -41,6 +41,9 @@ fn failed(during: &'static str) -> impl FnOnce(crate::Error) -> ReconcileError {
     }
 }
 
+/// How many passes in a row a shadow may fail to run before the incident is escalated.
+const NOT_RUN_RETRIES: u32 = 4;
+
 pub(crate) async fn run(context: Arc<Context>) -> crate::Result<()> {
     let api: Api<IncidentResource> = Api::all(context.client.clone());
     let concurrency =
@@ -70,6 +73,16 @@ async fn reconcile(
     incident: Arc<IncidentResource>,
     context: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
+    // After a failure, an event (such as the error's own status write) does not cut the
+    // backoff short.
+    if let Some(wait) = incident
+        .status
+        .as_ref()
+        .and_then(|s| s.last_error.as_ref())
+        .and_then(backoff_left)
+    {
+        return Ok(Action::requeue(wait));
+    }
     let started = Instant::now();
     let outcome = step(&incident, &context).await;
     ::metrics::histogram!(metrics::RECONCILE_SECONDS).record(started.elapsed().as_secs_f64());
@@ -148,12 +161,14 @@ pub(crate) fn next_error(
             during: previous.during.clone(),
             message: error.message.clone(),
             since: previous.since.clone(),
+            last: now.to_owned(),
             attempts: previous.attempts.saturating_add(1),
         },
         _ => LastError {
             during: error.during.to_owned(),
             message: error.message.clone(),
             since: now.to_owned(),
+            last: now.to_owned(),
             attempts: 1,
         },
     }
@@ -172,6 +187,17 @@ fn error_policy(
         .and_then(|s| s.last_error.as_ref())
         .map_or(0, |e| e.attempts);
     Action::requeue(backoff(attempts))
+}
+
+/// What is left of the backoff after `error`, if anything.
+fn backoff_left(error: &LastError) -> Option<Duration> {
+    let last = error.last.parse::<k8s_openapi::jiff::Timestamp>().ok()?;
+    let since = k8s_openapi::jiff::Timestamp::now()
+        .duration_since(last)
+        .unsigned_abs();
+    backoff(error.attempts.saturating_sub(1))
+        .checked_sub(since)
+        .filter(|left| !left.is_zero())
 }
 
 pub(crate) fn backoff(attempts: u32) -> Duration {
@@ -317,6 +343,10 @@ async fn verify_unguarded(
         return Ok(Action::await_change());
     };
     let verified_hash = status.fix_hash.clone();
+    // Shadows beyond the cap wait here instead of failing to start.
+    let Ok(_slot) = context.shadow_slots.acquire().await else {
+        return Ok(Action::await_change());
+    };
     let workload_namespace = subject.workload.namespace.clone().unwrap_or_default();
     let mut state = context.caches.state_of(&workload_namespace);
     context.live.read_failing_logs(&mut state).await;
@@ -335,6 +365,20 @@ async fn verify_unguarded(
     .await;
     let [verified]: [Incident; 1] = subjects;
     let result = verified.verification.result.clone();
+    let failed_before = status
+        .last_error
+        .as_ref()
+        .filter(|e| e.during == "verify")
+        .map_or(0, |e| e.attempts);
+    if result.reason.starts_with(aegis_agent::SHADOW_NOT_RUN) && failed_before < NOT_RUN_RETRIES {
+        // No shadow ran (the cluster's cap, a refused dry run, an API error): not a verdict.
+        // The incident stays verifying and the pass is retried with backoff; after
+        // NOT_RUN_RETRIES the inconclusive result stands and a human decides.
+        return Err(ReconcileError {
+            during: "verify",
+            message: result.reason,
+        });
+    }
     ::metrics::histogram!(metrics::SHADOW_SECONDS).record(clock.elapsed().as_secs_f64());
     ::metrics::counter!(
         metrics::SHADOW_VERDICTS,
