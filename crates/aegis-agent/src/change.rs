@@ -39,7 +39,8 @@ use serde_json::{Value, json};
 
 use self::confirm::{Confirmation, Decision, Subjects};
 pub use self::preconditions::{Grant, Refusal};
-use crate::store::{Store, StoreError, StoredIncident};
+use crate::store::{Store, StoreError, StoreResult, StoredIncident};
+use futures::future::BoxFuture;
 
 /// Why a change was not made (or not finished).
 #[derive(Debug, thiserror::Error)]
@@ -140,9 +141,50 @@ pub struct Changed {
     pub change: ChangeRecord,
 }
 
+/// Where the engine keeps incidents and the audit records of their changes: the incident store's
+/// files (the CLI) or the `Incident` objects' status (the operator).
+pub trait Records: Sync {
+    /// One incident, by id (or a unique prefix, where the store allows it).
+    fn find<'a>(&'a self, id: &'a str) -> BoxFuture<'a, StoreResult<StoredIncident>>;
+    /// Every incident (for the cooldown across incidents of one workload).
+    fn list(&self) -> BoxFuture<'_, StoreResult<Vec<StoredIncident>>>;
+    /// Reads one incident, lets `change` modify it and writes it back with no update lost to
+    /// another writer; `change` may run again on a fresh read when a write conflicts, and when
+    /// it fails nothing is written.
+    fn update<'a>(
+        &'a self,
+        id: &'a str,
+        change: &'a mut (dyn FnMut(&mut StoredIncident) -> ChangeResult<()> + Send),
+    ) -> BoxFuture<'a, ChangeResult<StoredIncident>>;
+    /// Where patch files for GitOps-managed targets are written.
+    fn patch_dir(&self) -> std::path::PathBuf;
+}
+
+impl Records for Store {
+    fn find<'a>(&'a self, id: &'a str) -> BoxFuture<'a, StoreResult<StoredIncident>> {
+        Box::pin(async move { Store::find(self, id) })
+    }
+
+    fn list(&self) -> BoxFuture<'_, StoreResult<Vec<StoredIncident>>> {
+        Box::pin(async move { Store::list(self).map(|(all, _)| all) })
+    }
+
+    fn update<'a>(
+        &'a self,
+        id: &'a str,
+        change: &'a mut (dyn FnMut(&mut StoredIncident) -> ChangeResult<()> + Send),
+    ) -> BoxFuture<'a, ChangeResult<StoredIncident>> {
+        Box::pin(async move { Store::update(self, id, |stored| change(stored)).map(|(s, ())| s) })
+    }
+
+    fn patch_dir(&self) -> std::path::PathBuf {
+        self.state_dir().join("gitops")
+    }
+}
+
 /// The engine on one production cluster and one store.
 pub struct ChangeEngine<'a> {
-    pub store: &'a Store,
+    pub store: &'a dyn Records,
     pub cluster: &'a dyn Cluster,
     pub settings: &'a Settings,
     /// Who runs the engine (a user, or `operator`), for changes nobody approved by hand.
@@ -170,7 +212,7 @@ impl ChangeEngine<'_> {
     }
 
     async fn apply_unboxed(&self, id: &str) -> ChangeResult<Changed> {
-        let mut stored = self.store.find(id)?;
+        let mut stored = self.store.find(id).await?;
         self.check_source(&stored)?;
         if let Some(change) = stored.change_in_progress().cloned() {
             ensure_abandoned(&stored, &change)?;
@@ -180,7 +222,7 @@ impl ChangeEngine<'_> {
             }
             stored = recovered.incident;
         }
-        let (all, _) = self.store.list()?;
+        let all = self.store.list().await?;
         let grant =
             preconditions::may_apply(&stored, &all, &self.settings.policy, self.cluster.now())?;
         let Some(fix) = stored.incident.fix.clone() else {
@@ -240,7 +282,7 @@ impl ChangeEngine<'_> {
             before,
         );
         if let Some(managed_by) = gitops::manager(&object) {
-            return self.patch_file(&stored, record, &object, &managed_by);
+            return self.patch_file(&stored, record, &object, &managed_by).await;
         }
         let target = ObjectRef::of(&object)?;
         let written_patch = with_change(&fix.patch, fix.patch_type, &object, &change_id);
@@ -252,17 +294,21 @@ impl ChangeEngine<'_> {
         record.step(&now, "the API server accepted the patch in a dry run");
         if grant == Grant::AutoApply {
             let category = stored.incident.rca.category;
-            self.store.advance(
-                &stored.incident.id,
-                Action::Approve,
-                &self.by,
-                &format!("auto-apply: policy.auto_apply_categories names {category} and the shadow's verdict is successful"),
-                &wall_now(),
-            )?;
+            let reason = format!(
+                "auto-apply: policy.auto_apply_categories names {category} and the shadow's verdict is successful"
+            );
+            self.store
+                .update(&stored.incident.id, &mut |s| {
+                    s.lifecycle
+                        .advance(Action::Approve, &self.by, &wall_now(), &reason)
+                        .map_err(StoreError::from)?;
+                    Ok(())
+                })
+                .await?;
         }
         // The audit record, before anything is written to the cluster.
         record.step(&now, "recorded the change before writing it");
-        self.begin(&stored.incident.id, &record)?;
+        self.begin(&stored.incident.id, &record).await?;
         self.progress.step(&record, "recorded; writing the patch");
         let written = self
             .write(
@@ -280,7 +326,7 @@ impl ChangeEngine<'_> {
                     reason: reason.clone(),
                 };
                 record.step(&self.cluster_now(), format!("not made: {reason}"));
-                self.save(&stored.incident.id, &record, None)?;
+                self.save(&stored.incident.id, &record, None).await?;
                 return Err(error);
             }
             record.step(
@@ -293,7 +339,7 @@ impl ChangeEngine<'_> {
             &self.cluster_now(),
             "patched; the confirmation window is open",
         );
-        self.save(&stored.incident.id, &record, None)?;
+        self.save(&stored.incident.id, &record, None).await?;
         self.progress
             .step(&record, "patched; confirming on the production workload");
         self.confirm(&stored, record).await
@@ -305,7 +351,7 @@ impl ChangeEngine<'_> {
     }
 
     async fn rollback_unboxed(&self, id: &str, reason: &str) -> ChangeResult<Changed> {
-        let mut stored = self.store.find(id)?;
+        let mut stored = self.store.find(id).await?;
         self.check_source(&stored)?;
         if let Some(change) = stored.change_in_progress().cloned() {
             ensure_abandoned(&stored, &change)?;
@@ -377,7 +423,7 @@ impl ChangeEngine<'_> {
             &now,
             "the API server accepted the inverse patch in a dry run",
         );
-        self.begin(&stored.incident.id, &record)?;
+        self.begin(&stored.incident.id, &record).await?;
         let before = record.before.clone();
         let inverse = record.patch.clone();
         let written = self
@@ -397,13 +443,14 @@ impl ChangeEngine<'_> {
                 reason: why.clone(),
             };
             record.step(&self.cluster_now(), format!("not made: {why}"));
-            self.save(&stored.incident.id, &record, None)?;
+            self.save(&stored.incident.id, &record, None).await?;
             return Err(error);
         }
         record.status = ChangeStatus::Made;
         record.step(&self.cluster_now(), "the inverse patch is in the cluster");
         let transition = (Action::RollBack, self.by.clone(), reason.to_owned());
         self.save(&stored.incident.id, &record, Some(&transition))
+            .await
     }
 
     /// The audit record of a change about to be made for `stored`'s fix.
@@ -499,14 +546,14 @@ impl ChangeEngine<'_> {
     }
 
     /// Writes the fix as a patch file for a GitOps-managed target; the cluster is not changed.
-    fn patch_file(
+    async fn patch_file(
         &self,
         stored: &StoredIncident,
         mut record: ChangeRecord,
         object: &Value,
         managed_by: &str,
     ) -> ChangeResult<Changed> {
-        let dir = self.store.state_dir().join("gitops");
+        let dir = self.store.patch_dir();
         let path =
             gitops::write_patch_file(&dir, &stored.incident, object, &record.fix_hash, managed_by)
                 .map_err(ChangeError::PatchFile)?;
@@ -516,10 +563,13 @@ impl ChangeEngine<'_> {
             format!("{} is managed by {managed_by}: wrote the patch file {path} instead of changing the cluster", record.target),
         );
         record.status = ChangeStatus::PatchFile { path };
-        let (incident, ()) = self.store.update(&stored.incident.id, |s| {
-            s.changes.push(record.clone());
-            Ok::<_, StoreError>(())
-        })?;
+        let incident = self
+            .store
+            .update(&stored.incident.id, &mut |s| {
+                s.changes.push(record.clone());
+                Ok(())
+            })
+            .await?;
         self.progress
             .step(&record, "wrote a patch file for the GitOps repository");
         Ok(Changed {
@@ -529,20 +579,22 @@ impl ChangeEngine<'_> {
     }
 
     /// Adds the record to the store, unless another change of the incident got there first.
-    fn begin(&self, id: &str, record: &ChangeRecord) -> ChangeResult<()> {
-        self.store.update(id, |stored| {
-            if let Some(other) = stored.change_in_progress() {
-                return Err(in_progress(stored, other));
-            }
-            stored.changes.push(record.clone());
-            Ok(())
-        })?;
+    async fn begin(&self, id: &str, record: &ChangeRecord) -> ChangeResult<()> {
+        self.store
+            .update(id, &mut |stored| {
+                if let Some(other) = stored.change_in_progress() {
+                    return Err(in_progress(stored, other));
+                }
+                stored.changes.push(record.clone());
+                Ok(())
+            })
+            .await?;
         Ok(())
     }
 
     /// Replaces the record in the store (with a fresh heartbeat), and moves the lifecycle when
     /// `transition` says how.
-    fn save(
+    async fn save(
         &self,
         id: &str,
         record: &ChangeRecord,
@@ -550,16 +602,22 @@ impl ChangeEngine<'_> {
     ) -> ChangeResult<Changed> {
         let mut record = record.clone();
         record.owner.heartbeat = wall_now();
-        let (incident, ()) = self.store.update(id, |stored| {
-            match stored.changes.iter_mut().find(|c| c.id == record.id) {
-                Some(existing) => *existing = record.clone(),
-                None => stored.changes.push(record.clone()),
-            }
-            if let Some((action, by, reason)) = transition {
-                stored.lifecycle.advance(*action, by, &wall_now(), reason)?;
-            }
-            Ok::<_, StoreError>(())
-        })?;
+        let incident = self
+            .store
+            .update(id, &mut |stored| {
+                match stored.changes.iter_mut().find(|c| c.id == record.id) {
+                    Some(existing) => *existing = record.clone(),
+                    None => stored.changes.push(record.clone()),
+                }
+                if let Some((action, by, reason)) = transition {
+                    stored
+                        .lifecycle
+                        .advance(*action, by, &wall_now(), reason)
+                        .map_err(StoreError::from)?;
+                }
+                Ok(())
+            })
+            .await?;
         Ok(Changed {
             incident,
             change: record,
@@ -686,7 +744,7 @@ impl ChangeEngine<'_> {
                 record.after = Some(Basis::of(&object, &record.patch));
             }
             let decision = window.observe(&look);
-            self.save(&id, &record, None)?;
+            self.save(&id, &record, None).await?;
             let outcome = match decision {
                 Decision::Continue => {
                     self.progress.step(&record, &look.summary());
@@ -721,6 +779,7 @@ impl ChangeEngine<'_> {
                         format!("applied and confirmed: {reason}"),
                     )),
                 )
+                .await
             }
         }
     }
@@ -754,7 +813,7 @@ impl ChangeEngine<'_> {
                 reason: why.clone(),
             };
             record.step(&self.cluster_now(), why);
-            return self.save(id, &record, None);
+            return self.save(id, &record, None).await;
         }
         let expected = after.unwrap_or_else(|| record.before.clone());
         let marker = format!("{}/rolled-back", record.id);
@@ -785,6 +844,7 @@ impl ChangeEngine<'_> {
                         format!("rolled back automatically: {reason}"),
                     )),
                 )
+                .await
             }
             Err(error) => {
                 let why = format!("it regressed ({reason}), and the inverse patch failed: {error}");
@@ -792,7 +852,7 @@ impl ChangeEngine<'_> {
                     reason: why.clone(),
                 };
                 record.step(&self.cluster_now(), why);
-                self.save(id, &record, None)?;
+                self.save(id, &record, None).await?;
                 Err(error)
             }
         }
@@ -821,10 +881,10 @@ impl ChangeEngine<'_> {
             (ChangeKind::Apply, Some(m)) if m == record.id => {
                 record.status = ChangeStatus::Confirming;
                 record.step(&now, taken);
-                self.save(&id, &record, None)?;
+                self.save(&id, &record, None).await?;
                 self.progress
                     .step(&record, "resumed the confirmation window");
-                let stored = self.store.find(&id)?;
+                let stored = self.store.find(&id).await?;
                 self.confirm(&stored, record).await
             }
             (ChangeKind::Apply, Some(m)) if m == rolled_back_marker => {
@@ -833,7 +893,7 @@ impl ChangeEngine<'_> {
                     &now,
                     format!("{taken}: the inverse patch was already in the cluster"),
                 );
-                self.save(&id, &record, Some(&(Action::RollBack, self.by.clone(), "rolled back automatically (finished after the process making the change stopped)".to_owned())))
+                self.save(&id, &record, Some(&(Action::RollBack, self.by.clone(), "rolled back automatically (finished after the process making the change stopped)".to_owned()))).await
             }
             (ChangeKind::Rollback, Some(m)) if m == record.id => {
                 record.status = ChangeStatus::Made;
@@ -851,6 +911,7 @@ impl ChangeEngine<'_> {
                             .to_owned(),
                     )),
                 )
+                .await
             }
             _ if record.status == ChangeStatus::Intent => {
                 let reason =
@@ -858,7 +919,7 @@ impl ChangeEngine<'_> {
                         .to_owned();
                 record.step(&now, format!("{taken}: {reason}"));
                 record.status = ChangeStatus::NotMade { reason };
-                self.save(&id, &record, None)
+                self.save(&id, &record, None).await
             }
             _ => {
                 let reason = format!(
@@ -868,7 +929,7 @@ impl ChangeEngine<'_> {
                 );
                 record.step(&now, format!("{taken}: {reason}"));
                 record.status = ChangeStatus::NeedsHuman { reason };
-                self.save(&id, &record, None)
+                self.save(&id, &record, None).await
             }
         }
     }

@@ -73,6 +73,9 @@ pub enum StoreError {
     Ambiguous { id: String, count: usize },
     #[error(transparent)]
     Refused(#[from] Refused),
+    /// A store kept elsewhere (the operator's Incident objects) failed.
+    #[error("the incident store failed: {0}")]
+    Backend(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

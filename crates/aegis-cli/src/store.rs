@@ -50,7 +50,7 @@ impl From<StoreError> for CliError {
             StoreError::Ambiguous { .. } => CliError::usage(message).hint("give more of the id"),
             StoreError::Io { .. } | StoreError::Encode { .. } => CliError::failure(message)
                 .hint("set agent.state_dir (or AEGIS_AGENT__STATE_DIR) to a writable directory"),
-            StoreError::Refused(_) => CliError::failure(message),
+            StoreError::Refused(_) | StoreError::Backend(_) => CliError::failure(message),
         }
     }
 }

@@ -250,6 +250,9 @@ async fn record(context: &Context, incident: &Incident, sources: Vec<String>) ->
     let now = incidents::now();
     let update = |status: &mut aegis_core::crd::IncidentStatus| {
         let next = match incidents::stored(status) {
+            // A production change under way decides the incident's next phase itself; the
+            // analysis waits for it.
+            Some(previous) if previous.change_in_progress().is_some() => return,
             Some(previous) => {
                 let incident = keep_verified_choice(
                     incident,
@@ -399,4 +402,95 @@ async fn resolve(context: &Context, incident: &IncidentResource) -> Result<()> {
     })
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use aegis_core::{Fix, PatchType, PolicyDecision, ResourceKind, ResourceRef, Risk};
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn fix(summary: &str, patch: Value) -> Fix {
+        Fix {
+            summary: summary.to_owned(),
+            target: ResourceRef::namespaced(ResourceKind::Deployment, "demo", "ml-trainer"),
+            patch_type: PatchType::StrategicMerge,
+            patch,
+            inverse_patch: json!({}),
+            risk: Risk::Low,
+            policy: PolicyDecision {
+                allowed: true,
+                violations: Vec::new(),
+            },
+            requires_approval: true,
+            rollback: None,
+        }
+    }
+
+    fn memory(request: &str) -> Value {
+        json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "trainer", "resources": {"requests": {"memory": request}}}]}}}})
+    }
+
+    fn incident(first: Fix, alternatives: Vec<Fix>) -> Incident {
+        let mut incident: Incident = serde_json::from_value(json!({
+            "id": "inc-1", "resource": {"kind": "Pod", "namespace": "demo", "name": "p"},
+            "workload": {"kind": "Deployment", "namespace": "demo", "name": "ml-trainer"},
+            "findings": [], "fix": null,
+            "rca": {"category": "insufficient-resources", "summary": "s", "root_cause": "r",
+                    "confidence": 0.9, "evidence": [], "analysis_steps": [],
+                    "decision_rationale": "", "backend": "rules", "llm": null},
+            "verification": {"plan": null, "result": {"verdict": "skipped", "reason": "x"}}
+        }))
+        .expect("an incident");
+        incident.fix = Some(first);
+        incident.alternative_fixes = alternatives;
+        incident
+    }
+
+    #[test]
+    fn a_fix_whose_values_moved_with_the_cluster_keeps_the_verified_one() {
+        let verified = fix("6336Mi", memory("6336Mi"));
+        let fresh = incident(fix("6400Mi", memory("6400Mi")), Vec::new());
+        let hash = aegis_shadow::fix_hash(&verified);
+        let kept = keep_verified_choice(&fresh, Some(&verified), Some(&hash));
+        assert_eq!(
+            kept.fix.as_ref().map(|f| f.summary.as_str()),
+            Some("6336Mi")
+        );
+
+        // A fix that changes other fields is a new decision.
+        let other = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "trainer", "resources": {"limits": {"memory": "8Gi"}}}]}}}});
+        let fresh = incident(fix("limit", other), Vec::new());
+        let kept = keep_verified_choice(&fresh, Some(&verified), Some(&hash));
+        assert_eq!(kept.fix.as_ref().map(|f| f.summary.as_str()), Some("limit"));
+    }
+
+    #[test]
+    fn the_candidate_a_shadow_chose_stays_in_front_of_the_first_one() {
+        let first = fix("first", json!({"spec": {"replicas": 1}}));
+        let chosen = fix("chosen", memory("4Gi"));
+        let fresh = incident(first, vec![chosen.clone()]);
+        let hash = aegis_shadow::fix_hash(&chosen);
+        let kept = keep_verified_choice(&fresh, Some(&chosen), Some(&hash));
+        assert_eq!(
+            kept.fix.as_ref().map(|f| f.summary.as_str()),
+            Some("chosen")
+        );
+        assert_eq!(kept.alternative_fixes[0].summary, "first");
+    }
+
+    #[test]
+    fn leaf_paths_key_list_items_by_name() {
+        let paths = leaf_paths(&memory("1Gi"));
+        assert_eq!(
+            paths.into_iter().collect::<Vec<_>>(),
+            [
+                ".spec.template.spec.containers[trainer].name",
+                ".spec.template.spec.containers[trainer].resources.requests.memory"
+            ]
+        );
+    }
 }

@@ -129,3 +129,102 @@ where
         "the status of Incident {name} changed under each of {CONFLICT_RETRIES} writes"
     )))
 }
+
+/// The change engine's records kept in `Incident` objects: each incident's audit records in its
+/// status, written with the read's resourceVersion (a conflict re-reads and runs the change
+/// again), found by name through the watch cache.
+pub struct IncidentRecords<'a> {
+    pub client: kube::Client,
+    pub cache: &'a kube::runtime::reflector::Store<IncidentResource>,
+    pub patch_dir: std::path::PathBuf,
+}
+
+impl IncidentRecords<'_> {
+    fn api_for(&self, id: &str) -> aegis_agent::store::StoreResult<Api<IncidentResource>> {
+        let namespace = self
+            .cache
+            .state()
+            .iter()
+            .find(|i| i.metadata.name.as_deref() == Some(id))
+            .and_then(|i| i.metadata.namespace.clone())
+            .ok_or_else(|| aegis_agent::store::StoreError::NotFound {
+                id: id.to_owned(),
+                dir: crate::crd::NAME.into(),
+            })?;
+        Ok(Api::namespaced(self.client.clone(), &namespace))
+    }
+}
+
+fn backend(error: impl std::fmt::Display) -> aegis_agent::store::StoreError {
+    aegis_agent::store::StoreError::Backend(error.to_string())
+}
+
+impl aegis_agent::change::Records for IncidentRecords<'_> {
+    fn find<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> futures::future::BoxFuture<'a, aegis_agent::store::StoreResult<StoredIncident>> {
+        Box::pin(async move {
+            let api = self.api_for(id)?;
+            let object = api.get(id).await.map_err(backend)?;
+            object
+                .status
+                .as_ref()
+                .and_then(stored)
+                .ok_or_else(|| backend(format!("Incident {id} has no diagnosis in its status yet")))
+        })
+    }
+
+    fn list(
+        &self,
+    ) -> futures::future::BoxFuture<'_, aegis_agent::store::StoreResult<Vec<StoredIncident>>> {
+        Box::pin(async move {
+            Ok(self
+                .cache
+                .state()
+                .iter()
+                .filter_map(|i| i.status.as_ref().and_then(stored))
+                .collect())
+        })
+    }
+
+    fn update<'a>(
+        &'a self,
+        id: &'a str,
+        change: &'a mut (
+                    dyn FnMut(&mut StoredIncident) -> aegis_agent::change::ChangeResult<()> + Send
+                ),
+    ) -> futures::future::BoxFuture<'a, aegis_agent::change::ChangeResult<StoredIncident>> {
+        Box::pin(async move {
+            let api = self.api_for(id)?;
+            for _ in 0..CONFLICT_RETRIES {
+                let mut object = api.get(id).await.map_err(backend)?;
+                let mut status = object.status.clone().unwrap_or_default();
+                let mut record = stored(&status).ok_or_else(|| {
+                    backend(format!("Incident {id} has no diagnosis in its status yet"))
+                })?;
+                change(&mut record)?;
+                write_back(&mut status, record.clone());
+                object.status = Some(status);
+                object.metadata.managed_fields = None;
+                let params = PostParams {
+                    field_manager: Some(crate::MANAGER.to_owned()),
+                    ..PostParams::default()
+                };
+                match api.replace_status(id, &params, &object).await {
+                    Ok(_) => return Ok(record),
+                    Err(kube::Error::Api(status)) if status.code == 409 => {}
+                    Err(error) => return Err(backend(error).into()),
+                }
+            }
+            Err(backend(format!(
+                "the status of Incident {id} changed under each of {CONFLICT_RETRIES} writes"
+            ))
+            .into())
+        })
+    }
+
+    fn patch_dir(&self) -> std::path::PathBuf {
+        self.patch_dir.clone()
+    }
+}

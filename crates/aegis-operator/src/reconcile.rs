@@ -146,6 +146,8 @@ fn action_name(during: &str) -> &'static str {
         "verify" => "Verify",
         "decide" => "Decide",
         "collect" => "Collect",
+        "apply" => "Apply",
+        "roll back" => "RollBack",
         _ => "Reconcile",
     }
 }
@@ -234,7 +236,109 @@ async fn step(
             }
         }
         Phase::Resolved => collect(incident, status, context).await,
+        // Approved by a person (or auto-applied earlier and resumed after a stop): the change
+        // engine applies, confirms, and rolls back on a regression.
+        Phase::Approved => change(incident, context, None).await,
+        Phase::Verified if auto_applies(status, context) => change(incident, context, None).await,
+        Phase::Applied => match &incident.spec.rollback {
+            Some(decision) => {
+                let reason = if decision.reason.is_empty() {
+                    format!("asked for by {} in the Incident's spec", decision.by)
+                } else {
+                    format!("{} (asked for by {})", decision.reason, decision.by)
+                };
+                change(incident, context, Some(reason)).await
+            }
+            None => Ok(Action::await_change()),
+        },
         _ => Ok(Action::await_change()),
+    }
+}
+
+/// Whether the policy lets the engine apply this verified fix without a person.
+fn auto_applies(status: &IncidentStatus, context: &Context) -> bool {
+    let Some(record) = incidents::stored(status) else {
+        return false;
+    };
+    let all: Vec<_> = context
+        .caches
+        .incidents
+        .state()
+        .iter()
+        .filter_map(|i| i.status.as_ref().and_then(incidents::stored))
+        .collect();
+    matches!(
+        aegis_agent::change::preconditions::may_apply(
+            &record,
+            &all,
+            &context.settings.policy,
+            k8s_openapi::jiff::Timestamp::now(),
+        ),
+        Ok(aegis_agent::change::Grant::AutoApply)
+    )
+}
+
+/// Runs the change engine on the incident: its fix applied (`rollback` unset) or undone.
+async fn change(
+    incident: &IncidentResource,
+    context: &Context,
+    rollback: Option<String>,
+) -> Result<Action, ReconcileError> {
+    let name = incident.name_any();
+    let patch_dir = context
+        .settings
+        .agent
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("aegis"))
+        .join("gitops");
+    let records = incidents::IncidentRecords {
+        client: context.client.clone(),
+        cache: &context.caches.incidents,
+        patch_dir,
+    };
+    let engine = aegis_agent::change::ChangeEngine {
+        store: &records,
+        cluster: &context.live,
+        settings: &context.settings,
+        by: OPERATOR.to_owned(),
+        progress: &Traced,
+    };
+    let during = if rollback.is_some() {
+        "roll back"
+    } else {
+        "apply"
+    };
+    let outcome = match &rollback {
+        None => engine.apply(&name).await,
+        Some(reason) => engine.rollback(&name, reason).await,
+    };
+    match outcome {
+        Ok(changed) => {
+            let status = changed.change.status.as_str();
+            ::metrics::counter!(metrics::CHANGES, "outcome" => status).increment(1);
+            if changed.change.status == aegis_core::change::ChangeStatus::RolledBack {
+                ::metrics::counter!(metrics::ROLLBACKS).increment(1);
+            }
+            tracing::info!(incident = %name, change = %changed.change.id, status, "production change");
+            Ok(Action::await_change())
+        }
+        Err(error) => {
+            let hint = error.hint().map(|h| format!(" ({h})")).unwrap_or_default();
+            Err(ReconcileError {
+                during,
+                message: format!("{error}{hint}"),
+            })
+        }
+    }
+}
+
+/// The change engine's progress, as log lines (the status holds every step).
+struct Traced;
+
+impl aegis_agent::change::ChangeProgress for Traced {
+    fn step(&self, change: &aegis_core::change::ChangeRecord, what: &str) {
+        tracing::info!(change = %change.id, incident = %change.incident, "{what}");
     }
 }
 
@@ -261,6 +365,15 @@ async fn decide(
     {
         if approval.fix_hash.is_none() || approval.fix_hash != status.fix_hash {
             // An approval names the fix it approves; another fix stays unapproved.
+            return Ok(None);
+        }
+        let spent = status.changes.iter().any(|c| {
+            c.kind == aegis_core::change::ChangeKind::Apply
+                && Some(&c.fix_hash) == approval.fix_hash.as_ref()
+        });
+        if spent {
+            // The approval was used: the change was made (and maybe undone). Applying the
+            // same fix again takes a new decision, not the old one left in the spec.
             return Ok(None);
         }
         (Move::Approve, approval)

@@ -527,15 +527,18 @@ async fn the_operator_records_verifies_and_resolves_incidents_with_one_leader() 
     .await;
 
     // Decisions in the spec: an approval of another fix does nothing; of this one, approves.
-    let payments = settled
-        .iter()
-        .find(|i| {
-            phase(i) == Some(Phase::Verified)
-                && i.metadata.namespace.as_deref() == Some("demo")
-                && i.spec.workload.name != "storefront"
-        })
+    let verified_in_demo = |i: &&IncidentResource| {
+        phase(i) == Some(Phase::Verified)
+            && i.metadata.namespace.as_deref() == Some("demo")
+            && !["storefront", "ml-trainer"].contains(&i.spec.workload.name.as_str())
+    };
+    let payments = of(&settled, "payments-web")
+        .into_iter()
+        .find(verified_in_demo)
+        .or_else(|| settled.iter().find(verified_in_demo))
         .expect("a verified incident in demo")
         .clone();
+    eprintln!("approving {}", payments.spec.workload.name);
     let name = payments.metadata.name.clone().expect("a name");
     let demo: Api<IncidentResource> = Api::namespaced(client.clone(), "demo");
     let hash = payments
@@ -563,22 +566,114 @@ async fn the_operator_records_verifies_and_resolves_incidents_with_one_leader() 
     )
     .await
     .expect("patched");
-    let approved = wait_for("approved", Duration::from_secs(30), || {
+    // Approved, the change engine applies it with its audit record in the status first, and
+    // confirms it on the real rollout.
+    let approved_at = Instant::now();
+    let applied = wait_for("applied", Duration::from_secs(120), || {
         let demo = demo.clone();
         let name = name.clone();
         async move {
             let incident = demo.get(&name).await.ok()?;
-            (phase(&incident) == Some(Phase::Approved)).then_some(incident)
+            matches!(
+                phase(&incident),
+                Some(Phase::Applied | Phase::RolledBack | Phase::Resolved)
+            )
+            .then_some(incident)
         }
     })
     .await;
-    let last = approved
+    eprintln!(
+        "{}: approval to applied in {:.1} s",
+        payments.spec.workload.name,
+        approved_at.elapsed().as_secs_f64()
+    );
+    let status = applied.status.as_ref().expect("status");
+    let approval = status
+        .history
+        .iter()
+        .find(|t| t.to == Phase::Approved)
+        .expect("the approval in the history");
+    assert_eq!(approval.by, "e2e-sre");
+    assert_eq!(approval.reason, "checked the shadow");
+    assert!(
+        status.history.iter().any(|t| t.to == Phase::Applied),
+        "{:?}",
+        status.history
+    );
+    let change = status.changes.first().expect("the audit record");
+    assert_eq!(change.approver, "e2e-sre");
+    assert_eq!(
+        change.status,
+        aegis_core::change::ChangeStatus::Confirmed,
+        "{change:?}"
+    );
+    assert_eq!(change.fix_hash, hash);
+
+    // A fix production cannot hold (four trainers, each sized to one node's room, on three
+    // nodes): applied, regressed, rolled back with the inverse patch.
+    kubectl(
+        &binaries,
+        &cluster,
+        &["scale", "deploy/ml-trainer", "-n", "demo", "--replicas=4"],
+    );
+    let trainer = of(&settled, "ml-trainer")[0].clone();
+    let trainer_name = trainer.metadata.name.clone().expect("a name");
+    let trainer_now = demo.get(&trainer_name).await.expect("read");
+    let trainer_hash = trainer_now
         .status
         .as_ref()
-        .and_then(|s| s.history.last().cloned())
-        .expect("history");
-    assert_eq!(last.by, "e2e-sre");
-    assert_eq!(last.reason, "checked the shadow");
+        .and_then(|s| s.fix_hash.clone())
+        .expect("a fix hash");
+    assert_eq!(phase(&trainer_now), Some(Phase::Verified));
+    demo.patch(
+        &trainer_name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"approval": {"by": "e2e-sre", "fixHash": trainer_hash}}})),
+    )
+    .await
+    .expect("patched");
+    let rolled_back = wait_for("rolled back", Duration::from_secs(420), || {
+        let demo = demo.clone();
+        let name = trainer_name.clone();
+        async move {
+            let incident = demo.get(&name).await.ok()?;
+            let change = incident.status.as_ref()?.changes.first()?.clone();
+            (change.status == aegis_core::change::ChangeStatus::RolledBack).then_some(incident)
+        }
+    })
+    .await;
+    let path: Vec<Phase> = rolled_back
+        .status
+        .as_ref()
+        .map(|s| s.history.iter().map(|t| t.to).collect())
+        .unwrap_or_default();
+    assert!(path.contains(&Phase::RolledBack), "{path:?}");
+    // The same fix again would oscillate: a human decides, and the spent approval does not
+    // approve it a second time.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let settled_trainer = demo.get(&trainer_name).await.expect("read");
+    assert_eq!(
+        phase(&settled_trainer),
+        Some(Phase::Escalated),
+        "{:?}",
+        settled_trainer.status.as_ref().map(|s| &s.history)
+    );
+    assert_eq!(
+        settled_trainer.status.as_ref().map(|s| s.changes.len()),
+        Some(1),
+        "one change, undone; no second attempt"
+    );
+    let change = rolled_back
+        .status
+        .as_ref()
+        .and_then(|s| s.changes.first().cloned())
+        .expect("the audit record");
+    assert_eq!(change.status, aegis_core::change::ChangeStatus::RolledBack);
+    let seen = serde_json::to_string(&change.evidence_seen).expect("serializes");
+    assert!(
+        seen.contains("FailedScheduling") || seen.contains("Insufficient memory"),
+        "{seen}"
+    );
 
     // Repaired by hand: the storefront Service's selector fixed; its Incident resolves, then
     // goes after the retention (20 s here).

@@ -592,7 +592,7 @@ async fn a_change_whose_process_died_before_writing_is_recorded_as_not_made_and_
     );
     intent.owner.pid = 0;
     intent.owner.heartbeat = "2020-01-01T00:00:00Z".to_owned();
-    engine.begin(&incident.id, &intent).expect("records");
+    engine.begin(&incident.id, &intent).await.expect("records");
     let changed = engine.apply(&incident.id).await.expect("applies");
     assert_eq!(changed.change.status, ChangeStatus::Confirmed);
     assert_eq!(changed.incident.changes.len(), 2);
