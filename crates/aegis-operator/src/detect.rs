@@ -123,6 +123,68 @@ fn is_shadow(context: &Context, namespace: &str) -> bool {
         })
 }
 
+/// Whether anything in `namespace` could give or clear an incident: the namespace selector
+/// chooses it, an object in it is annotated `aegis.io/monitor`, a K8sGPT Result is about it, or
+/// an incident there is open. Other namespaces cost no analysis.
+fn worth_analyzing(context: &Context, namespace: &str) -> bool {
+    let caches = &context.caches;
+    let selected = context
+        .settings
+        .operator
+        .namespace_selector
+        .as_deref()
+        .and_then(|s| s.parse::<LabelSelector>().ok())
+        .is_some_and(|selector| {
+            caches.namespaces.state().iter().any(|n| {
+                n.metadata.name.as_deref() == Some(namespace)
+                    && selector.matches(n.metadata.labels.as_ref())
+            })
+        });
+    let here = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        meta.namespace.as_deref().unwrap_or(CLUSTER) == namespace
+    };
+    let annotated = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        here(meta)
+            && meta
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(MONITOR_ANNOTATION))
+                .is_some_and(|v| v == "true")
+    };
+    selected
+        || !caches.results_in(namespace).is_empty()
+        || caches.incidents.state().iter().any(|i| {
+            i.spec.workload.namespace.as_deref().unwrap_or(CLUSTER) == namespace
+                && i.status
+                    .as_ref()
+                    .and_then(|s| s.phase)
+                    .is_some_and(|p| p != Phase::Resolved)
+        })
+        || caches.pods.state().iter().any(|o| annotated(&o.metadata))
+        || caches
+            .deployments
+            .state()
+            .iter()
+            .any(|o| annotated(&o.metadata))
+        || caches
+            .stateful_sets
+            .state()
+            .iter()
+            .any(|o| annotated(&o.metadata))
+        || caches
+            .daemon_sets
+            .state()
+            .iter()
+            .any(|o| annotated(&o.metadata))
+        || caches.jobs.state().iter().any(|o| annotated(&o.metadata))
+        || caches
+            .services
+            .state()
+            .iter()
+            .any(|o| annotated(&o.metadata))
+        || (namespace == CLUSTER && caches.nodes.state().iter().any(|o| annotated(&o.metadata)))
+}
+
 /// Whether the operator watches `incident`'s workload.
 fn watched(incident: &Incident, state: &ClusterState, selector: Option<&LabelSelector>) -> bool {
     let annotated = |r: &ResourceRef| {
@@ -158,6 +220,9 @@ pub(crate) async fn pass(context: &Context, namespace: &str) -> Result<()> {
     if is_shadow(context, namespace) {
         // Shadows are AEGIS's own experiments: their failures are the evidence of a
         // verification, not incidents.
+        return Ok(());
+    }
+    if !worth_analyzing(context, namespace) {
         return Ok(());
     }
     let mut state = context.caches.state_of(namespace);
