@@ -351,11 +351,15 @@ async fn decide(
 ) -> Result<Option<Action>, ReconcileError> {
     let spec = &incident.spec;
     let now = incidents::now();
-    let (action, decision) = if let Some(rejection) = spec.rejection.as_ref().filter(|_| {
+    if incidents::stored(status).is_some_and(|s| s.change_in_progress().is_some()) {
+        // A change under way ends on its own evidence (confirmed or rolled back) first.
+        return Ok(None);
+    }
+    let (action, decision) = if let Some(rejection) = spec.rejection.as_ref().filter(|r| {
         matches!(
             phase,
             Phase::Verified | Phase::Failed | Phase::Escalated | Phase::Approved
-        )
+        ) && (r.fix_hash.is_none() || r.fix_hash == status.fix_hash)
     }) {
         (Move::Reject, rejection)
     } else if let Some(approval) = spec
