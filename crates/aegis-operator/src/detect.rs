@@ -29,35 +29,34 @@ const RESYNC: Duration = Duration::from_secs(60);
 
 pub(crate) async fn run(context: Arc<Context>) -> Result<()> {
     let debounce = Duration::from_millis(context.settings.operator.debounce_millis);
-    let resync = {
-        let context = context.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(RESYNC).await;
-                for namespace in open_namespaces(&context) {
-                    context.caches.dirty.mark(&namespace);
-                }
-            }
-        })
-    };
+    let mut resync = tokio::time::interval(RESYNC);
+    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is immediate; the first pass comes from the caches' initial events.
+    resync.tick().await;
+    let mut failed_before: BTreeSet<String> = BTreeSet::new();
     loop {
-        let mut namespaces = context.caches.dirty.take().await;
+        let mut namespaces = tokio::select! {
+            taken = context.caches.dirty.take() => taken,
+            _ = resync.tick() => open_namespaces(&context),
+        };
         tokio::time::sleep(debounce).await;
         namespaces.extend(context.caches.dirty.take_now());
+        namespaces.extend(std::mem::take(&mut failed_before));
+        let mut failed = BTreeSet::new();
         for namespace in namespaces {
             let started = Instant::now();
             if let Err(error) = pass(&context, &namespace).await {
                 ::metrics::counter!(metrics::RECONCILE_ERRORS, "during" => "detect").increment(1);
-                tracing::warn!(namespace = %namespace, %error, "analysis pass failed; retried on the next change");
-                context.caches.dirty.mark(&namespace);
+                // Retried with the next round (the next change anywhere, or the resync within
+                // a minute), not at once, which would hammer an API server in trouble.
+                tracing::warn!(namespace = %namespace, %error, "analysis pass failed");
+                failed.insert(namespace);
             }
             ::metrics::histogram!(metrics::ANALYSIS_SECONDS)
                 .record(started.elapsed().as_secs_f64());
         }
         publish_gauges(&context);
-        if resync.is_finished() {
-            return Ok(());
-        }
+        failed_before = failed;
     }
 }
 
