@@ -76,10 +76,8 @@ fn open_namespaces(context: &Context) -> BTreeSet<String> {
         .map(|i| i.spec.workload.namespace.clone().unwrap_or_default())
         .collect();
     for pod in context.caches.pods.state() {
-        if !aegis_core::state::pod_is_ready(&pod)
-            && pod.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Succeeded")
-        {
-            namespaces.insert(pod.metadata.namespace.clone().unwrap_or_default());
+        if !pod.ready_or_done() {
+            namespaces.insert(kube::ResourceExt::namespace(pod.as_ref()).unwrap_or_default());
         }
     }
     namespaces
@@ -159,7 +157,11 @@ fn worth_analyzing(context: &Context, namespace: &str) -> bool {
                     .and_then(|s| s.phase)
                     .is_some_and(|p| p != Phase::Resolved)
         })
-        || caches.pods.state().iter().any(|o| annotated(&o.metadata))
+        || caches
+            .pods
+            .state()
+            .iter()
+            .any(|o| annotated(kube::Resource::meta(o.as_ref())))
         || caches
             .deployments
             .state()

@@ -15,6 +15,7 @@ mod detect;
 mod incidents;
 pub mod leader;
 pub mod metrics;
+mod pods;
 mod reconcile;
 pub mod serve;
 pub mod status;

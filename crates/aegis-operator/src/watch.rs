@@ -20,7 +20,7 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Event, Namespace, Node, PersistentVolumeClaim, Pod, Service,
+    ConfigMap, Event, Namespace, Node, PersistentVolumeClaim, Service,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -33,6 +33,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
 use crate::metrics;
+use crate::pods::CachedPod;
 
 /// The key of the cluster-scoped pass (Nodes).
 pub const CLUSTER: &str = "";
@@ -84,7 +85,7 @@ pub struct Caches {
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     pub nodes: Store<Node>,
     pub storage_classes: Store<StorageClass>,
-    pub pods: Store<Pod>,
+    pub pods: Store<CachedPod>,
     pub deployments: Store<Deployment>,
     pub replica_sets: Store<ReplicaSet>,
     pub stateful_sets: Store<StatefulSet>,
@@ -114,104 +115,17 @@ impl std::fmt::Debug for Caches {
 
 /// Drops what no analysis reads, before the object is stored.
 fn strip<K: Resource>(object: &mut K) {
-    let meta = object.meta_mut();
+    strip_meta(object.meta_mut());
+}
+
+/// Drops the managed fields and the last-applied configuration from metadata.
+pub(crate) fn strip_meta(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
     meta.managed_fields = None;
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-    }
-}
-
-/// Whether a pod is healthy and owned: running with every container ready and never
-/// restarted (or finished successfully), and made by a controller whose template holds its
-/// spec. Nothing diagnoses such a pod; the analysis reads only its identity, node, images,
-/// requests and ports (capacity, images known to run, ports a selector reaches).
-fn healthy_and_owned(pod: &Pod) -> bool {
-    let owned = pod
-        .metadata
-        .owner_references
-        .as_ref()
-        .is_some_and(|o| !o.is_empty());
-    let Some(status) = pod.status.as_ref() else {
-        return false;
-    };
-    let statuses = status.container_statuses.as_ref();
-    let clean = statuses.is_some_and(|all| {
-        all.iter().all(|c| {
-            c.restart_count == 0 && c.last_state.as_ref().is_none_or(|l| l.terminated.is_none())
-        })
-    });
-    let healthy = match status.phase.as_deref() {
-        Some("Running") => {
-            clean
-                && aegis_core::state::pod_is_ready(pod)
-                && statuses.is_some_and(|all| all.iter().all(|c| c.ready))
+        if annotations.is_empty() {
+            meta.annotations = None;
         }
-        Some("Succeeded") => clean,
-        _ => false,
-    };
-    owned && healthy && pod.metadata.deletion_timestamp.is_none()
-}
-
-/// Keeps of a healthy owned pod what the analysis reads of it; a pod that is not healthy is
-/// kept whole (its next change brings the whole object again).
-fn slim_pod(pod: &mut Pod) {
-    use k8s_openapi::api::core::v1::{
-        Container, ContainerStatus, PodCondition, PodSpec, PodStatus,
-    };
-    strip(pod);
-    if !healthy_and_owned(pod) {
-        return;
-    }
-    let slim_container = |c: &Container| Container {
-        name: c.name.clone(),
-        image: c.image.clone(),
-        resources: c.resources.clone(),
-        ports: c.ports.clone(),
-        ..Container::default()
-    };
-    if let Some(spec) = pod.spec.take() {
-        pod.spec = Some(PodSpec {
-            node_name: spec.node_name,
-            containers: spec.containers.iter().map(slim_container).collect(),
-            init_containers: spec
-                .init_containers
-                .map(|all| all.iter().map(slim_container).collect()),
-            image_pull_secrets: spec.image_pull_secrets,
-            ..PodSpec::default()
-        });
-    }
-    if let Some(status) = pod.status.take() {
-        let slim_status = |c: ContainerStatus| ContainerStatus {
-            name: c.name,
-            image: c.image,
-            image_id: c.image_id,
-            ready: c.ready,
-            restart_count: c.restart_count,
-            started: c.started,
-            state: c.state,
-            ..ContainerStatus::default()
-        };
-        pod.status = Some(PodStatus {
-            phase: status.phase,
-            start_time: status.start_time,
-            conditions: status.conditions.map(|all| {
-                all.into_iter()
-                    .map(|c| PodCondition {
-                        type_: c.type_,
-                        status: c.status,
-                        last_transition_time: c.last_transition_time,
-                        ..PodCondition::default()
-                    })
-                    .collect()
-            }),
-            container_statuses: status
-                .container_statuses
-                .map(|all| all.into_iter().map(slim_status).collect()),
-            init_container_statuses: status
-                .init_container_statuses
-                .map(|all| all.into_iter().map(slim_status).collect()),
-            ..PodStatus::default()
-        });
     }
 }
 
@@ -231,20 +145,6 @@ fn cache<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    cache_slimmed(client, dirty, kind, touched, strip::<K>)
-}
-
-/// [`cache`], with `slim` trimming each object before it is stored.
-fn cache_slimmed<K>(
-    client: &Client,
-    dirty: &Arc<Dirty>,
-    kind: &'static str,
-    touched: fn(&K) -> Option<String>,
-    slim: fn(&mut K),
-) -> Store<K>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-{
     let api: Api<K> = Api::all(client.clone());
     let (reader, writer) = reflector::store();
     let stream = watcher(
@@ -255,7 +155,7 @@ where
         watcher::Config::default().page_size(500),
     )
     .default_backoff()
-    .modify(slim)
+    .modify(strip::<K>)
     .reflect(writer)
     .touched_objects();
     let dirty = dirty.clone();
@@ -350,7 +250,7 @@ impl Caches {
             namespaces: namespace_cache(client, &dirty),
             nodes: cache(client, &dirty, "Node", |_| Some(CLUSTER.to_owned())),
             storage_classes: cache(client, &dirty, "StorageClass", |_| None),
-            pods: cache_slimmed(client, &dirty, "Pod", own_namespace, slim_pod),
+            pods: cache(client, &dirty, "Pod", own_namespace),
             deployments: cache(client, &dirty, "Deployment", own_namespace),
             replica_sets: cache(client, &dirty, "ReplicaSet", own_namespace),
             stateful_sets: cache(client, &dirty, "StatefulSet", own_namespace),
@@ -449,7 +349,13 @@ impl Caches {
                 .collect(),
             nodes: copies(&self.nodes, |_| true),
             storage_classes: copies(&self.storage_classes, |_| true),
-            pods: copies(&self.pods, |o| here(&o.metadata)),
+            pods: self
+                .pods
+                .state()
+                .iter()
+                .filter(|p| here(p.meta()))
+                .map(|p| p.to_pod())
+                .collect(),
             deployments: copies(&self.deployments, |o| here(&o.metadata)),
             replica_sets: copies(&self.replica_sets, |o| here(&o.metadata)),
             stateful_sets: copies(&self.stateful_sets, |o| here(&o.metadata)),
@@ -514,76 +420,5 @@ impl Caches {
                     .is_ok_and(|o| o.namespace.as_deref().unwrap_or_default() == namespace)
             })
             .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use k8s_openapi::api::core::v1::Pod;
-    use serde_json::json;
-
-    use super::slim_pod;
-
-    fn pod(owned: bool, ready: bool, restarts: i32) -> Pod {
-        let mut pod = json!({
-            "metadata": {"name": "web-1", "namespace": "shop", "labels": {"app": "web"},
-                         "managedFields": [{"manager": "kubelet"}]},
-            "spec": {"nodeName": "n1", "serviceAccountName": "default",
-                     "volumes": [{"name": "kube-api-access", "projected": {"sources": []}}],
-                     "containers": [{"name": "web", "image": "nginx:1.27.2",
-                                     "env": [{"name": "MODE", "value": "x"}],
-                                     "resources": {"requests": {"memory": "64Mi"}},
-                                     "ports": [{"containerPort": 8080}],
-                                     "readinessProbe": {"httpGet": {"path": "/", "port": 8080}}}]},
-            "status": {"phase": "Running", "podIP": "10.0.0.1",
-                       "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" },
-                                       "message": "m", "lastTransitionTime": "2026-12-03T00:00:00Z"}],
-                       "containerStatuses": [{"name": "web", "image": "nginx:1.27.2", "imageID": "x",
-                                              "ready": ready, "restartCount": restarts,
-                                              "state": {"running": {"startedAt": "2026-12-03T00:00:00Z"}}}]}
-        });
-        if owned {
-            pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d9c", "uid": "u1"}]);
-        }
-        serde_json::from_value(pod).expect("a pod")
-    }
-
-    #[test]
-    fn a_healthy_owned_pod_keeps_only_what_the_analysis_reads() {
-        let mut healthy = pod(true, true, 0);
-        slim_pod(&mut healthy);
-        assert!(healthy.metadata.managed_fields.is_none());
-        let spec = healthy.spec.as_ref().expect("spec");
-        assert_eq!(spec.node_name.as_deref(), Some("n1"));
-        assert!(spec.volumes.is_none() && spec.service_account_name.is_none());
-        let container = &spec.containers[0];
-        assert_eq!(container.image.as_deref(), Some("nginx:1.27.2"));
-        assert!(container.resources.is_some() && container.ports.is_some());
-        assert!(container.env.is_none() && container.readiness_probe.is_none());
-        let status = healthy.status.as_ref().expect("status");
-        assert!(status.pod_ip.is_none());
-        assert!(
-            aegis_core::state::pod_is_ready(&healthy),
-            "readiness is kept"
-        );
-        assert_eq!(
-            status.container_statuses.as_ref().map(|c| c[0].ready),
-            Some(true)
-        );
-    }
-
-    #[test]
-    fn a_failing_restarted_or_bare_pod_is_kept_whole() {
-        for (owned, ready, restarts) in [(true, false, 0), (true, true, 2), (false, true, 0)] {
-            let mut kept = pod(owned, ready, restarts);
-            slim_pod(&mut kept);
-            let spec = kept.spec.as_ref().expect("spec");
-            assert!(spec.volumes.is_some(), "{owned} {ready} {restarts}");
-            assert!(spec.containers[0].env.is_some());
-            assert!(
-                kept.metadata.managed_fields.is_none(),
-                "managed fields always go"
-            );
-        }
     }
 }

@@ -489,7 +489,13 @@ async fn the_operator_records_verifies_and_resolves_incidents_with_one_leader() 
     let legacy: Api<IncidentResource> = Api::namespaced(client.clone(), "legacy");
     let from_k8sgpt = wait_for("the Result's Incident", Duration::from_secs(60), || {
         let legacy = legacy.clone();
-        async move { incidents(&legacy).await.into_iter().next() }
+        // Created with its spec, then its status written: wait for both.
+        async move {
+            incidents(&legacy)
+                .await
+                .into_iter()
+                .find(|i| phase(i).is_some())
+        }
     })
     .await;
     let status = from_k8sgpt.status.as_ref().expect("status");
