@@ -265,7 +265,17 @@ impl CachedPod {
         match &self.body {
             Body::Compact(compact) => compact.to_pod(&self.meta),
             Body::Raw(text) => {
-                let mut pod: Pod = serde_json::from_str(text).unwrap_or_default();
+                // The text is what serde_json wrote from the API server's object; should it
+                // not decode as a Pod, the pod is analyzed from its metadata alone, and said.
+                let mut pod: Pod = serde_json::from_str(text).unwrap_or_else(|error| {
+                    tracing::warn!(
+                        pod = ?self.meta.name,
+                        namespace = ?self.meta.namespace,
+                        %error,
+                        "a cached pod does not decode; its spec and status are not analyzed"
+                    );
+                    Pod::default()
+                });
                 pod.metadata = self.meta.clone();
                 pod
             }
