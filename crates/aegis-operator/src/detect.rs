@@ -125,28 +125,17 @@ fn is_shadow(context: &Context, namespace: &str) -> bool {
 /// an incident there is open. Other namespaces cost no analysis.
 fn worth_analyzing(context: &Context, namespace: &str) -> bool {
     let caches = &context.caches;
-    let selected = context
-        .settings
-        .operator
-        .namespace_selector
-        .as_deref()
-        .and_then(|s| s.parse::<LabelSelector>().ok())
-        .is_some_and(|selector| {
-            caches.namespaces.state().iter().any(|n| {
-                n.metadata.name.as_deref() == Some(namespace)
-                    && selector.matches(n.metadata.labels.as_ref())
-            })
-        });
+    let selected = context.namespace_selector.as_ref().is_some_and(|selector| {
+        caches.namespaces.state().iter().any(|n| {
+            n.metadata.name.as_deref() == Some(namespace)
+                && selector.matches(n.metadata.labels.as_ref())
+        })
+    });
     let here = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
         meta.namespace.as_deref().unwrap_or(CLUSTER) == namespace
     };
     let annotated = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-        here(meta)
-            && meta
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(MONITOR_ANNOTATION))
-                .is_some_and(|v| v == "true")
+        here(meta) && monitored(meta)
     };
     selected
         || !caches.results_in(namespace).is_empty()
@@ -186,14 +175,20 @@ fn worth_analyzing(context: &Context, namespace: &str) -> bool {
         || (namespace == CLUSTER && caches.nodes.state().iter().any(|o| annotated(&o.metadata)))
 }
 
+/// Whether an object asks to be watched (`aegis.io/monitor: "true"`).
+fn monitored(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> bool {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(MONITOR_ANNOTATION))
+        .is_some_and(|v| v == "true")
+}
+
 /// Whether the operator watches `incident`'s workload.
 fn watched(incident: &Incident, state: &ClusterState, selector: Option<&LabelSelector>) -> bool {
     let annotated = |r: &ResourceRef| {
         state
             .meta(r.kind, r.namespace_str(), &r.name)
-            .and_then(|m| m.annotations.as_ref())
-            .and_then(|a| a.get(MONITOR_ANNOTATION))
-            .is_some_and(|v| v == "true")
+            .is_some_and(monitored)
     };
     if annotated(&incident.workload)
         || annotated(&incident.resource)
@@ -256,13 +251,7 @@ pub(crate) async fn pass(context: &Context, namespace: &str) -> Result<()> {
     let report = context
         .agent
         .analyze(&state, SourceKind::Cluster, &request)
-        .map_err(|e| crate::Error::Settings(e.to_string()))?;
-    let selector = context
-        .settings
-        .operator
-        .namespace_selector
-        .as_deref()
-        .and_then(|s| s.parse::<LabelSelector>().ok());
+        .map_err(|e| crate::Error::Analysis(e.to_string()))?;
     let mut found = BTreeSet::new();
     for incident in &report.incidents {
         let here = incident.workload.namespace.as_deref().unwrap_or(CLUSTER) == namespace;
@@ -273,7 +262,7 @@ pub(crate) async fn pass(context: &Context, namespace: &str) -> Result<()> {
             .get(&incident.workload)
             .cloned()
             .unwrap_or_default();
-        let own = watched(incident, &state, selector.as_ref());
+        let own = watched(incident, &state, context.namespace_selector.as_ref());
         if !own && sources.is_empty() {
             continue;
         }

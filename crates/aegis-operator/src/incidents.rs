@@ -59,6 +59,25 @@ pub fn write_back(status: &mut IncidentStatus, stored: StoredIncident) {
     status.changes = stored.changes;
 }
 
+/// Writes as the operator's field manager.
+fn params() -> PostParams {
+    PostParams {
+        field_manager: Some(crate::MANAGER.to_owned()),
+        ..PostParams::default()
+    }
+}
+
+/// The records of every cached Incident that has a diagnosis.
+pub fn all_records(
+    cache: &kube::runtime::reflector::Store<IncidentResource>,
+) -> Vec<StoredIncident> {
+    cache
+        .state()
+        .iter()
+        .filter_map(|i| i.status.as_ref().and_then(stored))
+        .collect()
+}
+
 /// Creates the Incident (spec only) unless it exists.
 pub async fn create(api: &Api<IncidentResource>, name: &str, spec: IncidentSpec) -> Result<()> {
     let mut labels = std::collections::BTreeMap::new();
@@ -79,11 +98,7 @@ pub async fn create(api: &Api<IncidentResource>, name: &str, spec: IncidentSpec)
         spec,
         status: None,
     };
-    let params = PostParams {
-        field_manager: Some(crate::MANAGER.to_owned()),
-        ..PostParams::default()
-    };
-    match api.create(&params, &object).await {
+    match api.create(&params(), &object).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
         Err(error) => Err(error.into()),
@@ -101,33 +116,58 @@ pub async fn update_status<F>(
 where
     F: FnMut(&IncidentSpec, &mut IncidentStatus),
 {
+    try_update_status(api, name, |spec, status| {
+        change(spec, status);
+        Ok::<(), std::convert::Infallible>(())
+    })
+    .await
+    .map_err(|failure| match failure {
+        Failed::Api(error) => error,
+        Failed::Change(never) => match never {},
+    })
+}
+
+/// Why [`try_update_status`] wrote nothing.
+#[derive(Debug)]
+pub enum Failed<E> {
+    /// The API server refused, or the status kept changing under the writes.
+    Api(Error),
+    /// `change` refused.
+    Change(E),
+}
+
+/// [`update_status`] with a `change` that may refuse: then nothing is written.
+pub async fn try_update_status<E, F>(
+    api: &Api<IncidentResource>,
+    name: &str,
+    mut change: F,
+) -> Result<Option<IncidentResource>, Failed<E>>
+where
+    F: FnMut(&IncidentSpec, &mut IncidentStatus) -> Result<(), E>,
+{
     for _ in 0..CONFLICT_RETRIES {
-        let Some(mut object) = api.get_opt(name).await? else {
+        let Some(mut object) = api.get_opt(name).await.map_err(|e| Failed::Api(e.into()))? else {
             return Ok(None);
         };
         let before = object.status.clone().unwrap_or_default();
         let mut status = before.clone();
-        change(&object.spec, &mut status);
+        change(&object.spec, &mut status).map_err(Failed::Change)?;
         if status == before {
             return Ok(Some(object));
         }
         object.status = Some(status);
         object.metadata.managed_fields = None;
-        let params = PostParams {
-            field_manager: Some(crate::MANAGER.to_owned()),
-            ..PostParams::default()
-        };
-        match api.replace_status(name, &params, &object).await {
+        match api.replace_status(name, &params(), &object).await {
             Ok(written) => return Ok(Some(written)),
             Err(kube::Error::Api(status)) if status.code == 409 => {
                 tracing::debug!(incident = name, "status conflict; reading again");
             }
-            Err(error) => return Err(error.into()),
+            Err(error) => return Err(Failed::Api(error.into())),
         }
     }
-    Err(Error::Contention(format!(
+    Err(Failed::Api(Error::Contention(format!(
         "the status of Incident {name} changed under each of {CONFLICT_RETRIES} writes"
-    )))
+    ))))
 }
 
 /// The change engine's records kept in `Incident` objects: each incident's audit records in its
@@ -178,14 +218,7 @@ impl aegis_agent::change::Records for IncidentRecords<'_> {
     fn list(
         &self,
     ) -> futures::future::BoxFuture<'_, aegis_agent::store::StoreResult<Vec<StoredIncident>>> {
-        Box::pin(async move {
-            Ok(self
-                .cache
-                .state()
-                .iter()
-                .filter_map(|i| i.status.as_ref().and_then(stored))
-                .collect())
-        })
+        Box::pin(async move { Ok(all_records(self.cache)) })
     }
 
     fn update<'a>(
@@ -197,30 +230,27 @@ impl aegis_agent::change::Records for IncidentRecords<'_> {
     ) -> futures::future::BoxFuture<'a, aegis_agent::change::ChangeResult<StoredIncident>> {
         Box::pin(async move {
             let api = self.api_for(id)?;
-            for _ in 0..CONFLICT_RETRIES {
-                let mut object = api.get(id).await.map_err(backend)?;
-                let mut status = object.status.clone().unwrap_or_default();
-                let mut record = stored(&status).ok_or_else(|| {
+            let mut written = None;
+            let outcome = try_update_status(&api, id, |_, status| {
+                let mut record = stored(status).ok_or_else(|| {
                     backend(format!("Incident {id} has no diagnosis in its status yet"))
                 })?;
                 change(&mut record)?;
-                write_back(&mut status, record.clone());
-                object.status = Some(status);
-                object.metadata.managed_fields = None;
-                let params = PostParams {
-                    field_manager: Some(crate::MANAGER.to_owned()),
-                    ..PostParams::default()
-                };
-                match api.replace_status(id, &params, &object).await {
-                    Ok(_) => return Ok(record),
-                    Err(kube::Error::Api(status)) if status.code == 409 => {}
-                    Err(error) => return Err(backend(error).into()),
+                write_back(status, record.clone());
+                written = Some(record);
+                Ok(())
+            })
+            .await;
+            match outcome {
+                Ok(Some(_)) => written.ok_or_else(|| backend("no record was written").into()),
+                Ok(None) => Err(aegis_agent::store::StoreError::NotFound {
+                    id: id.to_owned(),
+                    dir: crate::crd::NAME.into(),
                 }
+                .into()),
+                Err(Failed::Api(error)) => Err(backend(error).into()),
+                Err(Failed::Change(error)) => Err(error),
             }
-            Err(backend(format!(
-                "the status of Incident {id} changed under each of {CONFLICT_RETRIES} writes"
-            ))
-            .into())
         })
     }
 

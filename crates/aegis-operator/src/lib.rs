@@ -51,6 +51,8 @@ pub enum Error {
     LeaseLost(String),
     #[error("{0}")]
     Contention(String),
+    #[error("analysis failed: {0}")]
+    Analysis(String),
     #[error("invalid operator setting: {0}")]
     Settings(String),
     #[error("cannot encode {what}: {reason}")]
@@ -88,6 +90,8 @@ pub(crate) struct Context {
     pub verifying: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// One permit per shadow this process may run at once (`shadow.max_concurrent`).
     pub shadow_slots: tokio::sync::Semaphore,
+    /// `operator.namespace_selector`, parsed once.
+    pub namespace_selector: Option<aegis_agent::LabelSelector>,
 }
 
 impl Context {
@@ -107,7 +111,10 @@ pub const MANAGER: &str = "aegis-operator";
 /// metrics and probes at once, fills the watch caches, then — as the leader, or alone —
 /// detects, records and verifies incidents.
 pub async fn run(live: LiveSource, settings: Settings, options: RunOptions) -> Result<()> {
-    validate(&settings)?;
+    let namespace_selector = validate(&settings)?;
+    let shadow_slots = usize::try_from(settings.shadow.max_concurrent)
+        .unwrap_or(1)
+        .max(1);
     let handle = metrics::install();
     let client = live.client().clone();
     crd::require_installed(&client).await?;
@@ -121,7 +128,6 @@ pub async fn run(live: LiveSource, settings: Settings, options: RunOptions) -> R
             instance: Some(options.identity.clone()),
         },
     );
-    let settings_shadow_slots = settings.shadow.max_concurrent;
     let context = Arc::new(Context {
         agent: aegis_agent::Agent::new(&settings),
         client: client.clone(),
@@ -132,9 +138,8 @@ pub async fn run(live: LiveSource, settings: Settings, options: RunOptions) -> R
         tracker: aegis_shadow::Tracker::default(),
         recorder,
         verifying: std::sync::Mutex::default(),
-        shadow_slots: tokio::sync::Semaphore::new(
-            usize::try_from(settings_shadow_slots).unwrap_or(1).max(1),
-        ),
+        shadow_slots: tokio::sync::Semaphore::new(shadow_slots),
+        namespace_selector,
     });
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -201,7 +206,8 @@ pub async fn run(live: LiveSource, settings: Settings, options: RunOptions) -> R
     outcome
 }
 
-fn validate(settings: &Settings) -> Result<()> {
+/// Checks the operator's settings; returns the namespace selector, parsed.
+fn validate(settings: &Settings) -> Result<Option<aegis_agent::LabelSelector>> {
     let operator = &settings.operator;
     if operator.renew_deadline_seconds >= operator.lease_duration_seconds {
         return Err(Error::Settings(format!(
@@ -217,12 +223,15 @@ fn validate(settings: &Settings) -> Result<()> {
             operator.retry_period_seconds, operator.renew_deadline_seconds
         )));
     }
-    if let Some(selector) = &operator.namespace_selector {
-        selector
-            .parse::<aegis_agent::LabelSelector>()
-            .map_err(|e| Error::Settings(format!("operator.namespace_selector: {e}")))?;
-    }
-    Ok(())
+    operator
+        .namespace_selector
+        .as_deref()
+        .map(|selector| {
+            selector
+                .parse::<aegis_agent::LabelSelector>()
+                .map_err(|e| Error::Settings(format!("operator.namespace_selector: {e}")))
+        })
+        .transpose()
 }
 
 /// Expired shadows are deleted every `operator.shadow_gc_interval_seconds`, even those a

@@ -260,13 +260,7 @@ fn auto_applies(status: &IncidentStatus, context: &Context) -> bool {
     let Some(record) = incidents::stored(status) else {
         return false;
     };
-    let all: Vec<_> = context
-        .caches
-        .incidents
-        .state()
-        .iter()
-        .filter_map(|i| i.status.as_ref().and_then(incidents::stored))
-        .collect();
+    let all = incidents::all_records(&context.caches.incidents);
     matches!(
         aegis_agent::change::preconditions::may_apply(
             &record,
@@ -417,7 +411,7 @@ async fn verify(
     if let Ok(mut running) = context.verifying.lock() {
         running.insert(name.clone());
     }
-    let outcome = verify_unguarded(incident, context, &api, &name).await;
+    let outcome = verify_unguarded(context, &api, &name).await;
     if let Ok(mut running) = context.verifying.lock() {
         running.remove(&name);
     }
@@ -425,7 +419,6 @@ async fn verify(
 }
 
 async fn verify_unguarded(
-    incident: &IncidentResource,
     context: &Arc<Context>,
     api: &Api<IncidentResource>,
     name: &str,
@@ -446,7 +439,6 @@ async fn verify_unguarded(
     })
     .await
     .map_err(failed("verify"))?;
-    let _ = incident;
     let Some(started) = started else {
         return Ok(Action::await_change());
     };

@@ -187,31 +187,6 @@ where
     cache(client, dirty, "test", own_namespace)
 }
 
-/// Namespaces, as metadata only: their labels select what is watched.
-fn namespace_cache(client: &Client, dirty: &Arc<Dirty>) -> Store<PartialObjectMeta<Namespace>> {
-    let api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .modify(strip)
-        .reflect(writer)
-        .touched_objects();
-    let dirty = dirty.clone();
-    tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(namespace) => dirty.mark(&namespace.name_any()),
-                Err(error) => {
-                    ::metrics::counter!(metrics::WATCH_ERRORS, "kind" => "Namespace").increment(1);
-                    tracing::warn!(%error, "namespace watch failed; retrying with backoff");
-                }
-            }
-        }
-    });
-    reader
-}
-
 /// Owned copies of the cached objects `keep` selects.
 fn copies<K: Clone + Resource>(store: &Store<K>, keep: impl Fn(&K) -> bool) -> Vec<K>
 where
@@ -247,7 +222,10 @@ impl Caches {
             }
         };
         Self {
-            namespaces: namespace_cache(client, &dirty),
+            // Metadata only: their labels select what is watched.
+            namespaces: cache(client, &dirty, "Namespace", |namespace| {
+                Some(namespace.name_any())
+            }),
             nodes: cache(client, &dirty, "Node", |_| Some(CLUSTER.to_owned())),
             storage_classes: cache(client, &dirty, "StorageClass", |_| None),
             pods: cache(client, &dirty, "Pod", own_namespace),

@@ -29,6 +29,19 @@ pub fn target_dir() -> PathBuf {
         .map_or_else(|| workspace_root().join("target"), PathBuf::from)
 }
 
+/// A command running the `aegis` binary at `binary` with none of the caller's `AEGIS_*`
+/// settings or `OLLAMA_HOST`, so a test sets exactly what it means to.
+pub fn aegis_command(binary: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(binary);
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("AEGIS_") || key == "OLLAMA_HOST" {
+            command.env_remove(&key);
+        }
+    }
+    command
+}
+
 /// The `aegis` binary, built from this workspace. The build unifies features as the
 /// workspace's `cargo test --workspace --all-targets` does, so after that command it is a
 /// no-op and does not rebuild the binary other tests run.

@@ -28,13 +28,7 @@ struct Aegis {
 
 impl Aegis {
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(&self.binary);
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy().into_owned();
-            if key.starts_with("AEGIS_") || key == "OLLAMA_HOST" {
-                command.env_remove(&key);
-            }
-        }
+        let mut command = aegis_e2e::aegis_command(&self.binary);
         command
             .args(args)
             .env("KUBECONFIG", &self.kubeconfig)

@@ -47,13 +47,7 @@ impl Replica {
         let port = free_port();
         let log = dir.join(format!("{identity}.log"));
         let stderr = std::fs::File::create(&log).expect("log file");
-        let mut command = Command::new(binary);
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy().into_owned();
-            if key.starts_with("AEGIS_") || key == "OLLAMA_HOST" {
-                command.env_remove(&key);
-            }
-        }
+        let mut command = aegis_e2e::aegis_command(binary);
         let child = command
             .args([
                 "operator",
