@@ -54,6 +54,21 @@ impl StoredIncident {
                 }
         })
     }
+
+    /// The last change made for this incident, when it undid a fix in production: production
+    /// disagreed with the shadow's verdict, so no later fix is applied on a verdict alone.
+    pub fn last_undone(&self) -> Option<&ChangeRecord> {
+        self.changes.last().filter(|c| match c.kind {
+            ChangeKind::Apply => c.status == ChangeStatus::RolledBack,
+            ChangeKind::Rollback => c.status == ChangeStatus::Made,
+        })
+    }
+}
+
+/// A fix of this incident undone in production before, and whether it is the fix proposed now.
+struct Undone<'a> {
+    change: &'a ChangeRecord,
+    same_fix: bool,
 }
 
 /// Why the store could not do what was asked.
@@ -255,14 +270,16 @@ fn fix_hash(incident: &Incident) -> Option<String> {
 /// Moves a lifecycle by what an analysis found: a diagnosis with or without a fix, then the
 /// shadow's verdict when one ran. Transitions the lifecycle refuses (an approved fix is not
 /// re-verified, an applied one not re-diagnosed) leave it where it is. A fix that was undone in
-/// production before (`undone`, the change that undid it) is escalated instead of verified
-/// again, so production does not oscillate between it and its inverse.
+/// production before is escalated instead of verified again, so production does not oscillate
+/// between it and its inverse; so is any other fix proposed after the last change undid one
+/// (production disagreed with a shadow's verdict for this incident, and an analysis made while
+/// the rollback settles sees a workload in between), until a human decides.
 fn follow_analysis(
     lifecycle: &mut Lifecycle,
     incident: &Incident,
     now: &str,
     changed: bool,
-    undone: Option<&ChangeRecord>,
+    undone: Option<Undone<'_>>,
     verified_now: bool,
 ) {
     // A refusal is the lifecycle keeping a human's decision; nothing to report.
@@ -280,14 +297,19 @@ fn follow_analysis(
             lifecycle.phase,
             Phase::Diagnosed | Phase::Verified | Phase::Failed
         ) {
-            step(
-                lifecycle,
-                Action::Escalate,
-                &format!(
+            let change = undone.change;
+            let reason = if undone.same_fix {
+                format!(
                     "the same fix was undone in production before (change {}, {}); applying it again would oscillate, so a human decides",
-                    undone.id, undone.status
-                ),
-            );
+                    change.id, change.status
+                )
+            } else {
+                format!(
+                    "production undid this incident's last fix (change {}, {}); a new fix is not applied on a shadow's verdict alone, so a human decides",
+                    change.id, change.status
+                )
+            };
+            step(lifecycle, Action::Escalate, &reason);
         }
         return;
     }
@@ -374,10 +396,13 @@ pub fn seen_again(
         .fix_result
         .as_ref()
         .map(|b| b.spec_hash.as_str());
-    let undone = hash
+    let same = hash
         .as_deref()
-        .and_then(|h| previous.rolled_back(h, result))
-        .cloned();
+        .and_then(|h| previous.rolled_back(h, result));
+    let undone = same
+        .map(|change| (change, true))
+        .or_else(|| previous.last_undone().map(|change| (change, false)))
+        .map(|(change, same_fix)| (change.clone(), same_fix));
     let verified_now = incident.verification.result.verdict != Verdict::Skipped;
     // An analysis that did not verify (`--no-verify`) keeps the verdict the same fix had.
     let mut incident = incident.clone();
@@ -396,7 +421,10 @@ pub fn seen_again(
         incident,
         now,
         changed,
-        undone.as_ref(),
+        undone.as_ref().map(|(change, same_fix)| Undone {
+            change,
+            same_fix: *same_fix,
+        }),
         verified_now,
     );
     StoredIncident {

@@ -200,7 +200,7 @@ fn rolled_back_change(incident: &Incident, fix_hash: &str, result_hash: &str) ->
 }
 
 #[test]
-fn the_same_fix_proposed_again_after_a_rollback_is_escalated_not_verified() {
+fn any_fix_proposed_after_a_rollback_is_escalated_until_one_is_confirmed() {
     let with_result = |hash: &str| {
         let mut incident = verified(
             incidents()
@@ -272,7 +272,8 @@ fn the_same_fix_proposed_again_after_a_rollback_is_escalated_not_verified() {
             Phase::Approved
         );
     }
-    // A different fix after the rollback is diagnosed and verified as usual.
+    // A different fix after the rollback is escalated too, with the new fix on record for a
+    // human to approve; once a fix is applied and confirmed, the next one is verified as usual.
     let (_dir, store) = store();
     let incident = with_result("r1");
     store
@@ -294,7 +295,28 @@ fn the_same_fix_proposed_again_after_a_rollback_is_escalated_not_verified() {
         fix.patch = json!({"spec": {"replicas": 3}});
     }
     store
-        .record(&[other], SourceKind::Mock, T2)
+        .record(std::slice::from_ref(&other), SourceKind::Mock, T2)
+        .expect("records");
+    let escalated = store.find(&incident.id).expect("found");
+    assert_eq!(escalated.lifecycle.phase, Phase::Escalated);
+    assert_eq!(escalated.fix_hash, fix_hash(&other));
+    let last = escalated.lifecycle.history.last().expect("history");
+    assert!(last.reason.contains("a human decides"), "{}", last.reason);
+    store
+        .update(&incident.id, |s| {
+            let mut confirmed = rolled_back_change(&incident, "new", "r2");
+            confirmed.id = "chg-2".to_owned();
+            confirmed.status = ChangeStatus::Confirmed;
+            s.changes.push(confirmed);
+            Ok::<_, StoreError>(())
+        })
+        .expect("records the confirmed change");
+    let mut third = with_result("r3");
+    if let Some(fix) = third.fix.as_mut() {
+        fix.patch = json!({"spec": {"replicas": 4}});
+    }
+    store
+        .record(&[third], SourceKind::Mock, T2)
         .expect("records");
     assert_eq!(
         store.find(&incident.id).expect("found").lifecycle.phase,
