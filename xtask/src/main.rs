@@ -4,10 +4,13 @@
 //!   and every test of the workspace, and closes with one `N passed, N failed` line.
 //! - `cargo xtask bench` builds the release binary, generates a 10,000-pod snapshot, and
 //!   measures wall time and peak RSS of `aegis analyze --snapshot … --all -o json`, and the
-//!   whole-process time of `aegis analyze pod/demo-nginx --mock`, against SPEC §13's targets.
+//!   whole-process time of `aegis analyze pod/demo-nginx --mock`, against SPEC §13's targets;
+//!   then the memory of `aegis operator run` watching 1,000 and 10,000 pods on the real
+//!   control plane, and its requests when idle.
 //! - `cargo xtask gen-snapshot DIR [--pods N]` writes such a snapshot.
 
 mod cluster;
+mod operator_bench;
 mod snapshot;
 
 use std::path::{Path, PathBuf};
@@ -33,7 +36,9 @@ fn usage() -> &'static str {
      codegen                         write generated files: deploy/crds/ from the Rust types\n  \
      cluster up|down|env|status      a real control plane on loopback (built from Go modules)\n  \
      ollama up|down|env|status       a real Ollama with SmolLM2-135M on loopback (Go module, PyPI)\n  \
-     bench [--runs N] [--out FILE]   measure the SPEC §13 targets and print a report\n  \
+     bench [--runs N] [--out FILE]   measure the SPEC §13 targets and print a report\n    \
+       [--only analyze|operator]     only the analysis or only the operator benchmarks\n    \
+       [--idle-seconds N]            how long the idle operator's requests are counted (300)\n  \
      gen-snapshot DIR [--pods N]     write a synthetic snapshot of N pods (default 10000)\n  \
      measure-rss -- CMD ARGS…        run CMD and print its wall time (ms) and peak RSS (KiB)"
 }
@@ -224,6 +229,19 @@ type Row<'a> = (&'a str, Vec<&'a str>, usize, Option<Duration>, Option<u64>);
 
 fn bench(args: &[String]) -> Result<()> {
     let runs = flag(args, "--runs")?.unwrap_or(5).max(1);
+    let idle = Duration::from_secs(u64::try_from(flag(args, "--idle-seconds")?.unwrap_or(300))?);
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .map(|i| args.get(i + 1).map(String::as_str))
+        .map(|only| match only {
+            Some(only @ ("analyze" | "operator")) => Ok(only),
+            other => Err(anyhow::anyhow!(
+                "--only takes analyze or operator, not {}",
+                other.unwrap_or("nothing")
+            )),
+        })
+        .transpose()?;
     let root = workspace_root();
     eprintln!("building the release binary…");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
@@ -237,6 +255,31 @@ fn bench(args: &[String]) -> Result<()> {
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let aegis = target.join("release").join("aegis");
     let bench_dir = target.join("bench");
+    let mut report = String::new();
+    if only != Some("operator") {
+        report.push_str(&analyze_bench(&aegis, &bench_dir, runs)?);
+    }
+    if only != Some("analyze") {
+        let rows = operator_bench::run(&aegis, &bench_dir.join("operator"), idle)?;
+        if !report.is_empty() {
+            report.push('\n');
+        }
+        report.push_str("| operator benchmark | figure | target | verdict |\n|---|---|---|---|\n");
+        report.push_str(&rows);
+    }
+    print!("{report}");
+    if let Some(out) = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+    {
+        std::fs::write(out, &report).with_context(|| format!("cannot write {out}"))?;
+    }
+    Ok(())
+}
+
+/// The analysis benchmarks: their table.
+fn analyze_bench(aegis: &Path, bench_dir: &Path, runs: usize) -> Result<String> {
     let snapshot_dir = bench_dir.join("snapshot-10k");
     if !snapshot_dir.join("pods.yaml").is_file() {
         eprintln!(
@@ -258,7 +301,7 @@ fn bench(args: &[String]) -> Result<()> {
         "json",
     ];
     // Warm the page cache once so every measured run reads the same way.
-    measured(&aegis, &large_args, &state_dir)?;
+    measured(aegis, &large_args, &state_dir)?;
     // (what, arguments, runs, wall-time target, peak-RSS target in MB) — SPEC §13 where it
     // names one; the verified mock analyses have no target of their own and are reported.
     let rows: Vec<Row> = vec![
@@ -305,7 +348,7 @@ fn bench(args: &[String]) -> Result<()> {
     for (what, arguments, count, wall_target, rss_target) in rows {
         let mut samples = Vec::new();
         for _ in 0..count {
-            samples.push(measured(&aegis, &arguments, &state_dir)?);
+            samples.push(measured(aegis, &arguments, &state_dir)?);
         }
         let (min, median, rss) = summary(&mut samples);
         let rss_mib = rss as f64 / 1024.0;
@@ -332,13 +375,5 @@ fn bench(args: &[String]) -> Result<()> {
             ms(median)
         ));
     }
-    print!("{report}");
-    if let Some(out) = args
-        .iter()
-        .position(|a| a == "--out")
-        .and_then(|i| args.get(i + 1))
-    {
-        std::fs::write(out, &report).with_context(|| format!("cannot write {out}"))?;
-    }
-    Ok(())
+    Ok(report)
 }

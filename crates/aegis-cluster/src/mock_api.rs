@@ -30,6 +30,8 @@ pub struct Sent {
     pub query: String,
     /// The `Content-Type` header, or empty when there is none.
     pub content_type: String,
+    /// The `Accept` header, or empty when there is none.
+    pub accept: String,
     /// The body, as text.
     pub body: String,
 }
@@ -130,6 +132,12 @@ pub fn serve(
                 content_type: parts
                     .headers
                     .get(http::header::CONTENT_TYPE)
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned(),
+                accept: parts
+                    .headers
+                    .get(http::header::ACCEPT)
                     .and_then(|value| value.to_str().ok())
                     .unwrap_or_default()
                     .to_owned(),

@@ -2,7 +2,9 @@
 //! the Lease only when its holder has not renewed it for the lease duration *as observed on
 //! this replica's own clock* (no trust in other clocks); the leader renews every retry period
 //! and stops acting when it could not renew within the renew deadline, which is shorter than
-//! the lease duration, so two replicas never act at once.
+//! the lease duration, so two replicas never act at once. A leader renews with one write of the
+//! Lease it last wrote (its resourceVersion the precondition), and reads the Lease only when
+//! that write conflicts.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -48,6 +50,8 @@ pub struct Lease {
     identity: String,
     timing: Timing,
     observed: Mutex<Option<Observed>>,
+    /// The Lease as this replica last wrote it while holding it.
+    held: Mutex<Option<LeaseObject>>,
 }
 
 impl std::fmt::Debug for Lease {
@@ -95,6 +99,7 @@ impl Lease {
             identity: identity.to_owned(),
             timing,
             observed: Mutex::new(None),
+            held: Mutex::new(None),
         }
     }
 
@@ -121,7 +126,7 @@ impl Lease {
         let mut renewed = Instant::now();
         loop {
             tokio::time::sleep(self.timing.retry_period).await;
-            match self.try_acquire_or_renew().await {
+            match self.renew().await {
                 Ok(true) => renewed = Instant::now(),
                 Ok(false) => {
                     return Err(Error::LeaseLost(
@@ -164,6 +169,39 @@ impl Lease {
         }
     }
 
+    /// Renews the Lease this replica holds with one write; a conflict (someone else wrote it)
+    /// reads it again and goes by what it says.
+    async fn renew(&self) -> Result<bool> {
+        let held = self.held.lock().ok().and_then(|held| held.clone());
+        let Some(mut lease) = held else {
+            return self.try_acquire_or_renew().await;
+        };
+        if let Some(spec) = lease.spec.as_mut() {
+            spec.renew_time = Some(now());
+        }
+        match self.api.replace(NAME, &PostParams::default(), &lease).await {
+            Ok(written) => {
+                self.keep(Some(&written));
+                Ok(true)
+            }
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                self.keep(None);
+                self.try_acquire_or_renew().await
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Keeps the Lease as written by this replica (or forgets it).
+    fn keep(&self, written: Option<&LeaseObject>) {
+        if let Ok(mut held) = self.held.lock() {
+            *held = written.cloned();
+        }
+        if let Some(written) = written {
+            self.observe(written);
+        }
+    }
+
     /// One round: take or renew the Lease when this replica may; `Ok(false)` when another
     /// holds it (or won a race for it).
     async fn try_acquire_or_renew(&self) -> Result<bool> {
@@ -184,7 +222,7 @@ impl Lease {
             };
             return match self.api.create(&PostParams::default(), &lease).await {
                 Ok(created) => {
-                    self.observe(&created);
+                    self.keep(Some(&created));
                     Ok(true)
                 }
                 Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
@@ -195,6 +233,7 @@ impl Lease {
         let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());
         let mine = holder.as_deref() == Some(self.identity.as_str());
         if !mine {
+            self.keep(None);
             let changed = self.observe(&lease);
             let duration = spec
                 .lease_duration_seconds
@@ -223,7 +262,7 @@ impl Lease {
         // The resourceVersion read above is a precondition: a replica that raced us wins.
         match self.api.replace(NAME, &PostParams::default(), &lease).await {
             Ok(written) => {
-                self.observe(&written);
+                self.keep(Some(&written));
                 Ok(true)
             }
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),

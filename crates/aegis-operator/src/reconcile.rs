@@ -587,3 +587,6 @@ async fn collect(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -276,6 +276,64 @@ async fn a_held_lease_is_taken_only_after_it_went_unrenewed_for_its_duration() {
 }
 
 #[tokio::test]
+async fn a_leader_renews_with_one_write_and_reads_only_after_a_conflict() {
+    let (live, handle) = mock_api::source();
+    let (_task, requests) = mock_api::serve(handle, |sent, all| {
+        let puts = all.iter().filter(|s| s.method == "PUT").count();
+        match (sent.method.as_str(), puts) {
+            ("GET", _) => Answer::Json(404, mock_api::status(404, "NotFound", "not found")),
+            ("POST", _) => Answer::Json(201, {
+                let mut body = sent.json();
+                body["metadata"]["resourceVersion"] = json!("1");
+                body
+            }),
+            // Three renewals go through; the fourth finds another replica took over.
+            ("PUT", 1..=3) => Answer::Json(200, {
+                let mut body = sent.json();
+                body["metadata"]["resourceVersion"] = json!((puts + 1).to_string());
+                body
+            }),
+            ("PUT", _) => Answer::Json(409, mock_api::status(409, "Conflict", "modified")),
+            (other, _) => panic!("unexpected {other}"),
+        }
+    });
+    let lease = Lease::new(live.client().clone(), "ops", "replica-a", timing());
+    lease.acquire().await.expect("acquired");
+    // After the conflict, the read says no Lease exists: the renewal path creates it again,
+    // and `hold` goes on; stop it once the requests show the pattern.
+    let _ = tokio::time::timeout(Duration::from_millis(550), lease.hold()).await;
+    let sent = methods(&mock_api::recorded(&requests));
+    let path = "/apis/coordination.k8s.io/v1/namespaces/ops/leases";
+    assert_eq!(
+        sent[..7],
+        [
+            format!("GET {path}/aegis-operator"),
+            format!("POST {path}"),
+            format!("PUT {path}/aegis-operator"),
+            format!("PUT {path}/aegis-operator"),
+            format!("PUT {path}/aegis-operator"),
+            format!("PUT {path}/aegis-operator"),
+            format!("GET {path}/aegis-operator"),
+        ],
+        "{sent:#?}"
+    );
+    let renewals: Vec<Value> = mock_api::recorded(&requests)
+        .iter()
+        .filter(|s| s.method == "PUT")
+        .map(Sent::json)
+        .collect();
+    let versions: Vec<&Value> = renewals[..4]
+        .iter()
+        .map(|r| &r["metadata"]["resourceVersion"])
+        .collect();
+    assert_eq!(
+        versions,
+        [&json!("1"), &json!("2"), &json!("3"), &json!("4")],
+        "each renewal's precondition is the previous write"
+    );
+}
+
+#[tokio::test]
 async fn a_leader_that_loses_the_race_or_cannot_renew_stops_acting() {
     // Another replica renewed in between: the renewal conflicts, and the lease is lost.
     let (live, handle) = mock_api::source();
@@ -373,6 +431,46 @@ async fn a_watch_ended_by_410_gone_lists_again_and_the_cache_follows() {
         dirty.take_now().contains("shop"),
         "the namespace is marked for analysis"
     );
+}
+
+#[tokio::test]
+async fn namespaces_are_listed_and_watched_as_metadata_only() {
+    let (live, handle) = mock_api::source();
+    let (_task, requests) = mock_api::serve(handle, |sent, _| {
+        if sent.is_watch() {
+            Answer::Hang
+        } else {
+            Answer::Json(
+                200,
+                json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList",
+                       "metadata": {"resourceVersion": "20"},
+                       "items": [{"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                                  "metadata": {"name": "shop", "resourceVersion": "10",
+                                               "labels": {"aegis.io/watch": "true"}}}]}),
+            )
+        }
+    });
+    let dirty = Arc::new(crate::watch::Dirty::default());
+    let store = crate::watch::cache_for_tests::<
+        kube::api::PartialObjectMeta<k8s_openapi::api::core::v1::Namespace>,
+    >(live.client(), &dirty);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while store.is_empty() || mock_api::recorded(&requests).len() < 2 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("listed, then watched");
+    let sent = mock_api::recorded(&requests);
+    for request in &sent[..2] {
+        assert_eq!(request.path, "/api/v1/namespaces");
+        assert!(
+            request.accept.contains("as=PartialObjectMetadata"),
+            "metadata only: {:?}",
+            request.accept
+        );
+    }
+    assert!(sent[1].is_watch());
 }
 
 #[test]

@@ -187,6 +187,42 @@ where
     cache(client, dirty, "test", own_namespace)
 }
 
+#[cfg(test)]
+impl Caches {
+    /// Empty caches that watch nothing: a test fills in what it needs.
+    pub(crate) fn detached() -> Self {
+        fn empty<K>() -> Store<K>
+        where
+            K: Resource<DynamicType = ()> + Clone + 'static,
+        {
+            reflector::store().0
+        }
+        Self {
+            dirty: Arc::default(),
+            namespaces: empty(),
+            nodes: empty(),
+            storage_classes: empty(),
+            pods: empty(),
+            deployments: empty(),
+            replica_sets: empty(),
+            stateful_sets: empty(),
+            daemon_sets: empty(),
+            jobs: empty(),
+            cron_jobs: empty(),
+            services: empty(),
+            endpoint_slices: empty(),
+            claims: empty(),
+            ingresses: empty(),
+            autoscalers: empty(),
+            config_maps: empty(),
+            events: empty(),
+            revisions: empty(),
+            results: None,
+            incidents: empty(),
+        }
+    }
+}
+
 /// Owned copies of the cached objects `keep` selects.
 fn copies<K: Clone + Resource>(store: &Store<K>, keep: impl Fn(&K) -> bool) -> Vec<K>
 where

@@ -21,6 +21,13 @@ use crate::process::{Group, free_port, poll};
 /// listens on 127.0.0.1.
 const ADMIN_TOKEN: &str = "aegis-e2e-admin-token";
 
+/// A second administrator, `aegis-operator`, for the operator under test: every request it
+/// makes is in the audit log, so a test can count them.
+const OPERATOR_TOKEN: &str = "aegis-e2e-operator-token";
+
+/// The user of [`Cluster::operator_kubeconfig`].
+pub const OPERATOR_USER: &str = "aegis-operator";
+
 /// Fake nodes kwok manages, with the capacity of the mock world's nodes.
 const NODES: [&str; 3] = ["worker-1", "worker-2", "worker-3"];
 
@@ -30,6 +37,8 @@ pub struct Cluster {
     dir: PathBuf,
     server: String,
     processes: Group,
+    /// How the API server was started, to start it again.
+    api_server_args: Vec<String>,
 }
 
 impl Cluster {
@@ -48,6 +57,7 @@ impl Cluster {
             dir: dir.clone(),
             server: server.clone(),
             processes: Group::new(&dir)?,
+            api_server_args: Vec::new(),
         };
 
         let sa_key = dir.join("pki/sa.key");
@@ -74,7 +84,9 @@ impl Cluster {
         }
         fs::write(
             dir.join("pki/tokens.csv"),
-            format!("{ADMIN_TOKEN},admin,admin,system:masters\n"),
+            format!(
+                "{ADMIN_TOKEN},admin,admin,system:masters\n{OPERATOR_TOKEN},{OPERATOR_USER},{OPERATOR_USER},system:masters\n"
+            ),
         )?;
         let kubeconfig = dir.join("kubeconfig");
         cluster.spawn(
@@ -101,28 +113,26 @@ impl Cluster {
         let audit_policy = dir.join("audit-policy.yaml");
         std::fs::write(&audit_policy, AUDIT_POLICY)
             .with_context(|| format!("cannot write {}", audit_policy.display()))?;
-        cluster.spawn(
-            binaries,
-            "kube-apiserver",
-            &[
-                format!("--audit-policy-file={}", audit_policy.display()),
-                format!("--audit-log-path={}", dir.join("audit.log").display()),
-                format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
-                "--bind-address=127.0.0.1".to_owned(),
-                "--advertise-address=127.0.0.1".to_owned(),
-                format!("--secure-port={api_port}"),
-                format!("--cert-dir={}", dir.join("pki").display()),
-                format!("--token-auth-file={}", dir.join("pki/tokens.csv").display()),
-                "--authorization-mode=RBAC".to_owned(),
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".to_owned(),
-                format!("--service-account-key-file={}", sa_pub.display()),
-                format!("--service-account-signing-key-file={}", sa_key.display()),
-                "--service-cluster-ip-range=10.96.0.0/16".to_owned(),
-                "--allow-privileged=true".to_owned(),
-                "--enable-priority-and-fairness=false".to_owned(),
-                "--endpoint-reconciler-type=none".to_owned(),
-            ],
-        )?;
+        cluster.api_server_args = vec![
+            format!("--audit-policy-file={}", audit_policy.display()),
+            format!("--audit-log-path={}", dir.join("audit.log").display()),
+            format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
+            "--bind-address=127.0.0.1".to_owned(),
+            "--advertise-address=127.0.0.1".to_owned(),
+            format!("--secure-port={api_port}"),
+            format!("--cert-dir={}", dir.join("pki").display()),
+            format!("--token-auth-file={}", dir.join("pki/tokens.csv").display()),
+            "--authorization-mode=RBAC".to_owned(),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".to_owned(),
+            format!("--service-account-key-file={}", sa_pub.display()),
+            format!("--service-account-signing-key-file={}", sa_key.display()),
+            "--service-cluster-ip-range=10.96.0.0/16".to_owned(),
+            "--allow-privileged=true".to_owned(),
+            "--enable-priority-and-fairness=false".to_owned(),
+            "--endpoint-reconciler-type=none".to_owned(),
+        ];
+        let api_server_args = cluster.api_server_args.clone();
+        cluster.spawn(binaries, "kube-apiserver", &api_server_args)?;
         // The API server makes a self-signed CA and serving certificate for 127.0.0.1 in its
         // certificate directory; clients trust that CA.
         let serving_cert = dir.join("pki/apiserver.crt");
@@ -146,26 +156,20 @@ impl Cluster {
             .context("the API server's certificate file holds no CA")?;
         let ca_file = dir.join("pki/ca.crt");
         fs::write(&ca_file, ca)?;
-        fs::write(
-            &kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: aegis-e2e\n  cluster:\n    server: {server}\n    certificate-authority: {}\ncontexts:\n- name: aegis-e2e\n  context:\n    cluster: aegis-e2e\n    user: admin\n    namespace: default\ncurrent-context: aegis-e2e\nusers:\n- name: admin\n  user:\n    token: {ADMIN_TOKEN}\n",
-                ca_file.display()
-            ),
-        )?;
+        for (file, token) in [
+            (kubeconfig.clone(), ADMIN_TOKEN),
+            (dir.join("kubeconfig-operator"), OPERATOR_TOKEN),
+        ] {
+            fs::write(
+                &file,
+                format!(
+                    "apiVersion: v1\nkind: Config\nclusters:\n- name: aegis-e2e\n  cluster:\n    server: {server}\n    certificate-authority: {}\ncontexts:\n- name: aegis-e2e\n  context:\n    cluster: aegis-e2e\n    user: admin\n    namespace: default\ncurrent-context: aegis-e2e\nusers:\n- name: admin\n  user:\n    token: {token}\n",
+                    ca_file.display()
+                ),
+            )?;
+        }
         let client = Self::client_for(&kubeconfig).await?;
-        let readiness = client.clone();
-        poll("kube-apiserver", Duration::from_secs(90), move || {
-            let client = readiness.clone();
-            async move {
-                let request = http::Request::get("/readyz").body(Vec::new())?;
-                Ok(client
-                    .request_text(request)
-                    .await
-                    .is_ok_and(|body| body.trim() == "ok"))
-            }
-        })
-        .await?;
+        api_server_ready(&client).await?;
 
         let kubeconfig_flag = format!("--kubeconfig={}", kubeconfig.display());
         cluster.spawn(binaries, "kube-controller-manager", &[
@@ -242,6 +246,17 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// Stops the API server and starts it again on the same port, etcd and certificates;
+    /// returns once it is ready. Clients keep their configuration.
+    pub async fn restart_api_server(&mut self, binaries: &Binaries) -> Result<()> {
+        self.processes.restart(
+            "kube-apiserver",
+            &binaries.path("kube-apiserver"),
+            &self.api_server_args,
+        )?;
+        api_server_ready(&self.client().await?).await
+    }
+
     async fn client_for(kubeconfig: &Path) -> Result<kube::Client> {
         let config = kube::Config::from_custom_kubeconfig(
             Kubeconfig::read_from(kubeconfig)?,
@@ -297,7 +312,13 @@ impl Cluster {
         self.dir.join("kubeconfig")
     }
 
-    /// The API server's audit log: one JSON event per write to a workload or Service.
+    /// A kubeconfig of the `aegis-operator` administrator, whose every request is audited.
+    pub fn operator_kubeconfig(&self) -> PathBuf {
+        self.dir.join("kubeconfig-operator")
+    }
+
+    /// The API server's audit log: one JSON event per write to a workload or Service, and
+    /// per request of [`OPERATOR_USER`].
     pub fn audit_log(&self) -> PathBuf {
         self.dir.join("audit.log")
     }
@@ -314,6 +335,46 @@ impl Cluster {
     }
 }
 
+/// The successful, non-dry-run writes (`patch`) AEGIS made to one object (kubectl's are the
+/// test's own), from the API server's audit log, with when the server received each.
+pub fn audited_writes(log: &Path, resource: &str, name: &str) -> Vec<k8s_openapi::jiff::Timestamp> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| {
+            event["verb"] == "patch"
+                && event["objectRef"]["resource"] == resource
+                && event["objectRef"]["name"] == name
+                && event["objectRef"]["subresource"].is_null()
+                && event["responseStatus"]["code"] == 200
+                && !event["userAgent"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("kubectl")
+                && !event["requestURI"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("dryRun")
+        })
+        .filter_map(|event| event["requestReceivedTimestamp"].as_str()?.parse().ok())
+        .collect()
+}
+
+/// Waits until the API server says it is ready.
+async fn api_server_ready(client: &kube::Client) -> Result<()> {
+    poll("kube-apiserver", Duration::from_secs(90), move || {
+        let client = client.clone();
+        async move {
+            let request = http::Request::get("/readyz").body(Vec::new())?;
+            Ok(client
+                .request_text(request)
+                .await
+                .is_ok_and(|body| body.trim() == "ok"))
+        }
+    })
+    .await
+}
+
 /// The API server's audit policy: the metadata of every write to workloads and Services.
 const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
 kind: Policy
@@ -326,5 +387,45 @@ rules:
         resources: [deployments, statefulsets, daemonsets]
       - group: \"\"
         resources: [services, pods]
+  - level: Metadata
+    users: [aegis-operator]
   - level: None
 ";
+
+/// The requests `user` started in `[from, to)`, from the API server's audit log, counted by
+/// `verb resource` (a watch is one request however long it lasts).
+pub fn requests_by(
+    log: &Path,
+    user: &str,
+    from: k8s_openapi::jiff::Timestamp,
+    to: k8s_openapi::jiff::Timestamp,
+) -> std::collections::BTreeMap<String, usize> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut counts = std::collections::BTreeMap::new();
+    for event in text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+    {
+        let received = event["requestReceivedTimestamp"]
+            .as_str()
+            .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok());
+        if event["user"]["username"] != user
+            || !received.is_some_and(|t| from <= t && t < to)
+            || !seen.insert(event["auditID"].as_str().unwrap_or_default().to_owned())
+        {
+            continue;
+        }
+        let resource = event["objectRef"]["resource"]
+            .as_str()
+            .or_else(|| event["requestURI"].as_str())
+            .unwrap_or_default();
+        *counts
+            .entry(format!(
+                "{} {resource}",
+                event["verb"].as_str().unwrap_or_default()
+            ))
+            .or_insert(0) += 1;
+    }
+    counts
+}

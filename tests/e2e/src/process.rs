@@ -61,6 +61,42 @@ impl Group {
         Ok(())
     }
 
+    /// Stops `program` (SIGTERM to its group, SIGKILL past 10 s) and starts it again with
+    /// `args`; its earlier log is kept as `<program>.<n>.log`.
+    pub fn restart(&mut self, program: &str, path: &Path, args: &[String]) -> Result<()> {
+        let position = self
+            .children
+            .iter()
+            .position(|(name, _)| name == program)
+            .with_context(|| format!("{program} was not started here"))?;
+        let (_, mut child) = self.children.remove(position);
+        let pid = Pid::from_raw(i32::try_from(child.id()).context("a pid")?);
+        let _ = killpg(pid, Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && alive(pid) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if alive(pid) {
+            let _ = killpg(pid, Signal::SIGKILL);
+        }
+        child.wait()?;
+        let pids = self.dir.join("pids");
+        let gone = format!("{program} {pid}");
+        let mut kept = String::new();
+        for line in fs::read_to_string(&pids)?.lines().filter(|l| *l != gone) {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+        fs::write(&pids, kept)?;
+        let logs = self.dir.join("logs");
+        let earlier = (1..1000)
+            .map(|n| logs.join(format!("{program}.{n}.log")))
+            .find(|p| !p.exists())
+            .context("a free log name")?;
+        fs::rename(logs.join(format!("{program}.log")), earlier)?;
+        self.spawn(program, path, args, &[])
+    }
+
     /// Leaves the programs running after this value is dropped; [`stop_dir`] stops them later.
     pub fn detach(&mut self) {
         self.detached = true;
@@ -137,6 +173,31 @@ fn is_zombie(pid: Pid) -> bool {
                 .map(|(_, rest)| rest.starts_with('Z'))
         })
         .unwrap_or(false)
+}
+
+/// A plain HTTP/1.1 GET on loopback: status and body (0 when nothing answers).
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return (0, String::new());
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }
 
 /// A free TCP port on 127.0.0.1.

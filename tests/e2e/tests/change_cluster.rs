@@ -9,12 +9,12 @@
 //! - an apply killed in its confirmation window is finished by the next run;
 //! - the API server's audit log shows every write after the change's audit record.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use aegis_e2e::binaries::Binaries;
-use aegis_e2e::cluster::Cluster;
+use aegis_e2e::cluster::{Cluster, audited_writes};
 use aegis_e2e::demo::{apply_and_wait, kubectl, summary};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
@@ -85,31 +85,6 @@ fn incident_of(report: &Value, workload: &str) -> (String, String) {
             .unwrap_or_default()
             .to_owned(),
     )
-}
-
-/// The successful, non-dry-run writes (`patch`) AEGIS made to one object (kubectl's are the
-/// test's own), from the API server's audit log, with when the server received each.
-fn audited_writes(log: &Path, resource: &str, name: &str) -> Vec<Timestamp> {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    text.lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|event| {
-            event["verb"] == "patch"
-                && event["objectRef"]["resource"] == resource
-                && event["objectRef"]["name"] == name
-                && event["objectRef"]["subresource"].is_null()
-                && event["responseStatus"]["code"] == 200
-                && !event["userAgent"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .starts_with("kubectl")
-                && !event["requestURI"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .contains("dryRun")
-        })
-        .filter_map(|event| event["requestReceivedTimestamp"].as_str()?.parse().ok())
-        .collect()
 }
 
 /// One line of the timing table: the command's wall time, and from the change's record the

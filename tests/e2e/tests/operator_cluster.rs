@@ -9,11 +9,17 @@
 //! - an approval written in the spec for the verified fix moves it to Approved; one for another
 //!   fix does not;
 //! - a workload repaired by hand resolves its Incident, which is deleted after the retention;
+//! - approved and regressing fixes are written once each (and undone once), with two replicas
+//!   running: zero double applies;
+//! - the API server restarted mid-run: the operator recovers (a replica that lost its lease
+//!   is replaced, as its Deployment would), with no Incident lost or duplicated, and its
+//!   watches follow changes again;
+//! - idle, the operator's requests are its Lease, its watches and the shadow collection, counted
+//!   from the API server's audit log;
 //! - the leader killed, the standby takes over within the lease;
 //! - /metrics, /healthz, /readyz answer, and `aegis operator status` names the leader.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,8 +27,9 @@ use std::time::{Duration, Instant};
 use aegis_core::crd::IncidentResource;
 use aegis_core::lifecycle::Phase;
 use aegis_e2e::binaries::Binaries;
-use aegis_e2e::cluster::Cluster;
+use aegis_e2e::cluster::{Cluster, OPERATOR_USER, audited_writes, requests_by};
 use aegis_e2e::demo::{EXPECTED, kubectl};
+use aegis_e2e::process::http_get;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Event;
 use kube::Api;
@@ -31,6 +38,8 @@ use serde_json::{Value, json};
 
 /// The operator's namespace.
 const OPERATOR_NS: &str = "aegis-system";
+/// How long the operator's idle requests are counted.
+const IDLE_WINDOW: Duration = Duration::from_secs(60);
 /// How long the whole demo is given to be diagnosed and verified.
 const VERIFY_DEADLINE: Duration = Duration::from_secs(420);
 
@@ -44,7 +53,7 @@ struct Replica {
 
 impl Replica {
     fn start(binary: &Path, cluster: &Cluster, dir: &Path, identity: &str) -> Self {
-        let port = free_port();
+        let port = aegis_e2e::process::free_port().expect("a free port");
         let log = dir.join(format!("{identity}.log"));
         let stderr = std::fs::File::create(&log).expect("log file");
         let mut command = aegis_e2e::aegis_command(binary);
@@ -61,7 +70,7 @@ impl Replica {
                 OPERATOR_NS,
                 "-v",
             ])
-            .env("KUBECONFIG", cluster.kubeconfig())
+            .env("KUBECONFIG", cluster.operator_kubeconfig())
             .env(
                 "AEGIS_AGENT__STATE_DIR",
                 dir.join(format!("state-{identity}")),
@@ -101,38 +110,6 @@ impl Drop for Replica {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// A plain HTTP/1.1 GET on loopback: status and body (0 when nothing answers).
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, String::new());
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return (0, String::new());
-    }
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
 }
 
 fn kubectl_stdin(binaries: &Binaries, cluster: &Cluster, args: &[&str], input: &str) {
@@ -220,7 +197,7 @@ async fn the_operator_records_verifies_and_resolves_incidents_with_one_leader() 
     let binaries = Binaries::ensure().expect("the control plane builds");
     let binary = aegis_e2e::aegis_binary().expect("aegis builds");
     let dir = tempfile::tempdir().expect("tempdir");
-    let cluster = Cluster::start(&binaries, dir.path())
+    let mut cluster = Cluster::start(&binaries, dir.path())
         .await
         .expect("the control plane starts");
     let client = cluster.client().await.expect("a client");
@@ -300,6 +277,30 @@ async fn the_operator_records_verifies_and_resolves_incidents_with_one_leader() 
         };
         assert!(ready.contains(role), "{}: {ready}", replica.identity);
     }
+
+    // Idle (no incident yet, only kwok's node heartbeats changing): a minute of the two
+    // replicas' requests, from the audit log. No polling: the Lease, watches, and the shadow
+    // collection's label-selected namespace list.
+    let idle_from = k8s_openapi::jiff::Timestamp::now();
+    tokio::time::sleep(IDLE_WINDOW).await;
+    let idle_to = k8s_openapi::jiff::Timestamp::now();
+    let idle = requests_by(&cluster.audit_log(), OPERATOR_USER, idle_from, idle_to);
+    let total: usize = idle.values().sum();
+    let per_hour = total as f64 * 3600.0 / IDLE_WINDOW.as_secs_f64();
+    eprintln!(
+        "idle, two replicas, lease retry 1 s: {total} requests in {} s ({per_hour:.0} an hour): {idle:?}",
+        IDLE_WINDOW.as_secs()
+    );
+    for (what, count) in &idle {
+        assert!(
+            what.ends_with(" leases") || what.starts_with("watch ") || what == "list namespaces",
+            "idle, only the Lease, watches and the shadow collection: {what} ×{count} in {idle:?}"
+        );
+    }
+    assert!(
+        idle.get("list namespaces").copied().unwrap_or(0) <= 2,
+        "one shadow collection a minute per leader: {idle:?}"
+    );
 
     // The demo incidents: `demo` is watched by the namespace selector, the bare pod in
     // `default` by its annotation.
@@ -608,6 +609,24 @@ async fn the_operator_records_verifies_and_resolves_incidents_with_one_leader() 
         "{change:?}"
     );
     assert_eq!(change.fix_hash, hash);
+    // Two replicas ran; the fix reached the workload once.
+    let workload = &payments.spec.workload;
+    let resource = format!("{}s", workload.kind.as_str().to_lowercase());
+    assert_eq!(
+        audited_writes(&cluster.audit_log(), &resource, &workload.name).len(),
+        1,
+        "one write of the fix to {}",
+        workload.name
+    );
+    let standby_log = replicas
+        .iter()
+        .find(|r| r.identity != leader)
+        .map(Replica::log)
+        .unwrap_or_default();
+    assert!(
+        !standby_log.contains("production change"),
+        "the standby changed nothing:\n{standby_log}"
+    );
 
     // A fix production cannot hold (four trainers, each sized to one node's room, on three
     // nodes): applied, regressed, rolled back with the inverse patch.
@@ -648,7 +667,8 @@ async fn the_operator_records_verifies_and_resolves_incidents_with_one_leader() 
         .map(|s| s.history.iter().map(|t| t.to).collect())
         .unwrap_or_default();
     assert!(path.contains(&Phase::RolledBack), "{path:?}");
-    // The same fix again would oscillate: a human decides, and the spent approval does not
+    // The same fix again would oscillate, and a fix computed while the rollback settles is
+    // not to be trusted to a shadow alone: a human decides, and the spent approval does not
     // approve it a second time.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let settled_trainer = demo.get(&trainer_name).await.expect("read");
@@ -669,13 +689,100 @@ async fn the_operator_records_verifies_and_resolves_incidents_with_one_leader() 
         .and_then(|s| s.changes.first().cloned())
         .expect("the audit record");
     assert_eq!(change.status, aegis_core::change::ChangeStatus::RolledBack);
+    assert_eq!(
+        audited_writes(&cluster.audit_log(), "deployments", "ml-trainer").len(),
+        2,
+        "the fix written once and undone once"
+    );
     let seen = serde_json::to_string(&change.evidence_seen).expect("serializes");
     assert!(
         seen.contains("FailedScheduling") || seen.contains("Insufficient memory"),
         "{seen}"
     );
 
-    // Repaired by hand: the storefront Service's selector fixed; its Incident resolves, then
+    // Metrics from the leader, which verified and changed what it did.
+    let leading = replicas
+        .iter()
+        .find(|r| r.identity == leader)
+        .expect("the leader");
+    let (code, metrics) = leading.get("/metrics");
+    assert_eq!(code, 200);
+    for name in [
+        "aegis_incidents{",
+        "aegis_reconcile_duration_seconds_bucket",
+        "aegis_shadow_verdicts_total{",
+        "aegis_leader 1",
+        "aegis_production_changes_total{",
+        "aegis_production_rollbacks_total 1",
+        "aegis_cached_objects{",
+    ] {
+        assert!(metrics.contains(name), "{name} in /metrics:\n{metrics}");
+    }
+
+    // The API server restarted: the operator recovers with every Incident, none duplicated.
+    // (Resolved ones are left out: the retention may delete one meanwhile.)
+    let names = |all: &[IncidentResource]| -> BTreeMap<String, (String, String)> {
+        all.iter()
+            .filter(|i| phase(i) != Some(Phase::Resolved))
+            .map(|i| {
+                (
+                    i.metadata.name.clone().unwrap_or_default(),
+                    (i.spec.workload.to_string(), i.spec.category.id().to_owned()),
+                )
+            })
+            .collect()
+    };
+    let before_restart = names(&incidents(&api).await);
+    let restarted = Instant::now();
+    cluster
+        .restart_api_server(&binaries)
+        .await
+        .expect("the API server restarts");
+    eprintln!(
+        "API server restarted in {:.1} s",
+        restarted.elapsed().as_secs_f64()
+    );
+    // A leader that could not renew in time stopped, as it must; its Deployment would start
+    // it again, and so does this test.
+    for replica in &mut replicas {
+        if let Ok(Some(exit)) = replica.child.try_wait() {
+            eprintln!("{} stopped ({exit}) during the restart", replica.identity);
+            assert!(
+                replica.log().contains("lease"),
+                "a replica stops only for its lease:\n{}",
+                replica.log()
+            );
+            let identity = format!("{}-again", replica.identity);
+            *replica = Replica::start(&binary, &cluster, dir.path(), &identity);
+        }
+    }
+    let leader = wait_for(
+        "a leader after the restart",
+        Duration::from_secs(60),
+        || {
+            let client = client.clone();
+            let identities: Vec<String> = replicas.iter().map(|r| r.identity.clone()).collect();
+            async move {
+                holder(&client)
+                    .await
+                    .filter(|holder| identities.contains(holder))
+            }
+        },
+    )
+    .await;
+    wait_for("the leader acts again", Duration::from_secs(60), || {
+        let ready = replicas
+            .iter()
+            .any(|r| r.identity == leader && r.get("/readyz").1.contains("leader"));
+        async move { ready.then_some(()) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after_restart = names(&incidents(&api).await);
+    assert_eq!(after_restart, before_restart, "no Incident lost or added");
+
+    // Repaired by hand (after the restart: the watches follow changes again): the storefront
+    // Service's selector fixed; its Incident resolves, then
     // goes after the retention (20 s here).
     let storefront = of(&settled, "storefront")[0]
         .metadata
@@ -720,23 +827,6 @@ async fn the_operator_records_verifies_and_resolves_incidents_with_one_leader() 
         },
     )
     .await;
-
-    // Metrics from the leader.
-    let leading = replicas
-        .iter()
-        .find(|r| r.identity == leader)
-        .expect("the leader");
-    let (code, metrics) = leading.get("/metrics");
-    assert_eq!(code, 200);
-    for name in [
-        "aegis_incidents{",
-        "aegis_reconcile_duration_seconds_bucket",
-        "aegis_shadow_verdicts_total{",
-        "aegis_leader 1",
-        "aegis_cached_objects{",
-    ] {
-        assert!(metrics.contains(name), "{name} in /metrics:\n{metrics}");
-    }
 
     // `aegis operator status` names the leader and counts incidents.
     let status = Command::new(&binary)

@@ -57,9 +57,14 @@ pub fn run(global: &GlobalArgs, command: &OperatorCommand, resolved: &Resolved) 
                     namespace,
                     identity: identity.clone().unwrap_or_else(default_identity),
                 };
-                aegis_operator::run(live, resolved.settings.clone(), options)
-                    .await
-                    .map_err(run_error)
+                // Boxed: the operator's future holds its whole state for the process's life.
+                Box::pin(aegis_operator::run(
+                    live,
+                    resolved.settings.clone(),
+                    options,
+                ))
+                .await
+                .map_err(run_error)
             }
             OperatorCommand::Status => status(&live, &namespace, resolved, global.output).await,
             OperatorCommand::Crd => Ok(()),
