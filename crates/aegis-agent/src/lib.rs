@@ -104,6 +104,34 @@ impl Agent {
         request: &AnalyzeRequest,
         consultant: &Consultant,
     ) -> Result<(AnalysisReport, LlmUsage)> {
+        self.analyze_consulting(state, source, request, consultant, None)
+            .await
+    }
+
+    /// Like [`Agent::analyze_with_llm`], but only the incidents `wanted` says are consulted
+    /// (at most `max_incidents` of them), and every incident keeps the id the rules gave it,
+    /// even when the model's diagnosis is adopted (the operator names its `Incident`s by those
+    /// ids, and the next rules-only pass must find the same one).
+    pub async fn consult_where(
+        &self,
+        state: &ClusterState,
+        source: SourceKind,
+        request: &AnalyzeRequest,
+        consultant: &Consultant,
+        wanted: &(dyn Fn(&Incident) -> bool + Sync),
+    ) -> Result<(AnalysisReport, LlmUsage)> {
+        self.analyze_consulting(state, source, request, consultant, Some(wanted))
+            .await
+    }
+
+    async fn analyze_consulting(
+        &self,
+        state: &ClusterState,
+        source: SourceKind,
+        request: &AnalyzeRequest,
+        consultant: &Consultant,
+        wanted: Option<&(dyn Fn(&Incident) -> bool + Sync)>,
+    ) -> Result<(AnalysisReport, LlmUsage)> {
         let lookup = Lookup::new(state);
         let mut usage = LlmUsage::default();
         let mut incidents: Vec<Incident> = Vec::new();
@@ -122,15 +150,22 @@ impl Agent {
             let (ka, kb) = (key(a), key(b));
             ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
         });
-        let chosen: std::collections::BTreeSet<usize> =
-            order.into_iter().take(consultant.max_incidents).collect();
+        let chosen: std::collections::BTreeSet<usize> = order
+            .into_iter()
+            .filter(|&i| wanted.is_none_or(|wanted| wanted(&all[i].0)))
+            .take(consultant.max_incidents)
+            .collect();
         usage.skipped = (all.len() - chosen.len()) as u64;
         for (position, (mut incident, evidence)) in all.into_iter().enumerate() {
             if !chosen.contains(&position) {
                 incidents.push(incident);
                 continue;
             }
+            let rules_id = incident.id.clone();
             let spent = consultant.consult(&mut incident, &evidence, &lookup).await;
+            if wanted.is_some() {
+                incident.id = rules_id;
+            }
             usage.calls += 1;
             usage.prompt_tokens += spent.prompt_tokens;
             usage.completion_tokens += spent.completion_tokens;

@@ -115,6 +115,22 @@ pub struct IncidentStatus {
     /// The last error the operator met on this incident, until a pass succeeds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,
+    /// What the LLM was last asked about this incident: its opinion (in the diagnosis) stands
+    /// until the rules' diagnosis changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consulted: Option<Consulted>,
+}
+
+/// One consultation of the LLM by the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Consulted {
+    /// The rules' diagnosis it was asked about, as `<category>: <summary>`.
+    pub about: String,
+    /// What came of it (`agreed`, `contradicted`, `adopted`, `rejected`, `failed`).
+    pub verdict: crate::LlmVerdict,
+    /// When, RFC 3339.
+    pub at: String,
 }
 
 /// An error the operator met while reconciling an incident.

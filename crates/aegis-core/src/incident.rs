@@ -109,6 +109,19 @@ pub enum LlmVerdict {
     Failed,
 }
 
+impl LlmVerdict {
+    /// Its name in output and labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Agreed => "agreed",
+            Self::Contradicted => "contradicted",
+            Self::Adopted => "adopted",
+            Self::Rejected => "rejected",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 /// The LLM's opinion on an incident, shown beside the diagnosis that stands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LlmOpinion {

@@ -59,6 +59,31 @@ pub struct Consultant {
     pub max_incidents: usize,
 }
 
+impl Consultant {
+    /// The consultant the settings describe, once Ollama answers and has the RCA model (and
+    /// the fix model, when it is another): the error says which is missing.
+    pub async fn connect(settings: &aegis_core::settings::Settings) -> Result<Self, LlmError> {
+        let llm = &settings.llm;
+        let backend = OllamaBackend::new(crate::OllamaConfig::from_settings(llm, &llm.rca_model))?;
+        let fix_backend = (llm.fix_model != llm.rca_model)
+            .then(|| OllamaBackend::new(crate::OllamaConfig::from_settings(llm, &llm.fix_model)))
+            .transpose()?;
+        backend.probe().await?;
+        if let Some(fixer) = &fix_backend {
+            fixer.probe().await?;
+        }
+        Ok(Self {
+            backend,
+            fix_backend,
+            budget_tokens: llm.prompt_budget_tokens,
+            confidence_threshold: settings.agent.confidence_threshold,
+            shadow: settings.shadow.clone(),
+            prompt_log: llm.prompt_log.clone(),
+            max_incidents: llm.max_incidents,
+        })
+    }
+}
+
 /// What one consultation cost.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Usage {

@@ -41,6 +41,20 @@ pub struct OllamaConfig {
 }
 
 impl OllamaConfig {
+    /// How the `llm` settings say to call `model`.
+    pub fn from_settings(llm: &aegis_core::settings::LlmSettings, model: &str) -> Self {
+        Self {
+            url: Self::resolve_url(llm.ollama_url.as_deref()),
+            model: model.to_owned(),
+            connect_timeout: Duration::from_millis(llm.connect_timeout_ms),
+            request_timeout: Duration::from_secs(llm.request_timeout_secs),
+            max_retries: llm.max_retries,
+            seed: llm.seed,
+            max_answer_tokens: llm.max_answer_tokens,
+            backoff: Duration::from_millis(250),
+        }
+    }
+
     /// The base URL from configuration, else `OLLAMA_HOST` (with or without a scheme), else
     /// [`DEFAULT_URL`].
     pub fn resolve_url(configured: Option<&str>) -> String {

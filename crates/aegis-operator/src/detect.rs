@@ -4,6 +4,12 @@
 //! finds. Only watched workloads count: in a namespace the namespace selector chooses,
 //! annotated `aegis.io/monitor: "true"` (the workload or the failing object), or reported by a
 //! K8sGPT `Result`.
+//!
+//! With an LLM (`llm.backend`), each diagnosis the rules make is recorded at once, then the LLM
+//! is asked for its second opinion on it (at most `llm.max_incidents` a pass), and the Incident
+//! records what came of it (`status.consulted`). The opinion stands for as long as the rules
+//! make the same diagnosis: the LLM is asked again only when the diagnosis changes, or a
+//! failed call is a few minutes old.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -26,6 +32,8 @@ pub const OPERATOR: &str = "operator";
 /// watch event (a failure that becomes reportable only with time, such as a pod pending past
 /// the grace period, changes nothing in the cluster).
 const RESYNC: Duration = Duration::from_secs(60);
+/// How long after a failed LLM call the same diagnosis is asked about again.
+const LLM_RETRY: Duration = Duration::from_secs(300);
 
 pub(crate) async fn run(context: Arc<Context>) -> Result<()> {
     let debounce = Duration::from_millis(context.settings.operator.debounce_millis);
@@ -253,6 +261,7 @@ pub(crate) async fn pass(context: &Context, namespace: &str) -> Result<()> {
         .analyze(&state, SourceKind::Cluster, &request)
         .map_err(|e| crate::Error::Analysis(e.to_string()))?;
     let mut found = BTreeSet::new();
+    let mut due = BTreeMap::new();
     for incident in &report.incidents {
         let here = incident.workload.namespace.as_deref().unwrap_or(CLUSTER) == namespace;
         if !here || incident.workload.kind.is_namespaced() == cluster {
@@ -272,7 +281,15 @@ pub(crate) async fn pass(context: &Context, namespace: &str) -> Result<()> {
         }
         all.extend(sources);
         found.insert(incident.id.clone());
-        record(context, incident, all).await?;
+        let status = cached(context, incident).and_then(|i| i.status.clone());
+        if context.consultant.is_some() && opinion_due(incident, status.as_ref()) {
+            due.insert(incident.id.clone(), (about(incident), all.clone()));
+        }
+        let incident = with_opinion(incident, status.as_ref());
+        record(context, &incident, all, None).await?;
+    }
+    if let Some(consultant) = context.consultant.as_ref().filter(|_| !due.is_empty()) {
+        consult(context, consultant, &state, &request, &due).await?;
     }
     let open: Vec<Arc<IncidentResource>> = context
         .caches
@@ -294,14 +311,118 @@ pub(crate) async fn pass(context: &Context, namespace: &str) -> Result<()> {
     Ok(())
 }
 
-/// Creates or moves on the Incident of `incident`.
-async fn record(context: &Context, incident: &Incident, sources: Vec<String>) -> Result<()> {
+/// Asks the LLM about the diagnoses in `due` (by id: what the rules said, and the sources) and
+/// records its opinions.
+async fn consult(
+    context: &Context,
+    consultant: &aegis_llm::Consultant,
+    state: &ClusterState,
+    request: &AnalyzeRequest,
+    due: &BTreeMap<String, (String, Vec<String>)>,
+) -> Result<()> {
+    let wanted = |incident: &Incident| due.contains_key(&incident.id);
+    let (report, _) = context
+        .agent
+        .consult_where(state, SourceKind::Cluster, request, consultant, &wanted)
+        .await
+        .map_err(|e| crate::Error::Analysis(e.to_string()))?;
+    let now = incidents::now();
+    for incident in &report.incidents {
+        let (Some((about, sources)), Some(opinion)) =
+            (due.get(&incident.id), incident.rca.llm.as_ref())
+        else {
+            continue;
+        };
+        ::metrics::counter!(metrics::LLM_OPINIONS, "verdict" => opinion.verdict.as_str())
+            .increment(1);
+        tracing::info!(incident = %incident.id, workload = %incident.workload, verdict = opinion.verdict.as_str(), "the LLM's opinion");
+        let consulted = aegis_core::crd::Consulted {
+            about: about.clone(),
+            verdict: opinion.verdict,
+            at: now.clone(),
+        };
+        record(context, incident, sources.clone(), Some(consulted)).await?;
+    }
+    Ok(())
+}
+
+/// What the rules diagnosed, as the LLM is asked about it: `<category>: <summary>`.
+fn about(incident: &Incident) -> String {
+    format!("{}: {}", incident.rca.category.id(), incident.rca.summary)
+}
+
+/// Whether the LLM is to be asked about `incident`: never asked about this diagnosis, or
+/// its call failed long enough ago.
+fn opinion_due(incident: &Incident, status: Option<&aegis_core::crd::IncidentStatus>) -> bool {
+    let Some(consulted) = status.and_then(|s| s.consulted.as_ref()) else {
+        return true;
+    };
+    if consulted.about != about(incident) {
+        return true;
+    }
+    consulted.verdict == aegis_core::LlmVerdict::Failed
+        && consulted
+            .at
+            .parse::<k8s_openapi::jiff::Timestamp>()
+            .is_ok_and(|at| {
+                k8s_openapi::jiff::Timestamp::now()
+                    .duration_since(at)
+                    .unsigned_abs()
+                    >= LLM_RETRY
+            })
+}
+
+/// The rules' fresh diagnosis with the LLM's opinion on it carried over from the Incident,
+/// when the LLM was asked about this same diagnosis: a diagnosis it gave where the rules had
+/// none, or its opinion beside the rules' (with what a contradiction did to the confidence
+/// and the fix).
+fn with_opinion(fresh: &Incident, status: Option<&aegis_core::crd::IncidentStatus>) -> Incident {
+    let mut incident = fresh.clone();
+    let Some((consulted, stored)) =
+        status.and_then(|s| Some((s.consulted.as_ref()?, s.incident.as_ref()?)))
+    else {
+        return incident;
+    };
+    if consulted.about != about(fresh) || stored.rca.llm.is_none() {
+        return incident;
+    }
+    if consulted.verdict == aegis_core::LlmVerdict::Adopted {
+        incident.rca = stored.rca.clone();
+        incident.fix = stored.fix.clone();
+        incident.alternative_fixes = stored.alternative_fixes.clone();
+        incident.verification.plan = stored.verification.plan.clone();
+    } else {
+        incident.rca.llm = stored.rca.llm.clone();
+        incident.rca.confidence = stored.rca.confidence;
+        incident.rca.analysis_steps = stored.rca.analysis_steps.clone();
+        incident.rca.decision_rationale = stored.rca.decision_rationale.clone();
+        if stored.fix.is_none() {
+            incident.fix = None;
+            incident.alternative_fixes.clear();
+        }
+    }
+    incident
+}
+
+/// The cached Incident of `incident`.
+fn cached(context: &Context, incident: &Incident) -> Option<Arc<IncidentResource>> {
     let namespace = context.namespace_of(&incident.workload);
-    let api: Api<IncidentResource> = Api::namespaced(context.client.clone(), &namespace);
-    let cached = context.caches.incidents.state().into_iter().find(|i| {
+    context.caches.incidents.state().into_iter().find(|i| {
         i.metadata.name.as_deref() == Some(incident.id.as_str())
             && i.metadata.namespace.as_deref() == Some(namespace.as_str())
-    });
+    })
+}
+
+/// Creates or moves on the Incident of `incident`; `consulted` records an LLM consultation.
+async fn record(
+    context: &Context,
+    incident: &Incident,
+    sources: Vec<String>,
+    consulted: Option<aegis_core::crd::Consulted>,
+) -> Result<()> {
+    let namespace = context.namespace_of(&incident.workload);
+    let api: Api<IncidentResource> = Api::namespaced(context.client.clone(), &namespace);
+    let cached = cached(context, incident);
     let now = incidents::now();
     let update = |status: &mut aegis_core::crd::IncidentStatus| {
         let next = match incidents::stored(status) {
@@ -321,6 +442,9 @@ async fn record(context: &Context, incident: &Incident, sources: Vec<String>) ->
         incidents::write_back(status, next);
         status.sources = sources.clone();
         status.resolved_at = None;
+        if let Some(consulted) = &consulted {
+            status.consulted = Some(consulted.clone());
+        }
     };
     // Nothing new against the cache: no request at all.
     if let Some(cached) = &cached {
@@ -535,6 +659,137 @@ mod tests {
             Some("chosen")
         );
         assert_eq!(kept.alternative_fixes[0].summary, "first");
+    }
+
+    fn opinion(verdict: aegis_core::LlmVerdict) -> aegis_core::LlmOpinion {
+        aegis_core::LlmOpinion {
+            backend: "ollama:m".to_owned(),
+            verdict,
+            category: None,
+            summary: None,
+            confidence: None,
+            evidence: Vec::new(),
+            reasons: Vec::new(),
+            prompt_tokens: 10,
+            completion_tokens: 5,
+            latency_ms: 100,
+            prompt_hash: "h".to_owned(),
+        }
+    }
+
+    /// An Incident's status holding `stored`, consulted about `about` with `verdict` at `at`.
+    fn consulted(
+        stored: &Incident,
+        about: &str,
+        verdict: aegis_core::LlmVerdict,
+        at: &str,
+    ) -> aegis_core::crd::IncidentStatus {
+        aegis_core::crd::IncidentStatus {
+            incident: Some(stored.clone()),
+            consulted: Some(aegis_core::crd::Consulted {
+                about: about.to_owned(),
+                verdict,
+                at: at.to_owned(),
+            }),
+            ..aegis_core::crd::IncidentStatus::default()
+        }
+    }
+
+    #[test]
+    fn the_llm_is_asked_once_per_diagnosis_and_again_only_after_a_change_or_an_old_failure() {
+        use aegis_core::LlmVerdict::{Agreed, Failed};
+        let fresh = incident(fix("first", json!({"spec": {"replicas": 1}})), Vec::new());
+        let now = incidents::now();
+        let long_ago = "2026-01-01T00:00:00Z";
+        let same = about(&fresh);
+        assert_eq!(same, "insufficient-resources: s");
+        let cases = [
+            ("never asked", None, true),
+            (
+                "asked about it",
+                Some(consulted(&fresh, &same, Agreed, &now)),
+                false,
+            ),
+            (
+                "asked long ago about it",
+                Some(consulted(&fresh, &same, Agreed, long_ago)),
+                false,
+            ),
+            (
+                "asked about another diagnosis",
+                Some(consulted(&fresh, "oom-killed: x", Agreed, &now)),
+                true,
+            ),
+            (
+                "the call just failed",
+                Some(consulted(&fresh, &same, Failed, &now)),
+                false,
+            ),
+            (
+                "the call failed long ago",
+                Some(consulted(&fresh, &same, Failed, long_ago)),
+                true,
+            ),
+        ];
+        for (case, status, due) in cases {
+            assert_eq!(opinion_due(&fresh, status.as_ref()), due, "{case}");
+        }
+    }
+
+    #[test]
+    fn an_opinion_on_the_same_diagnosis_is_carried_into_the_next_pass_and_dropped_on_another() {
+        use aegis_core::LlmVerdict::{Adopted, Agreed, Contradicted};
+        let fresh = incident(fix("first", json!({"spec": {"replicas": 1}})), Vec::new());
+        let now = incidents::now();
+        let same = about(&fresh);
+
+        // Agreed: the opinion and what it added to the analysis stay; the rules' fix stays.
+        let mut agreed = fresh.clone();
+        agreed.rca.llm = Some(opinion(Agreed));
+        agreed
+            .rca
+            .analysis_steps
+            .push("the model agrees".to_owned());
+        let carried = with_opinion(&fresh, Some(&consulted(&agreed, &same, Agreed, &now)));
+        assert_eq!(carried.rca.llm, agreed.rca.llm);
+        assert_eq!(carried.rca.analysis_steps, ["the model agrees"]);
+        assert_eq!(carried.fix, fresh.fix);
+
+        // Contradicted below the threshold: the fix it withheld stays withheld.
+        let mut contradicted = fresh.clone();
+        contradicted.rca.llm = Some(opinion(Contradicted));
+        contradicted.rca.confidence = 0.5;
+        contradicted.fix = None;
+        let carried = with_opinion(
+            &fresh,
+            Some(&consulted(&contradicted, &same, Contradicted, &now)),
+        );
+        assert!((carried.rca.confidence - 0.5).abs() < 1e-9);
+        assert!(carried.fix.is_none());
+
+        // Adopted where the rules had nothing: the model's diagnosis stands, under the rules' id.
+        let mut unknown = fresh.clone();
+        unknown.rca.category = aegis_core::Category::Unknown;
+        unknown.rca.summary = "no rule matched".to_owned();
+        unknown.fix = None;
+        let mut adopted = unknown.clone();
+        adopted.rca.category = aegis_core::Category::OomKilled;
+        adopted.rca.summary = "the model's diagnosis".to_owned();
+        adopted.rca.llm = Some(opinion(Adopted));
+        let carried = with_opinion(
+            &unknown,
+            Some(&consulted(&adopted, &about(&unknown), Adopted, &now)),
+        );
+        assert_eq!(carried.id, unknown.id);
+        assert_eq!(carried.rca.category, aegis_core::Category::OomKilled);
+        assert_eq!(carried.rca.summary, "the model's diagnosis");
+
+        // The rules now say something else: the old opinion is not about it.
+        let mut changed = fresh.clone();
+        changed.rca.summary = "another cause".to_owned();
+        let carried = with_opinion(&changed, Some(&consulted(&agreed, &same, Agreed, &now)));
+        assert!(carried.rca.llm.is_none());
+        assert_eq!(carried, changed);
     }
 
     #[test]

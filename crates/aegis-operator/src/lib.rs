@@ -55,6 +55,8 @@ pub enum Error {
     Analysis(String),
     #[error("invalid operator setting: {0}")]
     Settings(String),
+    #[error("llm.backend is ollama, but {0}")]
+    Llm(aegis_llm::LlmError),
     #[error("cannot encode {what}: {reason}")]
     Encode { what: String, reason: String },
 }
@@ -92,6 +94,8 @@ pub(crate) struct Context {
     pub shadow_slots: tokio::sync::Semaphore,
     /// `operator.namespace_selector`, parsed once.
     pub namespace_selector: Option<aegis_agent::LabelSelector>,
+    /// The LLM asked for a second opinion on each new diagnosis (`llm.backend`), if any.
+    pub consultant: Option<aegis_llm::Consultant>,
 }
 
 impl Context {
@@ -118,6 +122,7 @@ pub async fn run(live: LiveSource, settings: Settings, options: RunOptions) -> R
     let handle = metrics::install();
     let client = live.client().clone();
     crd::require_installed(&client).await?;
+    let consultant = consultant(&settings).await?;
     let health = serve::Health::default();
     let server = serve::spawn(options.metrics_addr, handle.clone(), health.clone()).await?;
     let caches = Caches::start(&client).await;
@@ -140,6 +145,7 @@ pub async fn run(live: LiveSource, settings: Settings, options: RunOptions) -> R
         verifying: std::sync::Mutex::default(),
         shadow_slots: tokio::sync::Semaphore::new(shadow_slots),
         namespace_selector,
+        consultant,
     });
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -232,6 +238,27 @@ fn validate(settings: &Settings) -> Result<Option<aegis_agent::LabelSelector>> {
                 .map_err(|e| Error::Settings(format!("operator.namespace_selector: {e}")))
         })
         .transpose()
+}
+
+/// The LLM per `llm.backend`: none for `rules`; for `ollama`, Ollama with its models or an
+/// error; for `auto`, Ollama when it answers with its models, else none, said in the log.
+async fn consultant(settings: &Settings) -> Result<Option<aegis_llm::Consultant>> {
+    use aegis_core::settings::LlmBackendChoice;
+    let choice = settings.llm.backend;
+    if choice == LlmBackendChoice::Rules {
+        return Ok(None);
+    }
+    match aegis_llm::Consultant::connect(settings).await {
+        Ok(consultant) => {
+            tracing::info!(model = %settings.llm.rca_model, "the LLM gives a second opinion on each new diagnosis");
+            Ok(Some(consultant))
+        }
+        Err(error) if choice == LlmBackendChoice::Ollama => Err(Error::Llm(error)),
+        Err(error) => {
+            tracing::warn!(%error, "no LLM: diagnosing with the rules alone");
+            Ok(None)
+        }
+    }
 }
 
 /// Expired shadows are deleted every `operator.shadow_gc_interval_seconds`, even those a

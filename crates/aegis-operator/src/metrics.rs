@@ -13,6 +13,9 @@ pub const CHANGES: &str = "aegis_production_changes_total";
 pub const ROLLBACKS: &str = "aegis_production_rollbacks_total";
 pub const WATCH_ERRORS: &str = "aegis_watch_errors_total";
 pub const LEADER: &str = "aegis_leader";
+/// What became of the LLM's answers on the operator's diagnoses (the calls, tokens and latency
+/// themselves are `aegis_llm_*`, recorded by the LLM client).
+pub const LLM_OPINIONS: &str = "aegis_llm_opinions_total";
 pub const CACHED_OBJECTS: &str = "aegis_cached_objects";
 
 /// Seconds buckets for everything timed, from a fast reconcile to a slow shadow.
@@ -84,4 +87,8 @@ fn describe() {
         "Completion tokens received from the LLM, by model."
     );
     describe_histogram!("aegis_llm_latency_seconds", "LLM call latency, by model.");
+    describe_counter!(
+        LLM_OPINIONS,
+        "The LLM's second opinions on new diagnoses, by verdict (agreed, contradicted, adopted, rejected, failed)."
+    );
 }

@@ -411,7 +411,8 @@ async fn verify(
     if let Ok(mut running) = context.verifying.lock() {
         running.insert(name.clone());
     }
-    let outcome = verify_unguarded(context, &api, &name).await;
+    // Boxed: the verification holds the incident and its shadow's evidence.
+    let outcome = Box::pin(verify_unguarded(context, &api, &name)).await;
     if let Ok(mut running) = context.verifying.lock() {
         running.remove(&name);
     }

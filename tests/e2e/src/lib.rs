@@ -10,6 +10,7 @@ pub mod binaries;
 pub mod cluster;
 pub mod demo;
 pub mod ollama;
+pub mod operator;
 pub mod process;
 pub mod stages;
 

@@ -20,8 +20,7 @@
 //! - /metrics, /healthz, /readyz answer, and `aegis operator status` names the leader.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aegis_core::crd::IncidentResource;
@@ -29,114 +28,17 @@ use aegis_core::lifecycle::Phase;
 use aegis_e2e::binaries::Binaries;
 use aegis_e2e::cluster::{Cluster, OPERATOR_USER, audited_writes, requests_by};
 use aegis_e2e::demo::{EXPECTED, kubectl};
-use aegis_e2e::process::http_get;
+use aegis_e2e::operator::{NAMESPACE, Replica, install_crds};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Event;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-/// The operator's namespace.
-const OPERATOR_NS: &str = "aegis-system";
 /// How long the operator's idle requests are counted.
 const IDLE_WINDOW: Duration = Duration::from_secs(60);
 /// How long the whole demo is given to be diagnosed and verified.
 const VERIFY_DEADLINE: Duration = Duration::from_secs(420);
-
-/// One `aegis operator run` replica.
-struct Replica {
-    identity: String,
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Replica {
-    fn start(binary: &Path, cluster: &Cluster, dir: &Path, identity: &str) -> Self {
-        let port = aegis_e2e::process::free_port().expect("a free port");
-        let log = dir.join(format!("{identity}.log"));
-        let stderr = std::fs::File::create(&log).expect("log file");
-        let mut command = aegis_e2e::aegis_command(binary);
-        let child = command
-            .args([
-                "operator",
-                "run",
-                "--leader-elect",
-                "--identity",
-                identity,
-                "--metrics-addr",
-                &format!("127.0.0.1:{port}"),
-                "-n",
-                OPERATOR_NS,
-                "-v",
-            ])
-            .env("KUBECONFIG", cluster.operator_kubeconfig())
-            .env(
-                "AEGIS_AGENT__STATE_DIR",
-                dir.join(format!("state-{identity}")),
-            )
-            .env("AEGIS_AGENT__GRACE_PERIOD_SECONDS", "5")
-            .env("AEGIS_LLM__BACKEND", "rules")
-            .env("AEGIS_OPERATOR__NAMESPACE_SELECTOR", "aegis.io/watch=true")
-            .env("AEGIS_OPERATOR__RETENTION_SECONDS", "20")
-            .env("AEGIS_OPERATOR__DEBOUNCE_MILLIS", "300")
-            .env("AEGIS_OPERATOR__LEASE_DURATION_SECONDS", "6")
-            .env("AEGIS_OPERATOR__RENEW_DEADLINE_SECONDS", "4")
-            .env("AEGIS_OPERATOR__RETRY_PERIOD_SECONDS", "1")
-            .env("AEGIS_OBSERVABILITY__LOG_LEVEL", "info")
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("aegis operator starts");
-        Self {
-            identity: identity.to_owned(),
-            child,
-            port,
-            log,
-        }
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        http_get(self.port, path)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn kubectl_stdin(binaries: &Binaries, cluster: &Cluster, args: &[&str], input: &str) {
-    use std::io::Write;
-    let mut child = Command::new(binaries.path("kubectl"))
-        .arg("--kubeconfig")
-        .arg(cluster.kubeconfig())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("writes");
-    let output = child.wait_with_output().expect("kubectl ends");
-    assert!(
-        output.status.success(),
-        "kubectl {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 async fn incidents(api: &Api<IncidentResource>) -> Vec<IncidentResource> {
     api.list(&ListParams::default())
@@ -182,7 +84,7 @@ where
 }
 
 async fn holder(client: &kube::Client) -> Option<String> {
-    let leases: Api<Lease> = Api::namespaced(client.clone(), OPERATOR_NS);
+    let leases: Api<Lease> = Api::namespaced(client.clone(), NAMESPACE);
     leases
         .get_opt("aegis-operator")
         .await
@@ -210,7 +112,7 @@ async fn the_operator_records_verifies_and_resolves_incidents_with_one_leader() 
             "--metrics-addr",
             "127.0.0.1:0",
             "-n",
-            OPERATOR_NS,
+            NAMESPACE,
         ])
         .env("KUBECONFIG", cluster.kubeconfig())
         .output()
@@ -223,38 +125,14 @@ async fn the_operator_records_verifies_and_resolves_incidents_with_one_leader() 
     );
 
     // The CRD as `aegis operator crd` prints it, and K8sGPT's Result CRD, applied for real.
-    let crd = Command::new(&binary)
-        .args(["operator", "crd"])
-        .output()
-        .expect("aegis runs");
-    assert!(crd.status.success());
-    kubectl_stdin(
-        &binaries,
-        &cluster,
-        &["apply", "-f", "-"],
-        &String::from_utf8_lossy(&crd.stdout),
-    );
-    let results_crd =
-        serde_json::to_string(&aegis_k8sgpt::result::result_crd()).expect("serializes");
-    kubectl_stdin(&binaries, &cluster, &["apply", "-f", "-"], &results_crd);
-    kubectl(
-        &binaries,
-        &cluster,
-        &[
-            "wait",
-            "--for=condition=established",
-            "crd/incidents.aegis.io",
-            "crd/results.core.k8sgpt.ai",
-            "--timeout=60s",
-        ],
-    );
-    for namespace in [OPERATOR_NS, "legacy", "k8sgpt-operator-system"] {
+    install_crds(&binaries, &cluster, &binary, true);
+    for namespace in ["legacy", "k8sgpt-operator-system"] {
         kubectl(&binaries, &cluster, &["create", "namespace", namespace]);
     }
 
     // Two replicas; one leads.
-    let replica_a = Replica::start(&binary, &cluster, dir.path(), "replica-a");
-    let replica_b = Replica::start(&binary, &cluster, dir.path(), "replica-b");
+    let replica_a = Replica::start(&binary, &cluster, dir.path(), "replica-a", &[]);
+    let replica_b = Replica::start(&binary, &cluster, dir.path(), "replica-b", &[]);
     let mut replicas = vec![replica_a, replica_b];
     wait_for("both replicas ready", Duration::from_secs(60), || {
         let ready = replicas.iter().all(|r| r.get("/readyz").0 == 200);
@@ -753,7 +631,7 @@ async fn the_operator_records_verifies_and_resolves_incidents_with_one_leader() 
                 replica.log()
             );
             let identity = format!("{}-again", replica.identity);
-            *replica = Replica::start(&binary, &cluster, dir.path(), &identity);
+            *replica = Replica::start(&binary, &cluster, dir.path(), &identity, &[]);
         }
     }
     let leader = wait_for(
@@ -830,7 +708,7 @@ async fn the_operator_records_verifies_and_resolves_incidents_with_one_leader() 
 
     // `aegis operator status` names the leader and counts incidents.
     let status = Command::new(&binary)
-        .args(["operator", "status", "-n", OPERATOR_NS, "-o", "json"])
+        .args(["operator", "status", "-n", NAMESPACE, "-o", "json"])
         .env("KUBECONFIG", cluster.kubeconfig())
         .env("AEGIS_LLM__OLLAMA_URL", "http://127.0.0.1:9")
         .output()

@@ -12,7 +12,7 @@ use aegis_cluster::snapshot::SnapshotSource;
 use aegis_cluster::{Cluster, ClusterRead, Scope};
 use aegis_core::settings::{LlmBackendChoice, Settings};
 use aegis_core::{Incident, ResourceKind, ResourceRef, VerificationResult};
-use aegis_llm::{Consultant, OllamaBackend, OllamaConfig};
+use aegis_llm::{Consultant, OllamaConfig};
 
 use super::{print, warn};
 use crate::args::{AnalyzeArgs, GlobalArgs, LlmChoice, OutputFormat};
@@ -281,61 +281,25 @@ async fn choose_llm(flag: Option<LlmChoice>, settings: &Settings) -> CliResult<O
         return Ok(None);
     }
     let llm = &settings.llm;
-    let config = OllamaConfig {
-        url: OllamaConfig::resolve_url(llm.ollama_url.as_deref()),
-        model: llm.rca_model.clone(),
-        connect_timeout: Duration::from_millis(llm.connect_timeout_ms),
-        request_timeout: Duration::from_secs(llm.request_timeout_secs),
-        max_retries: llm.max_retries,
-        seed: llm.seed,
-        max_answer_tokens: llm.max_answer_tokens,
-        backoff: Duration::from_millis(250),
-    };
-    let url = config.url.clone();
-    let fix_backend = (llm.fix_model != llm.rca_model)
-        .then(|| {
-            OllamaBackend::new(OllamaConfig {
-                model: llm.fix_model.clone(),
-                ..config.clone()
-            })
-        })
-        .transpose()
-        .map_err(CliError::failure)?;
-    let backend = OllamaBackend::new(config).map_err(CliError::failure)?;
-    let mut probed = backend.probe().await;
-    if probed.is_ok()
-        && let Some(fixer) = &fix_backend
-    {
-        probed = fixer.probe().await;
-    }
-    if let Err(error) = probed {
-        let model = match &error {
-            aegis_llm::LlmError::ModelMissing { model, .. } => model.clone(),
-            _ => llm.rca_model.clone(),
-        };
-        let hint = match &error {
-            aegis_llm::LlmError::ModelMissing { .. } => format!(
-                "create or pull it (`ollama pull {model}`), or set llm.rca_model / llm.fix_model; `--llm rules` needs no LLM"
-            ),
-            _ => format!(
-                "start Ollama (`ollama serve`, or `cargo xtask ollama up` in the repository) or point llm.ollama_url / OLLAMA_HOST at it (now {url}); `--llm rules` needs no LLM"
-            ),
-        };
-        if choice == LlmBackendChoice::Ollama {
-            return Err(CliError::failure(error).hint(hint));
+    let url = OllamaConfig::resolve_url(llm.ollama_url.as_deref());
+    match Consultant::connect(settings).await {
+        Ok(consultant) => Ok(Some(consultant)),
+        Err(error) => {
+            let hint = match &error {
+                aegis_llm::LlmError::ModelMissing { model, .. } => format!(
+                    "create or pull it (`ollama pull {model}`), or set llm.rca_model / llm.fix_model; `--llm rules` needs no LLM"
+                ),
+                _ => format!(
+                    "start Ollama (`ollama serve`, or `cargo xtask ollama up` in the repository) or point llm.ollama_url / OLLAMA_HOST at it (now {url}); `--llm rules` needs no LLM"
+                ),
+            };
+            if choice == LlmBackendChoice::Ollama {
+                return Err(CliError::failure(error).hint(hint));
+            }
+            eprintln!("notice: {error}; using the rules engine alone");
+            Ok(None)
         }
-        eprintln!("notice: {error}; using the rules engine alone");
-        return Ok(None);
     }
-    Ok(Some(Consultant {
-        backend,
-        fix_backend,
-        budget_tokens: llm.prompt_budget_tokens,
-        confidence_threshold: settings.agent.confidence_threshold,
-        shadow: settings.shadow.clone(),
-        prompt_log: llm.prompt_log.clone(),
-        max_incidents: llm.max_incidents,
-    }))
 }
 
 /// Records the incidents; a store that cannot be written is a loud warning, not a lost analysis.

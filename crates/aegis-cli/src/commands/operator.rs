@@ -1,7 +1,5 @@
 //! `aegis operator run|status|crd`.
 
-use std::time::Duration;
-
 use aegis_llm::ollama::{OllamaBackend, OllamaConfig};
 use aegis_operator::status::{ClusterStatus, Gpus};
 use serde::Serialize;
@@ -143,14 +141,8 @@ struct Ollama {
 async fn ollama(resolved: &Resolved) -> Ollama {
     let llm = &resolved.settings.llm;
     let config = OllamaConfig {
-        url: OllamaConfig::resolve_url(llm.ollama_url.as_deref()),
-        model: llm.rca_model.clone(),
-        connect_timeout: Duration::from_millis(llm.connect_timeout_ms),
-        request_timeout: Duration::from_secs(llm.request_timeout_secs),
         max_retries: 0,
-        seed: llm.seed,
-        max_answer_tokens: llm.max_answer_tokens,
-        backoff: Duration::from_millis(250),
+        ..OllamaConfig::from_settings(llm, &llm.rca_model)
     };
     let url = config.url.clone();
     let listed = match OllamaBackend::new(config) {

@@ -98,6 +98,7 @@ fn context(live: aegis_cluster::live::LiveSource) -> Arc<Context> {
         verifying: std::sync::Mutex::default(),
         shadow_slots: tokio::sync::Semaphore::new(1),
         namespace_selector: None,
+        consultant: None,
     })
 }
 
