@@ -78,7 +78,8 @@ async fn measure(aegis: &Path, dir: &Path, idle: Duration) -> Result<String> {
             ("—".to_owned(), "reported")
         };
         rows.push_str(&format!(
-            "| `aegis operator run` watching {pods} running pods (release build; caches filled in {filled:.1} s) | RSS {:.1} MB, peak {:.1} MB | {target} | {verdict} |\n",
+            "| `aegis operator run` watching {} running pods (release build; leading {filled:.1} s after start, its caches filled) | RSS {:.1} MB, peak {:.1} MB | {target} | {verdict} |\n",
+            thousands(pods),
             mb(resident),
             mb(peak)
         ));
@@ -107,6 +108,19 @@ async fn measure(aegis: &Path, dir: &Path, idle: Duration) -> Result<String> {
         operator.stop();
     }
     Ok(rows)
+}
+
+/// `10000` as `10,000`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 /// The kwok nodes, the pods' namespace and owner, the Incident CRD and the operator's
