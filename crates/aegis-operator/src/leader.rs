@@ -126,7 +126,16 @@ impl Lease {
         let mut renewed = Instant::now();
         loop {
             tokio::time::sleep(self.timing.retry_period).await;
-            match self.renew().await {
+            // A renewal that does not answer (a partition drops packets, nothing resets the
+            // connection) must not keep this replica acting past the renew deadline.
+            let left = self.timing.renew_deadline.saturating_sub(renewed.elapsed());
+            let Ok(outcome) = tokio::time::timeout(left, self.renew()).await else {
+                return Err(Error::LeaseLost(format!(
+                    "not renewed within {}s: the API server did not answer",
+                    self.timing.renew_deadline.as_secs()
+                )));
+            };
+            match outcome {
                 Ok(true) => renewed = Instant::now(),
                 Ok(false) => {
                     return Err(Error::LeaseLost(

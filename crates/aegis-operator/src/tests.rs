@@ -366,6 +366,23 @@ async fn a_leader_that_loses_the_race_or_cannot_renew_stops_acting() {
         started.elapsed()
     );
     assert!(lost.to_string().contains("not renewed within"), "{lost}");
+
+    // The API server takes the request and never answers: lost by the renew deadline, not
+    // left hanging while a standby takes over.
+    let (live, handle) = mock_api::source();
+    let (_task, _requests) = mock_api::serve(handle, |_, _| Answer::Hang);
+    let lease = Lease::new(live.client().clone(), "ops", "replica-a", timing());
+    let started = std::time::Instant::now();
+    let lost = tokio::time::timeout(Duration::from_secs(5), lease.hold())
+        .await
+        .expect("returns by the renew deadline")
+        .expect_err("lost");
+    assert!(
+        started.elapsed() < timing().lease_duration,
+        "before a standby could take over: {:?}",
+        started.elapsed()
+    );
+    assert!(lost.to_string().contains("did not answer"), "{lost}");
 }
 
 #[tokio::test]
@@ -428,7 +445,7 @@ async fn a_watch_ended_by_410_gone_lists_again_and_the_cache_follows() {
     assert!(!annotations.contains_key("kubectl.kubernetes.io/last-applied-configuration"));
     assert_eq!(annotations.get("team").map(String::as_str), Some("a"));
     assert!(
-        dirty.take_now().contains("shop"),
+        dirty.take_now().contains_key("shop"),
         "the namespace is marked for analysis"
     );
 }
