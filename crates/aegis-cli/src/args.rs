@@ -116,6 +116,10 @@ pub struct AnalyzeArgs {
     /// Do not verify fixes in shadows (verification: skipped).
     #[arg(long)]
     pub no_verify: bool,
+    /// Also take K8sGPT's findings from FILE (`k8sgpt analyze -o json` output of the same
+    /// cluster; `-` reads stdin): they go through the same rules as AEGIS's own.
+    #[arg(long, value_name = "FILE")]
+    pub k8sgpt: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

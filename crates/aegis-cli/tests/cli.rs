@@ -368,6 +368,101 @@ const ANALYZE_ORDERS_API: [&str; 7] = [
 ];
 
 #[test]
+fn k8sgpt_s_report_joins_the_analysis_and_a_bad_one_is_refused() {
+    let sandbox = Sandbox::new();
+    // The real K8sGPT's report of the demo incidents on the local control plane: its findings
+    // join the rules' diagnoses of the same workloads instead of making incidents of their own.
+    let report = fixture("k8sgpt/demo-analyze.json");
+    let report = report.to_str().expect("UTF-8");
+    let alone = sandbox.json(&["analyze", "--all", "--mock", "--no-verify", "-o", "json"]);
+    let joined = sandbox.json(&[
+        "analyze",
+        "--all",
+        "--mock",
+        "--no-verify",
+        "--k8sgpt",
+        report,
+        "-o",
+        "json",
+    ]);
+    let categories = |report: &Value, workload: &str| -> Vec<String> {
+        report["incidents"]
+            .as_array()
+            .expect("incidents")
+            .iter()
+            .filter(|i| i["workload"]["name"] == workload && i["workload"]["kind"] == "Deployment")
+            .map(|i| i["rca"]["category"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    for workload in [
+        "orders-api",
+        "report-worker",
+        "ml-trainer",
+        "catalog",
+        "inventory",
+    ] {
+        assert_eq!(
+            categories(&joined, workload),
+            categories(&alone, workload),
+            "{workload}: one incident, the rules' diagnosis"
+        );
+        let incident = joined["incidents"]
+            .as_array()
+            .expect("incidents")
+            .iter()
+            .find(|i| i["workload"]["name"] == workload && i["workload"]["kind"] == "Deployment")
+            .expect("the incident");
+        assert!(
+            incident["findings"]
+                .as_array()
+                .expect("findings")
+                .iter()
+                .any(|f| f["analyzer"] == "K8sGPT"),
+            "{workload}: K8sGPT's finding is among its findings"
+        );
+    }
+
+    // A result of a kind AEGIS does not read is said, not dropped in silence.
+    let unknown = sandbox.path().join("gateway.json");
+    std::fs::write(
+        &unknown,
+        r#"{"status": "ProblemDetected", "problems": 1, "results": [{"kind": "GatewayClass", "name": "gw", "error": [{"Text": "not accepted"}], "parentObject": ""}]}"#,
+    )
+    .expect("write");
+    let output = sandbox.run(&[
+        "analyze",
+        "--all",
+        "--mock",
+        "--no-verify",
+        "--k8sgpt",
+        unknown.to_str().expect("UTF-8"),
+        "-o",
+        "json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("K8sGPT's result for GatewayClass gw is not used"),
+        "{}",
+        stderr(&output)
+    );
+
+    std::fs::write(sandbox.path().join("garbage.json"), "- not json\n").expect("write");
+    assert_clean_failure(
+        &sandbox.run(&["analyze", "--all", "--mock", "--k8sgpt", "garbage.json"]),
+        2,
+        &[
+            "--k8sgpt garbage.json is not K8sGPT's JSON report",
+            "k8sgpt analyze -o json",
+        ],
+    );
+    assert_clean_failure(
+        &sandbox.run(&["analyze", "--all", "--mock", "--k8sgpt", "missing.json"]),
+        2,
+        &["cannot read --k8sgpt missing.json"],
+    );
+}
+
+#[test]
 fn analyses_are_recorded_and_incidents_can_be_listed_and_shown() {
     let sandbox = Sandbox::new();
     let empty = sandbox.json(&["incident", "list", "-o", "json"]);

@@ -134,6 +134,113 @@ impl ResultSpec {
     }
 }
 
+/// What `k8sgpt analyze -o json` prints: one result per failing object, in the same shape as
+/// the operator's `Result` spec but with K8sGPT's Go field names for the failures.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Report {
+    #[serde(default)]
+    pub provider: String,
+    /// Analyzer errors K8sGPT met (a kind it could not list), as it prints them.
+    #[serde(default)]
+    pub errors: Option<Vec<String>>,
+    /// `OK` or `ProblemDetected`.
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub problems: u64,
+    #[serde(default)]
+    pub results: Vec<ReportResult>,
+}
+
+/// One object of a [`Report`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportResult {
+    pub kind: String,
+    pub name: String,
+    #[serde(default)]
+    pub error: Vec<ReportFailure>,
+    #[serde(default)]
+    pub details: String,
+    #[serde(default)]
+    pub parent_object: String,
+}
+
+/// One failure of a [`ReportResult`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ReportFailure {
+    #[serde(rename = "Text", default)]
+    pub text: String,
+    #[serde(rename = "Sensitive", default)]
+    pub sensitive: Option<Vec<ReportSensitive>>,
+}
+
+/// A value K8sGPT masks, as its report prints it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ReportSensitive {
+    #[serde(rename = "Unmasked", default)]
+    pub unmasked: String,
+    #[serde(rename = "Masked", default)]
+    pub masked: String,
+}
+
+impl From<&ReportResult> for ResultSpec {
+    fn from(result: &ReportResult) -> Self {
+        Self {
+            backend: String::new(),
+            kind: result.kind.clone(),
+            name: result.name.clone(),
+            error: result
+                .error
+                .iter()
+                .map(|failure| Failure {
+                    text: failure.text.clone(),
+                    sensitive: failure
+                        .sensitive
+                        .iter()
+                        .flatten()
+                        .map(|s| Sensitive {
+                            unmasked: s.unmasked.clone(),
+                            masked: s.masked.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            details: result.details.clone(),
+            parent_object: result.parent_object.clone(),
+        }
+    }
+}
+
+/// The findings of a K8sGPT report, and the results that could not be read as findings (with
+/// why), so nothing is dropped silently.
+#[derive(Debug, Default)]
+pub struct ReportFindings {
+    pub detections: Vec<Detection>,
+    pub skipped: Vec<(String, ResultError)>,
+}
+
+impl Report {
+    /// Reads `k8sgpt analyze -o json` output; the error says what is wrong with it.
+    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// Its findings as detections of the analysis (analyzer `K8sGPT`).
+    pub fn findings(&self) -> ReportFindings {
+        let mut out = ReportFindings::default();
+        for result in &self.results {
+            match ResultSpec::from(result).detections() {
+                Ok(detections) => out.detections.extend(detections),
+                Err(error) => out
+                    .skipped
+                    .push((format!("{} {}", result.kind, result.name), error)),
+            }
+        }
+        out
+    }
+}
+
 /// K8sGPT's `Result` CustomResourceDefinition as AEGIS reads it (tests install it on a cluster
 /// without the K8sGPT operator).
 pub fn result_crd()
@@ -198,6 +305,63 @@ mod tests {
             Err(ResultError::UnknownKind("GatewayClass".to_owned()))
         );
         assert_eq!(spec("Pod", "shop/", "").object(), Err(ResultError::NoName));
+    }
+
+    #[test]
+    fn the_real_k8sgpt_report_of_the_demo_cluster_reads_as_findings() {
+        // `k8sgpt analyze -o json` run against the local control plane with the demo incidents
+        // (see tests/fixtures/k8sgpt/README.md).
+        let text = include_str!("../../../tests/fixtures/k8sgpt/demo-analyze.json");
+        let report = Report::parse(text).expect("the real report parses");
+        assert_eq!(report.status, "ProblemDetected");
+        assert_eq!(report.results.len(), 21);
+        let findings = report.findings();
+        assert!(findings.skipped.is_empty(), "{:?}", findings.skipped);
+        let texts: usize = report.results.iter().map(|r| r.error.len()).sum();
+        assert_eq!(
+            findings.detections.len(),
+            texts,
+            "one detection per failure text"
+        );
+        let trainer = findings
+            .detections
+            .iter()
+            .find(|d| d.finding.resource.name.starts_with("ml-trainer-"))
+            .expect("the pending trainer pod");
+        assert_eq!(
+            trainer.workload,
+            ResourceRef::namespaced(ResourceKind::Deployment, "demo", "ml-trainer")
+        );
+        assert!(trainer.finding.message.contains("Insufficient memory"));
+        let masked = report
+            .results
+            .iter()
+            .flat_map(|r| &r.error)
+            .flat_map(|f| f.sensitive.iter().flatten())
+            .count();
+        assert!(masked > 0, "the masked values are read");
+    }
+
+    #[test]
+    fn a_report_result_of_an_unknown_kind_is_skipped_and_said() {
+        let report = Report::parse(
+            r#"{"status": "ProblemDetected", "problems": 2, "results": [
+                {"kind": "GatewayClass", "name": "gw", "error": [{"Text": "not accepted"}], "parentObject": ""},
+                {"kind": "Pod", "name": "shop/web-1", "error": [{"Text": "Back-off", "Sensitive": null}], "parentObject": "Deployment/web"}
+            ]}"#,
+        )
+        .expect("parses");
+        let findings = report.findings();
+        assert_eq!(findings.detections.len(), 1);
+        assert_eq!(
+            findings.skipped,
+            [(
+                "GatewayClass gw".to_owned(),
+                ResultError::UnknownKind("GatewayClass".to_owned())
+            )]
+        );
+        let error = Report::parse(r#"{"results": [{"kind": 3}]}"#).expect_err("not a report");
+        assert!(error.to_string().contains("invalid type"), "{error}");
     }
 
     #[test]

@@ -504,6 +504,11 @@ pub fn classify(detection: &Detection, pod: Option<&Pod>) -> Signal {
         }
         _ => {}
     }
+    if finding.analyzer == "K8sGPT" && signal.category == Category::Unknown {
+        // K8sGPT's own finding, read from its report: a symptom that joins the diagnosis the
+        // rules make of the same workload, and an incident of its own only where they make none.
+        signal.generic = true;
+    }
     if signal.cited.is_empty() {
         signal.cited = detection.evidence.iter().take(4).cloned().collect();
     }

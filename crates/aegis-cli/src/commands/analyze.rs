@@ -120,6 +120,34 @@ fn parse_filter(filter: &[String]) -> CliResult<Option<Vec<ResourceKind>>> {
     Ok(Some(kinds))
 }
 
+/// K8sGPT's findings from `k8sgpt analyze -o json` output in `path` (`-`: stdin); a result
+/// AEGIS cannot read as a finding is said on stderr, not dropped in silence.
+fn k8sgpt_findings(path: &std::path::Path) -> CliResult<Vec<aegis_k8sgpt::Detection>> {
+    let shown = path.display();
+    let text = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| {
+            CliError::failure(format!("cannot read K8sGPT's report from stdin: {e}"))
+        })?;
+        text
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| CliError::usage(format!("cannot read --k8sgpt {shown}: {e}")))?
+    };
+    let report = aegis_k8sgpt::result::Report::parse(&text).map_err(|e| {
+        CliError::usage(format!("--k8sgpt {shown} is not K8sGPT's JSON report: {e}"))
+            .hint("write it with `k8sgpt analyze -o json > FILE` (no --explain needed)")
+    })?;
+    let findings = report.findings();
+    for (result, why) in &findings.skipped {
+        warn(format!("K8sGPT's result for {result} is not used: {why}"));
+    }
+    for error in report.errors.iter().flatten() {
+        warn(format!("K8sGPT reported an analyzer error: {error}"));
+    }
+    Ok(findings.detections)
+}
+
 fn aegis_k8sgpt_analyzers() -> &'static [ResourceKind] {
     &aegis_agent::ANALYZERS
 }
@@ -131,6 +159,11 @@ pub async fn run(
     style: Style,
 ) -> CliResult<()> {
     let filter = parse_filter(&args.filter)?;
+    // Read before the cluster is: a bad file costs no API request.
+    let external = match &args.k8sgpt {
+        Some(path) => k8sgpt_findings(path)?,
+        None => Vec::new(),
+    };
     let selector = args
         .selector
         .as_deref()
@@ -194,7 +227,7 @@ pub async fn run(
         target,
         filter,
         selector,
-        external: Vec::new(),
+        external,
     };
     let not_found = |e: aegis_agent::Error| {
         let hint = if global.mock {
