@@ -4,12 +4,9 @@
 //! are never watched: the operator may not read them outside shadow namespaces, so its
 //! analysis knows it has not seen them (unknown, not missing).
 //!
-//! Every change marks what it touched: a pod, a workload (Deployment, ReplicaSet, StatefulSet,
-//! DaemonSet, Job, CronJob), a Service (or its EndpointSlices), or an event about one of them
-//! marks that object, so only the workloads concerned and the Services serving them are
-//! analyzed; any other change marks its whole namespace.
+//! Every change marks the namespace it touched; the detector analyzes marked namespaces.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
@@ -41,153 +38,38 @@ use crate::pods::CachedPod;
 /// The key of the cluster-scoped pass (Nodes).
 pub const CLUSTER: &str = "";
 
-/// One object a change touched, in its namespace.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Part {
-    Pod(String),
-    /// A workload or a ReplicaSet: its kind and name.
-    Owner(aegis_core::ResourceKind, String),
-    Service(String),
-}
-
-/// What changed in one namespace since the detector last looked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Changed {
-    /// Something that concerns the whole namespace: all of it is analyzed.
-    All,
-    /// Only these objects: the workloads and Services they concern are analyzed.
-    Parts(BTreeSet<Part>),
-}
-
-impl Changed {
-    fn absorb(&mut self, other: Self) {
-        match (&mut *self, other) {
-            (Self::All, _) => {}
-            (_, Self::All) => *self = Self::All,
-            (Self::Parts(parts), Self::Parts(more)) => parts.extend(more),
-        }
-    }
-}
-
-/// What changed where, by namespace.
-pub type Marked = BTreeMap<String, Changed>;
-
-/// Adds the marks of `more` to `into`.
-pub fn absorb(into: &mut Marked, more: Marked) {
-    for (namespace, changed) in more {
-        match into.get_mut(&namespace) {
-            Some(existing) => existing.absorb(changed),
-            None => {
-                into.insert(namespace, changed);
-            }
-        }
-    }
-}
-
-/// What a watch event touched: a whole namespace (`part` unset), or one object in it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Touch {
-    pub namespace: String,
-    pub part: Option<Part>,
-}
-
-impl Touch {
-    fn namespace(namespace: impl Into<String>) -> Self {
-        Self {
-            namespace: namespace.into(),
-            part: None,
-        }
-    }
-
-    pub fn part(namespace: Option<&str>, part: Part) -> Self {
-        Self {
-            namespace: namespace.unwrap_or_default().to_owned(),
-            part: Some(part),
-        }
-    }
-}
-
-/// The namespaces (and objects) changed since the detector last looked, and those to look at
-/// again later.
+/// The namespaces changed since the detector last looked.
 #[derive(Debug, Default)]
 pub struct Dirty {
-    marked: Mutex<Marked>,
+    namespaces: Mutex<BTreeSet<String>>,
     notify: Notify,
-    /// Objects whose failure becomes reportable with time alone (a pod past the grace
-    /// period), with when to look at them again.
-    later: Mutex<BTreeMap<(String, Option<Part>), std::time::Instant>>,
 }
 
 impl Dirty {
-    /// Marks a whole namespace.
     pub fn mark(&self, namespace: &str) {
-        self.touch(Touch::namespace(namespace));
-    }
-
-    /// Marks what `touch` names.
-    pub fn touch(&self, touch: Touch) {
-        let changed = match touch.part {
-            Some(part) => Changed::Parts(BTreeSet::from([part])),
-            None => Changed::All,
-        };
-        if let Ok(mut marked) = self.marked.lock() {
-            absorb(&mut marked, BTreeMap::from([(touch.namespace, changed)]));
+        if let Ok(mut namespaces) = self.namespaces.lock()
+            && namespaces.insert(namespace.to_owned())
+        {
             self.notify.notify_one();
         }
     }
 
-    /// Marks what `touch` names at `at` (once: a later request for the same object replaces
-    /// an earlier one).
-    pub fn touch_at(&self, at: std::time::Instant, touch: Touch) {
-        if let Ok(mut later) = self.later.lock() {
-            later.insert((touch.namespace, touch.part), at);
-        }
-    }
-
-    /// When the next object is to be looked at again, if any.
-    pub fn next_due(&self) -> Option<std::time::Instant> {
-        self.later
-            .lock()
-            .ok()
-            .and_then(|later| later.values().min().copied())
-    }
-
-    /// Takes the objects due to be looked at again by now.
-    pub fn take_due(&self) -> Marked {
-        let now = std::time::Instant::now();
-        let Ok(mut later) = self.later.lock() else {
-            return Marked::new();
-        };
-        let due: Vec<(String, Option<Part>)> = later
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(key, _)| key.clone())
-            .collect();
-        let mut marked = Marked::new();
-        for key in due {
-            later.remove(&key);
-            let (namespace, part) = key;
-            let changed = match part {
-                Some(part) => Changed::Parts(BTreeSet::from([part])),
-                None => Changed::All,
-            };
-            absorb(&mut marked, BTreeMap::from([(namespace, changed)]));
-        }
-        marked
-    }
-
     /// Takes everything marked, without waiting.
-    pub fn take_now(&self) -> Marked {
-        self.marked
+    pub fn take_now(&self) -> BTreeSet<String> {
+        self.namespaces
             .lock()
-            .map(|mut m| std::mem::take(&mut *m))
+            .map(|mut n| std::mem::take(&mut *n))
             .unwrap_or_default()
     }
 
     /// Waits until something is marked, then takes everything marked.
-    pub async fn take(&self) -> Marked {
+    pub async fn take(&self) -> BTreeSet<String> {
         loop {
-            let taken = self.take_now();
+            let taken = self
+                .namespaces
+                .lock()
+                .map(|mut n| std::mem::take(&mut *n))
+                .unwrap_or_default();
             if !taken.is_empty() {
                 return taken;
             }
@@ -195,22 +77,6 @@ impl Dirty {
         }
     }
 }
-
-/// The part of a namespace a change of some pods concerns: the workloads owning them, the
-/// Services selecting them, and with those every pod those Services select and its workload
-/// (so a Service's endpoints are judged on all its pods).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Scope {
-    /// Incidents of these workloads (Services among them) are recorded and resolved.
-    pub workloads: BTreeSet<aegis_core::ResourceRef>,
-    /// The pods analyzed.
-    pub pods: BTreeSet<String>,
-    /// The Services analyzed.
-    pub services: BTreeSet<String>,
-}
-
-/// Past this share of a namespace's pods, a scope is the whole namespace.
-const SCOPE_MAX_SHARE: usize = 2;
 
 /// The caches, readable by every task.
 #[derive(Clone)]
@@ -265,84 +131,8 @@ pub(crate) fn strip_meta(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::
 
 /// The namespace a change of `object` touches.
 #[allow(clippy::unnecessary_wraps)] // one signature for every kind's `touched`
-fn own_namespace<K: Resource>(object: &K) -> Option<Touch> {
-    Some(Touch::namespace(
-        object.meta().namespace.clone().unwrap_or_default(),
-    ))
-}
-
-/// A pod's change touches that pod.
-fn the_pod(pod: &CachedPod) -> Option<Touch> {
-    let meta = pod.meta();
-    Some(Touch::part(
-        meta.namespace.as_deref(),
-        Part::Pod(meta.name.clone()?),
-    ))
-}
-
-/// A workload's (or ReplicaSet's) change touches that object.
-fn the_owner<K: Resource>(kind: aegis_core::ResourceKind) -> impl Fn(&K) -> Option<Touch> {
-    move |object| {
-        let meta = object.meta();
-        Some(Touch::part(
-            meta.namespace.as_deref(),
-            Part::Owner(kind, meta.name.clone()?),
-        ))
-    }
-}
-
-/// A Service's change touches that Service.
-fn the_service(service: &Service) -> Option<Touch> {
-    let meta = &service.metadata;
-    Some(Touch::part(
-        meta.namespace.as_deref(),
-        Part::Service(meta.name.clone()?),
-    ))
-}
-
-/// An EndpointSlice's change touches its Service.
-fn the_slices_service(slice: &EndpointSlice) -> Option<Touch> {
-    let meta = &slice.metadata;
-    match meta
-        .labels
-        .as_ref()
-        .and_then(|l| l.get("kubernetes.io/service-name"))
-    {
-        Some(service) => Some(Touch::part(
-            meta.namespace.as_deref(),
-            Part::Service(service.clone()),
-        )),
-        None => own_namespace(slice),
-    }
-}
-
-/// An event touches what it is about: the cluster pass for a Node, the object for a pod, a
-/// workload or a Service, else its namespace.
-fn the_subject(event: &Event) -> Option<Touch> {
-    use aegis_core::ResourceKind;
-    let about = &event.involved_object;
-    let namespace = event.metadata.namespace.as_deref();
-    let (Some(kind), Some(name)) = (about.kind.as_deref(), about.name.clone()) else {
-        return own_namespace(event);
-    };
-    let part = match kind {
-        // Node events are filed in `default`; they concern the cluster pass.
-        "Node" => return Some(Touch::namespace(CLUSTER)),
-        "Pod" => Part::Pod(name),
-        "Service" => Part::Service(name),
-        other => match ResourceKind::from_kind(other) {
-            Some(
-                kind @ (ResourceKind::Deployment
-                | ResourceKind::ReplicaSet
-                | ResourceKind::StatefulSet
-                | ResourceKind::DaemonSet
-                | ResourceKind::Job
-                | ResourceKind::CronJob),
-            ) => Part::Owner(kind, name),
-            _ => return own_namespace(event),
-        },
-    };
-    Some(Touch::part(namespace, part))
+fn own_namespace<K: Resource>(object: &K) -> Option<String> {
+    Some(object.meta().namespace.clone().unwrap_or_default())
 }
 
 /// Starts a cluster-wide reflector of `K`; every change marks what `touched` names.
@@ -350,7 +140,7 @@ fn cache<K>(
     client: &Client,
     dirty: &Arc<Dirty>,
     kind: &'static str,
-    touched: impl Fn(&K) -> Option<Touch> + Send + 'static,
+    touched: fn(&K) -> Option<String>,
 ) -> Store<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -374,8 +164,8 @@ where
         while let Some(item) = stream.next().await {
             match item {
                 Ok(object) => {
-                    if let Some(touch) = touched(&object) {
-                        dirty.touch(touch);
+                    if let Some(namespace) = touched(&object) {
+                        dirty.mark(&namespace);
                     }
                 }
                 Err(error) => {
@@ -433,22 +223,6 @@ impl Caches {
     }
 }
 
-/// Whether `service` selects `pod` (a Service without a selector selects nothing).
-fn selects(service: &Service, pod: &CachedPod) -> bool {
-    let Some(selector) = service
-        .spec
-        .as_ref()
-        .and_then(|s| s.selector.as_ref())
-        .filter(|s| !s.is_empty())
-    else {
-        return false;
-    };
-    let labels = pod.meta().labels.as_ref();
-    selector
-        .iter()
-        .all(|(key, value)| labels.and_then(|l| l.get(key)) == Some(value))
-}
-
 /// Owned copies of the cached objects `keep` selects.
 fn copies<K: Clone + Resource>(store: &Store<K>, keep: impl Fn(&K) -> bool) -> Vec<K>
 where
@@ -465,7 +239,6 @@ where
 impl Caches {
     /// Starts every watch. K8sGPT's Results are watched when their CRD is installed.
     pub async fn start(client: &Client) -> Self {
-        use aegis_core::ResourceKind as Kind;
         let dirty = Arc::new(Dirty::default());
         let results = match crate::crd::installed(client, crate::crd::K8SGPT_RESULTS).await {
             Ok(true) => Some(cache::<K8sgptResult>(client, &dirty, "Result", |result| {
@@ -473,7 +246,7 @@ impl Caches {
                     .spec
                     .object()
                     .ok()
-                    .map(|object| Touch::namespace(object.namespace.unwrap_or_default()))
+                    .map(|object| object.namespace.unwrap_or_default())
             })),
             Ok(false) => {
                 tracing::info!("K8sGPT's Result CRD is not installed; its Results are not read");
@@ -486,30 +259,32 @@ impl Caches {
         };
         Self {
             // Metadata only: their labels select what is watched.
-            namespaces: cache(
-                client,
-                &dirty,
-                "Namespace",
-                |namespace: &PartialObjectMeta<Namespace>| {
-                    Some(Touch::namespace(namespace.name_any()))
-                },
-            ),
-            nodes: cache(client, &dirty, "Node", |_| Some(Touch::namespace(CLUSTER))),
+            namespaces: cache(client, &dirty, "Namespace", |namespace| {
+                Some(namespace.name_any())
+            }),
+            nodes: cache(client, &dirty, "Node", |_| Some(CLUSTER.to_owned())),
             storage_classes: cache(client, &dirty, "StorageClass", |_| None),
-            pods: cache(client, &dirty, "Pod", the_pod),
-            deployments: cache(client, &dirty, "Deployment", the_owner(Kind::Deployment)),
-            replica_sets: cache(client, &dirty, "ReplicaSet", the_owner(Kind::ReplicaSet)),
-            stateful_sets: cache(client, &dirty, "StatefulSet", the_owner(Kind::StatefulSet)),
-            daemon_sets: cache(client, &dirty, "DaemonSet", the_owner(Kind::DaemonSet)),
-            jobs: cache(client, &dirty, "Job", the_owner(Kind::Job)),
-            cron_jobs: cache(client, &dirty, "CronJob", the_owner(Kind::CronJob)),
-            services: cache(client, &dirty, "Service", the_service),
-            endpoint_slices: cache(client, &dirty, "EndpointSlice", the_slices_service),
+            pods: cache(client, &dirty, "Pod", own_namespace),
+            deployments: cache(client, &dirty, "Deployment", own_namespace),
+            replica_sets: cache(client, &dirty, "ReplicaSet", own_namespace),
+            stateful_sets: cache(client, &dirty, "StatefulSet", own_namespace),
+            daemon_sets: cache(client, &dirty, "DaemonSet", own_namespace),
+            jobs: cache(client, &dirty, "Job", own_namespace),
+            cron_jobs: cache(client, &dirty, "CronJob", own_namespace),
+            services: cache(client, &dirty, "Service", own_namespace),
+            endpoint_slices: cache(client, &dirty, "EndpointSlice", own_namespace),
             claims: cache(client, &dirty, "PersistentVolumeClaim", own_namespace),
             ingresses: cache(client, &dirty, "Ingress", own_namespace),
             autoscalers: cache(client, &dirty, "HorizontalPodAutoscaler", own_namespace),
             config_maps: cache(client, &dirty, "ConfigMap", own_namespace),
-            events: cache(client, &dirty, "Event", the_subject),
+            events: cache(client, &dirty, "Event", |event| {
+                // Node events are filed in `default`; they concern the cluster pass.
+                if event.involved_object.kind.as_deref() == Some("Node") {
+                    Some(CLUSTER.to_owned())
+                } else {
+                    own_namespace(event)
+                }
+            }),
             revisions: cache(client, &dirty, "ControllerRevision", own_namespace),
             // Incidents are the operator's own output; their changes are the controller's.
             incidents: cache(client, &dirty, "Incident", |_| None),
@@ -571,156 +346,10 @@ impl Caches {
     /// The analysis's view of one namespace (with the cluster-scoped kinds), or of the
     /// cluster-scoped objects alone for [`CLUSTER`]. Secrets are not among the kinds read.
     pub fn state_of(&self, namespace: &str) -> ClusterState {
-        self.state_within(namespace, None)
-    }
-
-    /// [`Caches::state_of`] narrowed to `scope`: its pods and Services (with their
-    /// EndpointSlices and the events about them) instead of all of them.
-    pub fn state_of_scope(&self, namespace: &str, scope: &Scope) -> ClusterState {
-        self.state_within(namespace, Some(scope))
-    }
-
-    /// The scope of a change of `parts` in `namespace` (see [`Scope`]), or `None` when it
-    /// would hold most of the namespace's pods anyway.
-    pub fn scope_of(&self, namespace: &str, parts: &BTreeSet<Part>) -> Option<Scope> {
-        use aegis_core::{ResourceKind, ResourceRef};
-        let here = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-            meta.namespace.as_deref() == Some(namespace)
-        };
-        // The owner chains, as the analysis follows them.
-        let frame = ClusterState {
-            deployments: copies(&self.deployments, |o| here(&o.metadata)),
-            replica_sets: copies(&self.replica_sets, |o| here(&o.metadata)),
-            stateful_sets: copies(&self.stateful_sets, |o| here(&o.metadata)),
-            daemon_sets: copies(&self.daemon_sets, |o| here(&o.metadata)),
-            jobs: copies(&self.jobs, |o| here(&o.metadata)),
-            cron_jobs: copies(&self.cron_jobs, |o| here(&o.metadata)),
-            ..ClusterState::default()
-        };
-        let index = frame.index();
-        let workload_of = |kind: ResourceKind, name: &str| {
-            frame.meta(kind, namespace, name).map_or_else(
-                || ResourceRef::namespaced(kind, namespace, name),
-                |meta| index.workload_of(kind, meta),
-            )
-        };
-        let pod_workload = |pod: &CachedPod| {
-            let meta = pod.meta();
-            let name = meta.name.as_deref().unwrap_or_default();
-            meta.owner_references
-                .iter()
-                .flatten()
-                .find(|o| o.controller == Some(true))
-                .and_then(|o| Some((ResourceKind::from_kind(&o.kind)?, o.name.as_str())))
-                .map_or_else(
-                    || ResourceRef::namespaced(ResourceKind::Pod, namespace, name),
-                    |(kind, owner)| workload_of(kind, owner),
-                )
-        };
-        let pods: Vec<(ResourceRef, Arc<CachedPod>)> = self
-            .pods
-            .state()
-            .into_iter()
-            .filter(|p| here(p.meta()))
-            .map(|p| (pod_workload(&p), p))
-            .collect();
-        let services: Vec<Arc<Service>> = self
-            .services
-            .state()
-            .into_iter()
-            .filter(|s| here(&s.metadata))
-            .collect();
-        let mut workloads = BTreeSet::new();
-        let mut serving = BTreeSet::new();
-        for part in parts {
-            match part {
-                Part::Pod(name) => {
-                    if let Some((workload, _)) = pods
-                        .iter()
-                        .find(|(_, p)| p.meta().name.as_deref() == Some(name.as_str()))
-                    {
-                        workloads.insert(workload.clone());
-                    } else {
-                        // Gone: a bare pod's own incident, and any incident about it.
-                        workloads.insert(ResourceRef::namespaced(
-                            ResourceKind::Pod,
-                            namespace,
-                            name,
-                        ));
-                        for incident in self.incidents.state() {
-                            let about = incident
-                                .status
-                                .as_ref()
-                                .and_then(|s| s.incident.as_ref())
-                                .map(|i| &i.resource);
-                            if about.is_some_and(|r| {
-                                r.kind == ResourceKind::Pod
-                                    && r.name == *name
-                                    && r.namespace.as_deref() == Some(namespace)
-                            }) {
-                                workloads.insert(incident.spec.workload.clone());
-                            }
-                        }
-                    }
-                }
-                Part::Owner(kind, name) => {
-                    workloads.insert(workload_of(*kind, name));
-                }
-                Part::Service(name) => {
-                    serving.insert(name.clone());
-                }
-            }
-        }
-        // The Services of those workloads' pods, and every workload whose pods those Services
-        // select, until nothing is added.
-        for _ in 0..4 {
-            let before = (workloads.len(), serving.len());
-            for (workload, pod) in &pods {
-                for service in &services {
-                    let name = service.metadata.name.clone().unwrap_or_default();
-                    if !selects(service, pod) {
-                        continue;
-                    }
-                    if workloads.contains(workload) {
-                        serving.insert(name);
-                    } else if serving.contains(&name) {
-                        workloads.insert(workload.clone());
-                    }
-                }
-            }
-            if (workloads.len(), serving.len()) == before {
-                break;
-            }
-        }
-        let scoped: BTreeSet<String> = pods
-            .iter()
-            .filter(|(workload, _)| workloads.contains(workload))
-            .filter_map(|(_, pod)| pod.meta().name.clone())
-            .collect();
-        if scoped.len() * SCOPE_MAX_SHARE > pods.len() {
-            return None;
-        }
-        workloads.extend(
-            serving
-                .iter()
-                .map(|name| ResourceRef::namespaced(ResourceKind::Service, namespace, name)),
-        );
-        Some(Scope {
-            workloads,
-            pods: scoped,
-            services: serving,
-        })
-    }
-
-    fn state_within(&self, namespace: &str, scope: Option<&Scope>) -> ClusterState {
         let cluster = namespace == CLUSTER;
         let here = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
             !cluster && meta.namespace.as_deref() == Some(namespace)
         };
-        let pod_in =
-            |name: Option<&str>| scope.is_none_or(|s| name.is_some_and(|n| s.pods.contains(n)));
-        let service_in =
-            |name: Option<&str>| scope.is_none_or(|s| name.is_some_and(|n| s.services.contains(n)));
         let mut state = ClusterState {
             now: Some(k8s_openapi::jiff::Timestamp::now()),
             namespaces: self
@@ -738,7 +367,7 @@ impl Caches {
                 .pods
                 .state()
                 .iter()
-                .filter(|p| here(p.meta()) && pod_in(p.meta().name.as_deref()))
+                .filter(|p| here(p.meta()))
                 .map(|p| p.to_pod())
                 .collect(),
             deployments: copies(&self.deployments, |o| here(&o.metadata)),
@@ -747,34 +376,17 @@ impl Caches {
             daemon_sets: copies(&self.daemon_sets, |o| here(&o.metadata)),
             jobs: copies(&self.jobs, |o| here(&o.metadata)),
             cron_jobs: copies(&self.cron_jobs, |o| here(&o.metadata)),
-            services: copies(&self.services, |o| {
-                here(&o.metadata) && service_in(o.metadata.name.as_deref())
-            }),
-            endpoint_slices: copies(&self.endpoint_slices, |o| {
-                here(&o.metadata)
-                    && service_in(
-                        o.metadata
-                            .labels
-                            .as_ref()
-                            .and_then(|l| l.get("kubernetes.io/service-name"))
-                            .map(String::as_str),
-                    )
-            }),
+            services: copies(&self.services, |o| here(&o.metadata)),
+            endpoint_slices: copies(&self.endpoint_slices, |o| here(&o.metadata)),
             persistent_volume_claims: copies(&self.claims, |o| here(&o.metadata)),
             ingresses: copies(&self.ingresses, |o| here(&o.metadata)),
             horizontal_pod_autoscalers: copies(&self.autoscalers, |o| here(&o.metadata)),
             config_maps: copies(&self.config_maps, |o| here(&o.metadata)),
             events: copies(&self.events, |e| {
-                let about = &e.involved_object;
                 if cluster {
-                    about.kind.as_deref() == Some("Node")
+                    e.involved_object.kind.as_deref() == Some("Node")
                 } else {
                     here(&e.metadata)
-                        && match about.kind.as_deref() {
-                            Some("Pod") => pod_in(about.name.as_deref()),
-                            Some("Service") => service_in(about.name.as_deref()),
-                            _ => true,
-                        }
                 }
             }),
             controller_revisions: copies(&self.revisions, |o| here(&o.metadata)),
@@ -824,6 +436,3 @@ impl Caches {
             .collect()
     }
 }
-
-#[cfg(test)]
-mod tests;
