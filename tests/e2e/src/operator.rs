@@ -1,5 +1,5 @@
-//! `aegis operator run` on the local control plane: replicas as processes, and the CRDs
-//! installed as a user installs them.
+//! `aegis operator run` on the local control plane: replicas as processes, the CRDs installed
+//! as a user installs them, and the events a test adds to give it more passes.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -145,4 +145,32 @@ pub fn install_crds(binaries: &Binaries, cluster: &Cluster, binary: &Path, k8sgp
     args.push("--timeout=60s");
     kubectl(binaries, cluster, &args);
     kubectl(binaries, cluster, &["create", "namespace", NAMESPACE]);
+}
+
+/// Creates `count` Warning events (`BackOff`, `message`) about `pod`, named `<prefix>-<n>`.
+pub async fn warning_events(
+    client: &kube::Client,
+    pod: &k8s_openapi::api::core::v1::Pod,
+    prefix: &str,
+    count: usize,
+    message: &str,
+) {
+    use k8s_openapi::api::core::v1::Event;
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let events: kube::Api<Event> = kube::Api::namespaced(client.clone(), namespace);
+    for n in 0..count {
+        let event: Event = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("{prefix}-{n}"), "namespace": namespace},
+            "involvedObject": {"kind": "Pod", "namespace": namespace,
+                "name": pod.metadata.name, "uid": pod.metadata.uid},
+            "reason": "BackOff", "type": "Warning",
+            "message": message,
+            "count": 1,
+        }))
+        .expect("an event");
+        events
+            .create(&kube::api::PostParams::default(), &event)
+            .await
+            .expect("event created");
+    }
 }

@@ -28,9 +28,8 @@ use aegis_core::lifecycle::Phase;
 use aegis_e2e::binaries::Binaries;
 use aegis_e2e::cluster::{Cluster, OPERATOR_USER, audited_writes, requests_by};
 use aegis_e2e::demo::{EXPECTED, kubectl};
-use aegis_e2e::operator::{NAMESPACE, Replica, install_crds};
+use aegis_e2e::operator::{NAMESPACE, Replica, install_crds, warning_events};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Event;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
@@ -302,23 +301,15 @@ async fn the_operator_records_verifies_and_resolves_incidents_with_one_leader() 
         .expect("pods")
         .items;
     let pod = orders.first().expect("an orders-api pod");
-    let events: Api<Event> = Api::namespaced(client.clone(), "demo");
     let before = versions(&incidents(&api).await);
-    for n in 0..200 {
-        let event: Event = serde_json::from_value(json!({
-            "metadata": {"name": format!("dup-{n}"), "namespace": "demo"},
-            "involvedObject": {"kind": "Pod", "namespace": "demo",
-                "name": pod.metadata.name, "uid": pod.metadata.uid},
-            "reason": "BackOff", "type": "Warning",
-            "message": "Back-off restarting failed container app",
-            "count": 1,
-        }))
-        .expect("an event");
-        events
-            .create(&PostParams::default(), &event)
-            .await
-            .expect("event created");
-    }
+    warning_events(
+        &client,
+        pod,
+        "dup",
+        200,
+        "Back-off restarting failed container app",
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let after_events = incidents(&api).await;
     assert_eq!(after_events.len(), settled.len(), "no new Incident");

@@ -19,11 +19,9 @@ use aegis_e2e::binaries::Binaries;
 use aegis_e2e::cluster::Cluster;
 use aegis_e2e::demo::kubectl;
 use aegis_e2e::ollama::{Artifacts, MODEL, Ollama};
-use aegis_e2e::operator::{NAMESPACE, Replica, install_crds};
-use k8s_openapi::api::core::v1::Event;
+use aegis_e2e::operator::{NAMESPACE, Replica, install_crds, warning_events};
 use kube::Api;
-use kube::api::{ListParams, PostParams};
-use serde_json::json;
+use kube::api::ListParams;
 
 /// A counter's value in Prometheus text, summed over its label sets.
 fn counter(metrics: &str, name: &str) -> u64 {
@@ -201,22 +199,14 @@ async fn the_operator_records_the_real_models_second_opinion_once_per_diagnosis(
         .get("demo-nginx")
         .await
         .expect("the pod");
-    let events: Api<Event> = Api::namespaced(client.clone(), "default");
-    for n in 0..20 {
-        let event: Event = serde_json::from_value(json!({
-            "metadata": {"name": format!("again-{n}"), "namespace": "default"},
-            "involvedObject": {"kind": "Pod", "namespace": "default",
-                "name": "demo-nginx", "uid": pod.metadata.uid},
-            "reason": "BackOff", "type": "Warning",
-            "message": "Back-off pulling image \"nginx:1.25.33\"",
-            "count": 1,
-        }))
-        .expect("an event");
-        events
-            .create(&PostParams::default(), &event)
-            .await
-            .expect("event created");
-    }
+    warning_events(
+        &client,
+        &pod,
+        "again",
+        20,
+        "Back-off pulling image \"nginx:1.25.33\"",
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(10)).await;
     let (_, metrics) = replica.get("/metrics");
     assert_eq!(
