@@ -71,14 +71,7 @@ impl Group {
             .with_context(|| format!("{program} was not started here"))?;
         let (_, mut child) = self.children.remove(position);
         let pid = Pid::from_raw(i32::try_from(child.id()).context("a pid")?);
-        let _ = killpg(pid, Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline && alive(pid) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        if alive(pid) {
-            let _ = killpg(pid, Signal::SIGKILL);
-        }
+        stop_groups(&[pid]);
         child.wait()?;
         let pids = self.dir.join("pids");
         let gone = format!("{program} {pid}");
@@ -144,20 +137,26 @@ pub fn stop_dir(dir: &Path) -> Result<Vec<String>> {
             Some((name.to_owned(), Pid::from_raw(pid.trim().parse().ok()?)))
         })
         .collect();
-    for (_, pid) in groups.iter().rev() {
+    let pids: Vec<Pid> = groups.iter().map(|(_, pid)| *pid).collect();
+    stop_groups(&pids);
+    fs::remove_file(dir.join("pids"))?;
+    Ok(groups.into_iter().map(|(name, _)| name).collect())
+}
+
+/// SIGTERM to each process group (last started first), SIGKILL to what is left after 10 s.
+fn stop_groups(groups: &[Pid]) {
+    for pid in groups.iter().rev() {
         let _ = killpg(*pid, Signal::SIGTERM);
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline && groups.iter().any(|(_, pid)| alive(*pid)) {
+    while Instant::now() < deadline && groups.iter().any(|pid| alive(*pid)) {
         std::thread::sleep(Duration::from_millis(100));
     }
-    for (_, pid) in &groups {
+    for pid in groups {
         if alive(*pid) {
             let _ = killpg(*pid, Signal::SIGKILL);
         }
     }
-    fs::remove_file(dir.join("pids"))?;
-    Ok(groups.into_iter().map(|(name, _)| name).collect())
 }
 
 /// Whether a process group still has a member that is not a zombie of ours.
