@@ -129,18 +129,8 @@ pub fn serve(
                 method: parts.method.to_string(),
                 path: parts.uri.path().to_owned(),
                 query: parts.uri.query().unwrap_or_default().to_owned(),
-                content_type: parts
-                    .headers
-                    .get(http::header::CONTENT_TYPE)
-                    .and_then(|value| value.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned(),
-                accept: parts
-                    .headers
-                    .get(http::header::ACCEPT)
-                    .and_then(|value| value.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned(),
+                content_type: header(&parts.headers, http::header::CONTENT_TYPE),
+                accept: header(&parts.headers, http::header::ACCEPT),
                 body: String::from_utf8_lossy(&body).into_owned(),
             };
             let answered = {
@@ -172,6 +162,15 @@ pub fn serve(
         }
     });
     (task, requests)
+}
+
+/// A header's value as text, or empty when there is none.
+fn header(headers: &http::HeaderMap, name: http::header::HeaderName) -> String {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The JSON text of a value.

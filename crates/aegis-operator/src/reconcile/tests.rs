@@ -157,6 +157,18 @@ fn nothing(_: &Sent, _: &[Sent]) -> Option<Answer> {
     None
 }
 
+/// One pass that follows a decision in the spec: it reads the Incident once and writes its
+/// status once; returns what it wrote and every request.
+async fn decided(object: &Value) -> (Value, Vec<Sent>) {
+    let (outcome, sent) = Box::pin(pass(object, nothing)).await;
+    assert!(outcome.is_ok(), "{outcome:?}");
+    assert_eq!(
+        methods(&sent),
+        [format!("GET {PATH}"), format!("PUT {PATH}/status")]
+    );
+    (sent[1].json(), sent)
+}
+
 const VERIFIED: &[Move] = &[Move::Verify, Move::Verdict(Verdict::Successful)];
 
 fn approve(by: &str, fix_hash: Option<String>) -> Decision {
@@ -212,13 +224,7 @@ async fn an_approval_of_the_verified_fix_reads_once_and_writes_the_status_once()
     let object = incident_in(VERIFIED, |spec, status| {
         spec.approval = Some(approve("alice", status.fix_hash.clone()));
     });
-    let (outcome, sent) = Box::pin(pass(&object, nothing)).await;
-    assert!(outcome.is_ok(), "{outcome:?}");
-    assert_eq!(
-        methods(&sent),
-        [format!("GET {PATH}"), format!("PUT {PATH}/status")]
-    );
-    let written = sent[1].json();
+    let (written, sent) = decided(&object).await;
     assert_eq!(written["status"]["phase"], "approved");
     assert_eq!(
         written["metadata"]["resourceVersion"], "1",
@@ -245,13 +251,7 @@ async fn a_rejection_is_written_once_and_the_pass_over_what_it_wrote_sends_nothi
             });
         },
     );
-    let (outcome, sent) = Box::pin(pass(&object, nothing)).await;
-    assert!(outcome.is_ok(), "{outcome:?}");
-    assert_eq!(
-        methods(&sent),
-        [format!("GET {PATH}"), format!("PUT {PATH}/status")]
-    );
-    let written = sent[1].json();
+    let (written, _) = decided(&object).await;
     assert_eq!(written["status"]["phase"], "rejected");
     // The second pass sees the object the first one wrote: nothing left to do.
     let (outcome, again) = Box::pin(pass(&written, nothing)).await;
