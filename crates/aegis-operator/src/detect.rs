@@ -281,18 +281,16 @@ pub(crate) async fn pass(context: &Context, namespace: &str) -> Result<()> {
         }
         all.extend(sources);
         found.insert(incident.id.clone());
-        let status = cached(context, incident).and_then(|i| i.status.clone());
+        let cached = cached(context, incident);
+        let status = cached.as_ref().and_then(|i| i.status.as_ref());
         // A production change under way keeps the record as it is (see `record`): asking now
         // would be asking again on every pass until it ends.
-        let changing = status
-            .as_ref()
-            .and_then(incidents::stored)
-            .is_some_and(|s| s.change_in_progress().is_some());
-        if context.consultant.is_some() && !changing && opinion_due(incident, status.as_ref()) {
+        let changing = || status.is_some_and(|s| s.changes.iter().any(|c| c.status.in_progress()));
+        if context.consultant.is_some() && !changing() && opinion_due(incident, status) {
             due.insert(incident.id.clone(), (about(incident), all.clone()));
         }
-        let incident = with_opinion(incident, status.as_ref());
-        record(context, &incident, all, None).await?;
+        let incident = with_opinion(incident, status);
+        record(context, &incident, cached, all, None).await?;
     }
     if let Some(consultant) = context.consultant.as_ref().filter(|_| !due.is_empty()) {
         consult(context, consultant, &state, &request, &due).await?;
@@ -347,7 +345,9 @@ async fn consult(
             verdict: opinion.verdict,
             at: now.clone(),
         };
-        record(context, incident, sources.clone(), Some(consulted)).await?;
+        // Looked up again: the rules' record of it was written earlier in this pass.
+        let cached = cached(context, incident);
+        record(context, incident, cached, sources.clone(), Some(consulted)).await?;
     }
     Ok(())
 }
@@ -419,16 +419,17 @@ fn cached(context: &Context, incident: &Incident) -> Option<Arc<IncidentResource
     })
 }
 
-/// Creates or moves on the Incident of `incident`; `consulted` records an LLM consultation.
+/// Creates or moves on the Incident of `incident` (`cached`: its Incident in the cache, if
+/// any); `consulted` records an LLM consultation.
 async fn record(
     context: &Context,
     incident: &Incident,
+    cached: Option<Arc<IncidentResource>>,
     sources: Vec<String>,
     consulted: Option<aegis_core::crd::Consulted>,
 ) -> Result<()> {
     let namespace = context.namespace_of(&incident.workload);
     let api: Api<IncidentResource> = Api::namespaced(context.client.clone(), &namespace);
-    let cached = cached(context, incident);
     let now = incidents::now();
     let update = |status: &mut aegis_core::crd::IncidentStatus| {
         let next = match incidents::stored(status) {
