@@ -7,11 +7,12 @@
 //! changes join this pipeline in a later stage.
 
 pub mod change;
+mod scope;
 mod selector;
 pub mod store;
 mod verify;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aegis_core::incident::incident_id;
 use aegis_core::settings::Settings;
@@ -26,6 +27,7 @@ use aegis_rules::{Lookup, RulesConfig, RulesEngine};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 pub use aegis_k8sgpt::ANALYZERS;
+pub use scope::{ChangeScope, change_scope};
 pub use selector::{LabelSelector, SelectorError};
 pub use verify::{
     ManualFixError, SHADOW_NOT_RUN, VerifyOptions, VerifyProgress, manual_fix, plan_for,
@@ -54,6 +56,9 @@ pub struct AnalyzeRequest {
     pub filter: Option<Vec<ResourceKind>>,
     /// Only objects whose labels match.
     pub selector: Option<LabelSelector>,
+    /// Only the incidents of these workloads (see [`change_scope`]); the analysis still reads the
+    /// whole state, so what it proposes for them is what a whole analysis would.
+    pub scope: Option<BTreeSet<ResourceRef>>,
     /// Findings reported from outside the analyzers (K8sGPT's `Result`s and CLI output), each
     /// with its workload; they go through the same rules as the analyzers' own.
     pub external: Vec<Detection>,
@@ -232,9 +237,20 @@ impl Agent {
                 name: target.name.clone(),
             });
         }
-        let mut detections =
-            aegis_k8sgpt::analyze(lookup.index(), &self.analyzers, request.filter.as_deref());
-        detections.extend(request.external.iter().cloned());
+        let scope = request.scope.as_ref();
+        let mut detections = aegis_k8sgpt::analyze(
+            lookup.index(),
+            &self.analyzers,
+            request.filter.as_deref(),
+            scope,
+        );
+        detections.extend(
+            request
+                .external
+                .iter()
+                .filter(|d| scope.is_none_or(|s| s.contains(&d.workload)))
+                .cloned(),
+        );
         tracing::debug!(detections = detections.len(), "analyzers done");
         let mut by_workload: BTreeMap<&ResourceRef, Vec<&Detection>> = BTreeMap::new();
         for detection in &detections {

@@ -4,15 +4,16 @@
 //! escalation where it does not; every fix and candidate must pass the policy and be undone
 //! exactly by its inverse.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use aegis_agent::{Agent, AnalyzeRequest};
+use aegis_agent::{Agent, AnalyzeRequest, change_scope};
 use aegis_cluster::Scope;
 use aegis_cluster::snapshot::SnapshotSource;
 use aegis_core::settings::Settings;
 use aegis_core::{ClusterState, Fix, Incident, PatchType, ResourceKind, ResourceRef, SourceKind};
 use serde::Deserialize;
+use serde_json::Value;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -275,5 +276,87 @@ fn every_real_world_case_gives_exactly_its_expected_incidents_and_fixes() {
         "{} failure(s):\n{}",
         failures.len(),
         failures.join("\n")
+    );
+}
+
+/// Every incident a whole analysis of `state` reports is reported, identical, by the analysis
+/// scoped to a change of its resource, and a scoped analysis reports nothing out of scope.
+/// Returns how many incidents were checked in a scope narrower than the whole.
+fn scoped_analyses_agree(name: &str, state: &ClusterState) -> usize {
+    let agent = Agent::new(&Settings::default());
+    let whole = agent
+        .analyze(state, SourceKind::Snapshot, &AnalyzeRequest::default())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut narrowed = 0;
+    for incident in &whole.incidents {
+        let Some(scope) = change_scope(state, &BTreeSet::from([incident.resource.clone()])) else {
+            continue;
+        };
+        assert!(
+            scope.workloads.contains(&incident.workload),
+            "{name}: the scope of {} holds its workload {}",
+            incident.resource,
+            incident.workload
+        );
+        let request = AnalyzeRequest {
+            scope: Some(scope.workloads.clone()),
+            ..AnalyzeRequest::default()
+        };
+        let scoped = agent
+            .analyze(state, SourceKind::Snapshot, &request)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        for found in &scoped.incidents {
+            assert!(
+                scope.workloads.contains(&found.workload),
+                "{name}: {} is out of the scope of {}",
+                found.workload,
+                incident.resource
+            );
+        }
+        let expected: Vec<Value> = whole
+            .incidents
+            .iter()
+            .filter(|i| scope.workloads.contains(&i.workload))
+            .map(|i| serde_json::to_value(i).expect("serializes"))
+            .collect();
+        let got: Vec<Value> = scoped
+            .incidents
+            .iter()
+            .map(|i| serde_json::to_value(i).expect("serializes"))
+            .collect();
+        assert_eq!(
+            got, expected,
+            "{name}: the analysis scoped to {} reports what the whole one does",
+            incident.resource
+        );
+        narrowed += 1;
+    }
+    narrowed
+}
+
+#[test]
+fn an_analysis_scoped_to_a_change_reports_what_a_whole_one_does() {
+    let demo = aegis_cluster::sim::MockSource::demo_state().expect("the demo world simulates");
+    let narrowed = scoped_analyses_agree("demo", &demo);
+    assert!(
+        narrowed >= 8,
+        "most demo incidents have a narrower scope: {narrowed}"
+    );
+    let mut narrowed = 0;
+    for case in cases() {
+        let name = case
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let state = SnapshotSource::new(vec![case])
+            .load_blocking(&Scope::all())
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .state;
+        narrowed += scoped_analyses_agree(&name, &state);
+    }
+    assert!(
+        narrowed >= 20,
+        "corpus incidents checked in a narrower scope: {narrowed}"
     );
 }

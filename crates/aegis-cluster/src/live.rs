@@ -324,23 +324,31 @@ impl LiveSource {
                 .namespaces
                 .retain(|n| n.metadata.name.as_deref() == Some(namespace));
         }
-        self.fetch_failing_logs(&mut state).await;
+        self.fetch_failing_logs(&mut state, |_| true).await;
         state.now = Some(k8s_openapi::jiff::Timestamp::now());
         Ok(Loaded { state, warnings })
     }
 
-    /// Reads current and previous logs of failing containers, one pod per owner.
-    /// Reads the logs of the failing containers of `state` into it (one pod per owner, at most
-    /// a hundred), as a load does; for callers that build their state another way (the
-    /// operator's watch caches).
-    pub async fn read_failing_logs(&self, state: &mut ClusterState) {
-        self.fetch_failing_logs(state).await;
+    /// Reads the logs of the failing containers of the pods of `state` that `wanted` chooses
+    /// into it (one pod per owner, at most a hundred), as a load does; for callers that build
+    /// their state another way (the operator's watch caches).
+    pub async fn read_failing_logs_of(
+        &self,
+        state: &mut ClusterState,
+        wanted: impl Fn(&k8s_openapi::api::core::v1::Pod) -> bool,
+    ) {
+        self.fetch_failing_logs(state, wanted).await;
     }
 
-    async fn fetch_failing_logs(&self, state: &mut ClusterState) {
+    /// Reads current and previous logs of failing containers, one pod per owner.
+    async fn fetch_failing_logs(
+        &self,
+        state: &mut ClusterState,
+        wanted: impl Fn(&k8s_openapi::api::core::v1::Pod) -> bool,
+    ) {
         let mut seen_owners = HashSet::new();
         let mut requests = Vec::new();
-        for pod in &state.pods {
+        for pod in state.pods.iter().filter(|p| wanted(p)) {
             let Some(status) = &pod.status else { continue };
             let owner = pod
                 .metadata

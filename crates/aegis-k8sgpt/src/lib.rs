@@ -11,6 +11,8 @@ mod pod;
 pub mod result;
 mod workload;
 
+use std::collections::BTreeSet;
+
 use aegis_core::state::StateIndex;
 use aegis_core::{Evidence, Finding, ResourceKind, ResourceRef};
 
@@ -58,17 +60,20 @@ pub const ANALYZERS: [ResourceKind; 9] = [
     ResourceKind::Ingress,
 ];
 
-/// Runs every analyzer (or those of `filter`, when given) over the indexed state. The index is
-/// the analysis's own (built once, shared with the rules), never a second one.
+/// Runs every analyzer (or those of `filter`, when given) over the indexed state, reporting
+/// only on the workloads of `scope` when one is given. The index is the analysis's own (built
+/// once, shared with the rules), never a second one.
 pub fn analyze(
     index: &StateIndex<'_>,
     config: &AnalyzerConfig,
     filter: Option<&[ResourceKind]>,
+    scope: Option<&BTreeSet<ResourceRef>>,
 ) -> Vec<Detection> {
     let wanted = |kind: ResourceKind| filter.is_none_or(|f| f.contains(&kind));
     let mut detections = Vec::new();
     if wanted(ResourceKind::Pod) {
-        pod::analyze(index, config, &mut detections);
+        // Pods are most of a state: those out of scope are skipped before they are looked at.
+        pod::analyze(index, config, scope, &mut detections);
     }
     if wanted(ResourceKind::Deployment) {
         workload::deployments(index, config, &mut detections);
@@ -93,6 +98,9 @@ pub fn analyze(
     }
     if wanted(ResourceKind::Ingress) {
         network::ingresses(index, &mut detections);
+    }
+    if let Some(scope) = scope {
+        detections.retain(|d| scope.contains(&d.workload));
     }
     detections
 }

@@ -1,8 +1,10 @@
 //! The Pod analyzer: scheduling failures, containers that cannot start, crash, are killed for
 //! memory or by probes, and containers that run but never become ready.
 
+use std::collections::BTreeSet;
+
 use aegis_core::state::{StateIndex, ref_of};
-use aegis_core::{Evidence, EvidenceSource, ResourceKind};
+use aegis_core::{Evidence, EvidenceSource, ResourceKind, ResourceRef};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
 use crate::evidence::{event_evidence, last_lines, log_evidence};
@@ -20,7 +22,12 @@ const FAILED_WAITING: [&str; 8] = [
     "ErrImageNeverPull",
 ];
 
-pub fn analyze(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Vec<Detection>) {
+pub fn analyze(
+    index: &StateIndex<'_>,
+    config: &AnalyzerConfig,
+    scope: Option<&BTreeSet<ResourceRef>>,
+    out: &mut Vec<Detection>,
+) {
     let state = index.state();
     for pod in &state.pods {
         let Some(status) = &pod.status else { continue };
@@ -28,12 +35,15 @@ pub fn analyze(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Vec<De
         if phase == "Succeeded" {
             continue;
         }
+        let workload = index.workload_of(ResourceKind::Pod, &pod.metadata);
+        if scope.is_some_and(|s| !s.contains(&workload)) {
+            continue;
+        }
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
         let name = pod.metadata.name.as_deref().unwrap_or_default();
         let age = index.state().age_seconds(&pod.metadata);
         let settled = age >= config.grace_period_seconds;
         let resource = ref_of(ResourceKind::Pod, &pod.metadata);
-        let workload = index.workload_of(ResourceKind::Pod, &pod.metadata);
         let events = event_evidence(index, ResourceKind::Pod, namespace, name);
         let has_event = |needle: &str| events.iter().any(|e| e.excerpt.contains(needle));
         let report = |out: &mut Vec<Detection>,

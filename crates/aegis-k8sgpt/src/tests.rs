@@ -24,7 +24,7 @@ fn reasons(detections: &[Detection], workload: &str) -> Vec<String> {
 
 #[test]
 fn the_demo_world_yields_the_expected_findings_per_workload() {
-    let detections = analyze(&demo().index(), &AnalyzerConfig::default(), None);
+    let detections = analyze(&demo().index(), &AnalyzerConfig::default(), None, None);
     let cases: [(&str, &[&str]); 10] = [
         (
             "orders-api",
@@ -87,11 +87,35 @@ fn the_demo_world_yields_the_expected_findings_per_workload() {
 }
 
 #[test]
+fn a_scope_keeps_the_findings_of_its_workloads_and_nothing_else() {
+    let state = demo();
+    let index = state.index();
+    let all = analyze(&index, &AnalyzerConfig::default(), None, None);
+    let orders = all
+        .iter()
+        .find(|d| d.workload.name == "orders-api")
+        .map(|d| d.workload.clone())
+        .expect("orders-api has findings");
+    let scope = std::collections::BTreeSet::from([orders.clone()]);
+    let scoped = analyze(&index, &AnalyzerConfig::default(), None, Some(&scope));
+    assert!(scoped.iter().all(|d| d.workload == orders), "{scoped:?}");
+    let messages = |detections: &[Detection]| -> Vec<String> {
+        detections
+            .iter()
+            .filter(|d| d.workload == orders)
+            .map(|d| d.finding.message.clone())
+            .collect()
+    };
+    assert_eq!(messages(&scoped), messages(&all));
+}
+
+#[test]
 fn pods_are_owned_by_their_deployment_through_the_replica_set() {
     let detections = analyze(
         &demo().index(),
         &AnalyzerConfig::default(),
         Some(&[ResourceKind::Pod]),
+        None,
     );
     let orders = detections
         .iter()
@@ -138,7 +162,7 @@ fn known_false_positives_are_not_reported() {
          "status": {"phase": "Running", "containerStatuses": [{"name": "c", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
             "state": {"running": {"startedAt": "2026-01-01T00:09:52Z"}}}]}}
     ]}));
-    assert!(analyze(&state.index(), &AnalyzerConfig::default(), None).is_empty());
+    assert!(analyze(&state.index(), &AnalyzerConfig::default(), None, None).is_empty());
 }
 
 #[test]
@@ -156,7 +180,7 @@ fn a_deployment_is_reported_unavailable_only_after_the_grace_period() {
         {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}, "status": {"conditions": [
             {"type": "Ready", "status": "True", "lastHeartbeatTime": "2026-01-01T00:10:00Z"}]}}
     ]}));
-    let detections = analyze(&state.index(), &AnalyzerConfig::default(), None);
+    let detections = analyze(&state.index(), &AnalyzerConfig::default(), None, None);
     let names: Vec<&str> = detections
         .iter()
         .map(|d| d.finding.resource.name.as_str())
@@ -171,7 +195,7 @@ fn a_node_that_is_not_ready_is_reported() {
         json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}, "status": {"conditions": [
         {"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown", "message": "Kubelet stopped posting node status.", "lastHeartbeatTime": "2026-01-01T00:10:00Z"}]}}),
     );
-    let detections = analyze(&state.index(), &AnalyzerConfig::default(), None);
+    let detections = analyze(&state.index(), &AnalyzerConfig::default(), None, None);
     assert_eq!(detections.len(), 1);
     assert_eq!(detections[0].finding.reason, "NotReady");
     assert_eq!(detections[0].workload.kind, ResourceKind::Node);
@@ -184,7 +208,7 @@ fn ingresses_pointing_at_missing_services_and_secrets_are_reported() {
             "tls": [{"hosts": ["x"], "secretName": "web-tls"}],
             "rules": [{"host": "x", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web-svc", "port": {"number": 80}}}}]}}]}}
     ]}));
-    let detections = analyze(&state.index(), &AnalyzerConfig::default(), None);
+    let detections = analyze(&state.index(), &AnalyzerConfig::default(), None, None);
     let mut found: Vec<_> = detections
         .iter()
         .map(|d| d.finding.reason.as_str())
@@ -196,7 +220,7 @@ fn ingresses_pointing_at_missing_services_and_secrets_are_reported() {
     // their absence proves nothing and nothing is reported.
     let mut unread = state.clone();
     unread.read_kinds = Some(["Ingress".to_owned()].into_iter().collect());
-    assert!(analyze(&unread.index(), &AnalyzerConfig::default(), None).is_empty());
+    assert!(analyze(&unread.index(), &AnalyzerConfig::default(), None, None).is_empty());
 }
 
 #[test]
@@ -223,6 +247,7 @@ fn claims_waiting_for_their_first_consumer_are_quiet_and_a_failing_claim_is_its_
         &state.index(),
         &AnalyzerConfig::default(),
         Some(&[ResourceKind::PersistentVolumeClaim]),
+        None,
     );
     assert_eq!(detections.len(), 1, "{detections:#?}");
     assert_eq!(detections[0].finding.resource.name, "data-db-0");
@@ -245,7 +270,7 @@ fn a_container_restarting_between_crashes_is_reported_by_how_it_dies_with_its_te
                 "message": "starting\n\nFATAL: required environment variable DATABASE_URL is not set\n"}},
             "state": {"running": {"startedAt": "2026-01-01T00:09:58Z"}}}]}}
     ]}));
-    let detections = analyze(&state.index(), &AnalyzerConfig::default(), None);
+    let detections = analyze(&state.index(), &AnalyzerConfig::default(), None, None);
     assert_eq!(detections.len(), 1, "{detections:#?}");
     assert_eq!(detections[0].finding.reason, "Restarting");
     let quoted: Vec<(&str, &str)> = detections[0]

@@ -21,7 +21,7 @@ use aegis_core::lifecycle::{Action, Phase};
 use aegis_core::{ClusterState, Incident, ResourceRef, SourceKind};
 use kube::api::Api;
 
-use crate::watch::CLUSTER;
+use crate::watch::{CLUSTER, Changed, Marked, Part, absorb};
 use crate::{Context, Result, incidents, metrics};
 
 /// The annotation that asks the operator to watch an object.
@@ -41,19 +41,33 @@ pub(crate) async fn run(context: Arc<Context>) -> Result<()> {
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The first tick is immediate; the first pass comes from the caches' initial events.
     resync.tick().await;
+    let whole = |namespaces: BTreeSet<String>| -> Marked {
+        namespaces
+            .into_iter()
+            .map(|namespace| (namespace, Changed::All))
+            .collect()
+    };
     let mut failed_before: BTreeSet<String> = BTreeSet::new();
     loop {
-        let mut namespaces = tokio::select! {
+        let due = context.caches.dirty.next_due();
+        let mut marked = tokio::select! {
             taken = context.caches.dirty.take() => taken,
-            _ = resync.tick() => open_namespaces(&context),
+            _ = resync.tick() => whole(open_namespaces(&context)),
+            () = async {
+                match due {
+                    Some(due) => tokio::time::sleep_until(due.into()).await,
+                    None => std::future::pending().await,
+                }
+            } => Marked::new(),
         };
         tokio::time::sleep(debounce).await;
-        namespaces.extend(context.caches.dirty.take_now());
-        namespaces.extend(std::mem::take(&mut failed_before));
+        absorb(&mut marked, context.caches.dirty.take_now());
+        absorb(&mut marked, context.caches.dirty.take_due());
+        absorb(&mut marked, whole(std::mem::take(&mut failed_before)));
         let mut failed = BTreeSet::new();
-        for namespace in namespaces {
+        for (namespace, changed) in marked {
             let started = Instant::now();
-            if let Err(error) = pass(&context, &namespace).await {
+            if let Err(error) = pass(&context, &namespace, &changed).await {
                 ::metrics::counter!(metrics::RECONCILE_ERRORS, "during" => "detect").increment(1);
                 // Retried with the next round (the next change anywhere, or the resync within
                 // a minute), not at once, which would hammer an API server in trouble.
@@ -218,8 +232,10 @@ fn watched(incident: &Incident, state: &ClusterState, selector: Option<&LabelSel
         })
 }
 
-/// One pass over one namespace ([`CLUSTER`]: cluster-scoped workloads).
-pub(crate) async fn pass(context: &Context, namespace: &str) -> Result<()> {
+/// One pass over one namespace ([`CLUSTER`]: cluster-scoped workloads): all of it, or only the
+/// workloads what changed concerns ([`aegis_agent::change_scope`]), whose incidents alone are
+/// then recorded and resolved. The analysis reads the whole namespace either way.
+pub(crate) async fn pass(context: &Context, namespace: &str, changed: &Changed) -> Result<()> {
     let cluster = namespace == CLUSTER;
     if is_shadow(context, namespace) {
         // Shadows are AEGIS's own experiments: their failures are the evidence of a
@@ -230,8 +246,24 @@ pub(crate) async fn pass(context: &Context, namespace: &str) -> Result<()> {
         return Ok(());
     }
     let mut state = context.caches.state_of(namespace);
+    let scope = match changed {
+        Changed::Parts(parts) if !cluster => {
+            aegis_agent::change_scope(&state, &changed_objects(context, namespace, parts))
+        }
+        _ => None,
+    };
+    let concerned = |workload: &ResourceRef| {
+        scope
+            .as_ref()
+            .is_none_or(|scope| scope.workloads.contains(workload))
+    };
     if !cluster {
-        context.live.read_failing_logs(&mut state).await;
+        context
+            .live
+            .read_failing_logs_of(&mut state, |pod| {
+                scope.as_ref().is_none_or(|s| s.has_pod(pod))
+            })
+            .await;
     }
     let results = context.caches.results_in(namespace);
     let mut external = Vec::new();
@@ -254,17 +286,22 @@ pub(crate) async fn pass(context: &Context, namespace: &str) -> Result<()> {
     }
     let request = AnalyzeRequest {
         external,
+        scope: scope.as_ref().map(|s| s.workloads.clone()),
         ..AnalyzeRequest::default()
     };
     let report = context
         .agent
         .analyze(&state, SourceKind::Cluster, &request)
         .map_err(|e| crate::Error::Analysis(e.to_string()))?;
+    look_again(context, namespace, &state);
     let mut found = BTreeSet::new();
     let mut due = BTreeMap::new();
     for incident in &report.incidents {
         let here = incident.workload.namespace.as_deref().unwrap_or(CLUSTER) == namespace;
-        if !here || incident.workload.kind.is_namespaced() == cluster {
+        if !here
+            || incident.workload.kind.is_namespaced() == cluster
+            || !concerned(&incident.workload)
+        {
             continue;
         }
         let sources = reported
@@ -301,6 +338,7 @@ pub(crate) async fn pass(context: &Context, namespace: &str) -> Result<()> {
         .state()
         .into_iter()
         .filter(|i| i.spec.workload.namespace.as_deref().unwrap_or(CLUSTER) == namespace)
+        .filter(|i| concerned(&i.spec.workload))
         .filter(|i| {
             i.status
                 .as_ref()
@@ -313,6 +351,92 @@ pub(crate) async fn pass(context: &Context, namespace: &str) -> Result<()> {
         resolve(context, &incident).await?;
     }
     Ok(())
+}
+
+/// The objects `parts` names in `namespace`, with, for a pod no longer cached, the workloads
+/// of the incidents about it (its failure is gone with it, and they must be looked at again).
+fn changed_objects(
+    context: &Context,
+    namespace: &str,
+    parts: &BTreeSet<Part>,
+) -> BTreeSet<ResourceRef> {
+    let mut objects = BTreeSet::new();
+    for part in parts {
+        let reference = part.reference(namespace);
+        if matches!(part, Part::Pod(_))
+            && context
+                .caches
+                .pods
+                .get(&kube::runtime::reflector::ObjectRef::new(&reference.name).within(namespace))
+                .is_none()
+        {
+            for incident in context.caches.incidents.state() {
+                let about = incident
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.incident.as_ref())
+                    .map(|i| &i.resource);
+                if about == Some(&reference) {
+                    objects.insert(incident.spec.workload.clone());
+                }
+            }
+        }
+        objects.insert(reference);
+    }
+    objects
+}
+
+/// Asks to look again at the pods and Deployments of `state` whose failure is not reportable
+/// yet only because it is younger than the grace period: once it is, nothing else may change
+/// to mark them.
+fn look_again(context: &Context, namespace: &str, state: &ClusterState) {
+    let grace = context.settings.agent.grace_period_seconds;
+    let now = Instant::now();
+    let at = |age: u64| now + Duration::from_secs(grace.saturating_sub(age) + 1);
+    let touch = |age: u64, part: Part| {
+        context
+            .caches
+            .dirty
+            .touch_at(at(age), crate::watch::Touch::part(Some(namespace), part));
+    };
+    for pod in &state.pods {
+        let age = state.age_seconds(&pod.metadata);
+        let done = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded");
+        if age < grace
+            && !done
+            && !aegis_core::state::pod_is_ready(pod)
+            && let Some(name) = pod.metadata.name.clone()
+        {
+            touch(age, Part::Pod(name));
+        }
+    }
+    for deployment in &state.deployments {
+        let status = deployment.status.clone().unwrap_or_default();
+        let wanted = deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.replicas)
+            .unwrap_or(1);
+        if status.available_replicas.unwrap_or(0) >= wanted {
+            continue;
+        }
+        // Unavailable since the Available condition last moved (or since it was made).
+        let since = status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "Available")
+            .and_then(|c| c.last_transition_time.as_ref())
+            .map(|t| t.0)
+            .or_else(|| deployment.metadata.creation_timestamp.as_ref().map(|t| t.0));
+        let Some(since) = since else { continue };
+        let age = u64::try_from(state.now().duration_since(since).as_secs()).unwrap_or(0);
+        if age < grace
+            && let Some(name) = deployment.metadata.name.clone()
+        {
+            touch(age, Part::Owner(aegis_core::ResourceKind::Deployment, name));
+        }
+    }
 }
 
 /// Asks the LLM about the diagnoses in `due` (by id: what the rules said, and the sources) and

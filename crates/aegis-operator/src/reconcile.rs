@@ -459,7 +459,10 @@ async fn verify_unguarded(
     };
     let workload_namespace = subject.workload.namespace.clone().unwrap_or_default();
     let mut state = context.caches.state_of(&workload_namespace);
-    context.live.read_failing_logs(&mut state).await;
+    context
+        .live
+        .read_failing_logs_of(&mut state, |_| true)
+        .await;
     let mut subjects = [subject];
     let options = aegis_agent::VerifyOptions::from_settings(&context.settings.shadow);
     let clock = Instant::now();

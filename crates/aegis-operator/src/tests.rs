@@ -445,7 +445,7 @@ async fn a_watch_ended_by_410_gone_lists_again_and_the_cache_follows() {
     assert!(!annotations.contains_key("kubectl.kubernetes.io/last-applied-configuration"));
     assert_eq!(annotations.get("team").map(String::as_str), Some("a"));
     assert!(
-        dirty.take_now().contains("shop"),
+        dirty.take_now().contains_key("shop"),
         "the namespace is marked for analysis"
     );
 }

@@ -4,9 +4,12 @@
 //! are never watched: the operator may not read them outside shadow namespaces, so its
 //! analysis knows it has not seen them (unknown, not missing).
 //!
-//! Every change marks the namespace it touched; the detector analyzes marked namespaces.
+//! Every change marks what it touched: a pod, a workload (Deployment, ReplicaSet, StatefulSet,
+//! DaemonSet, Job, CronJob), a Service (or its EndpointSlices), or an event about one of them
+//! marks that object, and the detector analyzes only the workloads it concerns
+//! ([`aegis_agent::change_scope`]); any other change marks its whole namespace.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
@@ -38,38 +41,165 @@ use crate::pods::CachedPod;
 /// The key of the cluster-scoped pass (Nodes).
 pub const CLUSTER: &str = "";
 
-/// The namespaces changed since the detector last looked.
+/// One object a change touched, in its namespace.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Part {
+    Pod(String),
+    /// A workload or a ReplicaSet: its kind and name.
+    Owner(aegis_core::ResourceKind, String),
+    Service(String),
+}
+
+impl Part {
+    /// The object, in `namespace`.
+    pub fn reference(&self, namespace: &str) -> aegis_core::ResourceRef {
+        use aegis_core::{ResourceKind, ResourceRef};
+        match self {
+            Self::Pod(name) => ResourceRef::namespaced(ResourceKind::Pod, namespace, name),
+            Self::Owner(kind, name) => ResourceRef::namespaced(*kind, namespace, name),
+            Self::Service(name) => ResourceRef::namespaced(ResourceKind::Service, namespace, name),
+        }
+    }
+}
+
+/// What changed in one namespace since the detector last looked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changed {
+    /// Something that concerns the whole namespace: all of it is analyzed.
+    All,
+    /// Only these objects: the workloads and Services they concern are analyzed.
+    Parts(BTreeSet<Part>),
+}
+
+impl Changed {
+    fn absorb(&mut self, other: Self) {
+        match (&mut *self, other) {
+            (Self::All, _) => {}
+            (_, Self::All) => *self = Self::All,
+            (Self::Parts(parts), Self::Parts(more)) => parts.extend(more),
+        }
+    }
+}
+
+/// What changed where, by namespace.
+pub type Marked = BTreeMap<String, Changed>;
+
+/// Adds the marks of `more` to `into`.
+pub fn absorb(into: &mut Marked, more: Marked) {
+    for (namespace, changed) in more {
+        match into.get_mut(&namespace) {
+            Some(existing) => existing.absorb(changed),
+            None => {
+                into.insert(namespace, changed);
+            }
+        }
+    }
+}
+
+/// What a watch event touched: a whole namespace (`part` unset), or one object in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touch {
+    pub namespace: String,
+    pub part: Option<Part>,
+}
+
+impl Touch {
+    fn namespace(namespace: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            part: None,
+        }
+    }
+
+    pub fn part(namespace: Option<&str>, part: Part) -> Self {
+        Self {
+            namespace: namespace.unwrap_or_default().to_owned(),
+            part: Some(part),
+        }
+    }
+}
+
+/// The namespaces (and objects) changed since the detector last looked, and those to look at
+/// again later.
 #[derive(Debug, Default)]
 pub struct Dirty {
-    namespaces: Mutex<BTreeSet<String>>,
+    marked: Mutex<Marked>,
     notify: Notify,
+    /// Objects whose failure becomes reportable with time alone (a pod past the grace
+    /// period), with when to look at them again.
+    later: Mutex<BTreeMap<(String, Option<Part>), std::time::Instant>>,
 }
 
 impl Dirty {
+    /// Marks a whole namespace.
     pub fn mark(&self, namespace: &str) {
-        if let Ok(mut namespaces) = self.namespaces.lock()
-            && namespaces.insert(namespace.to_owned())
-        {
+        self.touch(Touch::namespace(namespace));
+    }
+
+    /// Marks what `touch` names.
+    pub fn touch(&self, touch: Touch) {
+        let changed = match touch.part {
+            Some(part) => Changed::Parts(BTreeSet::from([part])),
+            None => Changed::All,
+        };
+        if let Ok(mut marked) = self.marked.lock() {
+            absorb(&mut marked, BTreeMap::from([(touch.namespace, changed)]));
             self.notify.notify_one();
         }
     }
 
-    /// Takes everything marked, without waiting.
-    pub fn take_now(&self) -> BTreeSet<String> {
-        self.namespaces
+    /// Marks what `touch` names at `at` (once: a later request for the same object replaces
+    /// an earlier one).
+    pub fn touch_at(&self, at: std::time::Instant, touch: Touch) {
+        if let Ok(mut later) = self.later.lock() {
+            later.insert((touch.namespace, touch.part), at);
+        }
+    }
+
+    /// When the next object is to be looked at again, if any.
+    pub fn next_due(&self) -> Option<std::time::Instant> {
+        self.later
             .lock()
-            .map(|mut n| std::mem::take(&mut *n))
+            .ok()
+            .and_then(|later| later.values().min().copied())
+    }
+
+    /// Takes the objects due to be looked at again by now.
+    pub fn take_due(&self) -> Marked {
+        let now = std::time::Instant::now();
+        let Ok(mut later) = self.later.lock() else {
+            return Marked::new();
+        };
+        let due: Vec<(String, Option<Part>)> = later
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(key, _)| key.clone())
+            .collect();
+        let mut marked = Marked::new();
+        for key in due {
+            later.remove(&key);
+            let (namespace, part) = key;
+            let changed = match part {
+                Some(part) => Changed::Parts(BTreeSet::from([part])),
+                None => Changed::All,
+            };
+            absorb(&mut marked, BTreeMap::from([(namespace, changed)]));
+        }
+        marked
+    }
+
+    /// Takes everything marked, without waiting.
+    pub fn take_now(&self) -> Marked {
+        self.marked
+            .lock()
+            .map(|mut m| std::mem::take(&mut *m))
             .unwrap_or_default()
     }
 
     /// Waits until something is marked, then takes everything marked.
-    pub async fn take(&self) -> BTreeSet<String> {
+    pub async fn take(&self) -> Marked {
         loop {
-            let taken = self
-                .namespaces
-                .lock()
-                .map(|mut n| std::mem::take(&mut *n))
-                .unwrap_or_default();
+            let taken = self.take_now();
             if !taken.is_empty() {
                 return taken;
             }
@@ -131,8 +261,84 @@ pub(crate) fn strip_meta(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::
 
 /// The namespace a change of `object` touches.
 #[allow(clippy::unnecessary_wraps)] // one signature for every kind's `touched`
-fn own_namespace<K: Resource>(object: &K) -> Option<String> {
-    Some(object.meta().namespace.clone().unwrap_or_default())
+fn own_namespace<K: Resource>(object: &K) -> Option<Touch> {
+    Some(Touch::namespace(
+        object.meta().namespace.clone().unwrap_or_default(),
+    ))
+}
+
+/// A pod's change touches that pod.
+fn the_pod(pod: &CachedPod) -> Option<Touch> {
+    let meta = pod.meta();
+    Some(Touch::part(
+        meta.namespace.as_deref(),
+        Part::Pod(meta.name.clone()?),
+    ))
+}
+
+/// A workload's (or ReplicaSet's) change touches that object.
+fn the_owner<K: Resource>(kind: aegis_core::ResourceKind) -> impl Fn(&K) -> Option<Touch> {
+    move |object| {
+        let meta = object.meta();
+        Some(Touch::part(
+            meta.namespace.as_deref(),
+            Part::Owner(kind, meta.name.clone()?),
+        ))
+    }
+}
+
+/// A Service's change touches that Service.
+fn the_service(service: &Service) -> Option<Touch> {
+    let meta = &service.metadata;
+    Some(Touch::part(
+        meta.namespace.as_deref(),
+        Part::Service(meta.name.clone()?),
+    ))
+}
+
+/// An EndpointSlice's change touches its Service.
+fn the_slices_service(slice: &EndpointSlice) -> Option<Touch> {
+    let meta = &slice.metadata;
+    match meta
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("kubernetes.io/service-name"))
+    {
+        Some(service) => Some(Touch::part(
+            meta.namespace.as_deref(),
+            Part::Service(service.clone()),
+        )),
+        None => own_namespace(slice),
+    }
+}
+
+/// An event touches what it is about: the cluster pass for a Node, the object for a pod, a
+/// workload or a Service, else its namespace.
+fn the_subject(event: &Event) -> Option<Touch> {
+    use aegis_core::ResourceKind;
+    let about = &event.involved_object;
+    let namespace = event.metadata.namespace.as_deref();
+    let (Some(kind), Some(name)) = (about.kind.as_deref(), about.name.clone()) else {
+        return own_namespace(event);
+    };
+    let part = match kind {
+        // Node events are filed in `default`; they concern the cluster pass.
+        "Node" => return Some(Touch::namespace(CLUSTER)),
+        "Pod" => Part::Pod(name),
+        "Service" => Part::Service(name),
+        other => match ResourceKind::from_kind(other) {
+            Some(
+                kind @ (ResourceKind::Deployment
+                | ResourceKind::ReplicaSet
+                | ResourceKind::StatefulSet
+                | ResourceKind::DaemonSet
+                | ResourceKind::Job
+                | ResourceKind::CronJob),
+            ) => Part::Owner(kind, name),
+            _ => return own_namespace(event),
+        },
+    };
+    Some(Touch::part(namespace, part))
 }
 
 /// Starts a cluster-wide reflector of `K`; every change marks what `touched` names.
@@ -140,7 +346,7 @@ fn cache<K>(
     client: &Client,
     dirty: &Arc<Dirty>,
     kind: &'static str,
-    touched: fn(&K) -> Option<String>,
+    touched: impl Fn(&K) -> Option<Touch> + Send + 'static,
 ) -> Store<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -164,8 +370,8 @@ where
         while let Some(item) = stream.next().await {
             match item {
                 Ok(object) => {
-                    if let Some(namespace) = touched(&object) {
-                        dirty.mark(&namespace);
+                    if let Some(touch) = touched(&object) {
+                        dirty.touch(touch);
                     }
                 }
                 Err(error) => {
@@ -239,6 +445,7 @@ where
 impl Caches {
     /// Starts every watch. K8sGPT's Results are watched when their CRD is installed.
     pub async fn start(client: &Client) -> Self {
+        use aegis_core::ResourceKind as Kind;
         let dirty = Arc::new(Dirty::default());
         let results = match crate::crd::installed(client, crate::crd::K8SGPT_RESULTS).await {
             Ok(true) => Some(cache::<K8sgptResult>(client, &dirty, "Result", |result| {
@@ -246,7 +453,7 @@ impl Caches {
                     .spec
                     .object()
                     .ok()
-                    .map(|object| object.namespace.unwrap_or_default())
+                    .map(|object| Touch::namespace(object.namespace.unwrap_or_default()))
             })),
             Ok(false) => {
                 tracing::info!("K8sGPT's Result CRD is not installed; its Results are not read");
@@ -259,32 +466,30 @@ impl Caches {
         };
         Self {
             // Metadata only: their labels select what is watched.
-            namespaces: cache(client, &dirty, "Namespace", |namespace| {
-                Some(namespace.name_any())
-            }),
-            nodes: cache(client, &dirty, "Node", |_| Some(CLUSTER.to_owned())),
+            namespaces: cache(
+                client,
+                &dirty,
+                "Namespace",
+                |namespace: &PartialObjectMeta<Namespace>| {
+                    Some(Touch::namespace(namespace.name_any()))
+                },
+            ),
+            nodes: cache(client, &dirty, "Node", |_| Some(Touch::namespace(CLUSTER))),
             storage_classes: cache(client, &dirty, "StorageClass", |_| None),
-            pods: cache(client, &dirty, "Pod", own_namespace),
-            deployments: cache(client, &dirty, "Deployment", own_namespace),
-            replica_sets: cache(client, &dirty, "ReplicaSet", own_namespace),
-            stateful_sets: cache(client, &dirty, "StatefulSet", own_namespace),
-            daemon_sets: cache(client, &dirty, "DaemonSet", own_namespace),
-            jobs: cache(client, &dirty, "Job", own_namespace),
-            cron_jobs: cache(client, &dirty, "CronJob", own_namespace),
-            services: cache(client, &dirty, "Service", own_namespace),
-            endpoint_slices: cache(client, &dirty, "EndpointSlice", own_namespace),
+            pods: cache(client, &dirty, "Pod", the_pod),
+            deployments: cache(client, &dirty, "Deployment", the_owner(Kind::Deployment)),
+            replica_sets: cache(client, &dirty, "ReplicaSet", the_owner(Kind::ReplicaSet)),
+            stateful_sets: cache(client, &dirty, "StatefulSet", the_owner(Kind::StatefulSet)),
+            daemon_sets: cache(client, &dirty, "DaemonSet", the_owner(Kind::DaemonSet)),
+            jobs: cache(client, &dirty, "Job", the_owner(Kind::Job)),
+            cron_jobs: cache(client, &dirty, "CronJob", the_owner(Kind::CronJob)),
+            services: cache(client, &dirty, "Service", the_service),
+            endpoint_slices: cache(client, &dirty, "EndpointSlice", the_slices_service),
             claims: cache(client, &dirty, "PersistentVolumeClaim", own_namespace),
             ingresses: cache(client, &dirty, "Ingress", own_namespace),
             autoscalers: cache(client, &dirty, "HorizontalPodAutoscaler", own_namespace),
             config_maps: cache(client, &dirty, "ConfigMap", own_namespace),
-            events: cache(client, &dirty, "Event", |event| {
-                // Node events are filed in `default`; they concern the cluster pass.
-                if event.involved_object.kind.as_deref() == Some("Node") {
-                    Some(CLUSTER.to_owned())
-                } else {
-                    own_namespace(event)
-                }
-            }),
+            events: cache(client, &dirty, "Event", the_subject),
             revisions: cache(client, &dirty, "ControllerRevision", own_namespace),
             // Incidents are the operator's own output; their changes are the controller's.
             incidents: cache(client, &dirty, "Incident", |_| None),
@@ -436,3 +641,6 @@ impl Caches {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -13,7 +13,7 @@ use super::*;
 fn diagnose_all(state: &ClusterState, config: RulesConfig) -> Vec<(ResourceRef, Diagnosis)> {
     let lookup = Lookup::new(state);
     let index = lookup.index();
-    let detections = analyze(index, &AnalyzerConfig::default(), None);
+    let detections = analyze(index, &AnalyzerConfig::default(), None, None);
     let mut by_workload: BTreeMap<ResourceRef, Vec<&Detection>> = BTreeMap::new();
     for detection in &detections {
         by_workload

@@ -319,7 +319,7 @@ pub fn diagnoses(
         grace_period_seconds: 0,
         ..AnalyzerConfig::default()
     };
-    let detections = aegis_k8sgpt::analyze(lookup.index(), &config, None);
+    let detections = aegis_k8sgpt::analyze(lookup.index(), &config, None, None);
     let mut by_workload: BTreeMap<&ResourceRef, Vec<&Detection>> = BTreeMap::new();
     for detection in &detections {
         if baseline.contains(&detection.workload) || candidate.contains(&detection.workload) {

@@ -267,7 +267,7 @@ fn incident() -> Incident {
             grace_period_seconds: 0,
             ..AnalyzerConfig::default()
         };
-        let detections = aegis_k8sgpt::analyze(lookup.index(), &config, None);
+        let detections = aegis_k8sgpt::analyze(lookup.index(), &config, None, None);
         let workload = orders_api();
         let mine: Vec<&Detection> = detections
             .iter()

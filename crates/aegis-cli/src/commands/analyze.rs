@@ -227,6 +227,7 @@ pub async fn run(
         target,
         filter,
         selector,
+        scope: None,
         external,
     };
     let not_found = |e: aegis_agent::Error| {

@@ -1,0 +1,88 @@
+//! What a change marks: the object it touched, gathered by namespace; a whole-namespace mark
+//! wins; objects to look at again are marked once their time comes.
+
+use std::collections::BTreeSet;
+
+use aegis_core::ResourceKind;
+use serde_json::json;
+
+use super::*;
+
+fn parts(parts: &[Part]) -> BTreeSet<Part> {
+    parts.iter().cloned().collect()
+}
+
+#[test]
+fn marks_gather_by_namespace_and_a_whole_namespace_mark_wins() {
+    let dirty = Dirty::default();
+    dirty.touch(Touch::part(Some("shop"), Part::Pod("a".to_owned())));
+    dirty.touch(Touch::part(Some("shop"), Part::Service("s".to_owned())));
+    dirty.touch(Touch::part(Some("bank"), Part::Pod("b".to_owned())));
+    dirty.mark("bank");
+    dirty.touch(Touch::part(Some("bank"), Part::Pod("c".to_owned())));
+    let marked = dirty.take_now();
+    assert_eq!(
+        marked.get("shop"),
+        Some(&Changed::Parts(parts(&[
+            Part::Pod("a".to_owned()),
+            Part::Service("s".to_owned())
+        ])))
+    );
+    assert_eq!(marked.get("bank"), Some(&Changed::All));
+    assert!(dirty.take_now().is_empty(), "taken");
+}
+
+#[test]
+fn an_event_marks_what_it_is_about() {
+    let event = |kind: &str, name: &str| -> k8s_openapi::api::core::v1::Event {
+        serde_json::from_value(json!({"metadata": {"name": "e", "namespace": "shop"},
+            "involvedObject": {"kind": kind, "name": name, "namespace": "shop"}}))
+        .expect("an event")
+    };
+    assert_eq!(
+        the_subject(&event("Pod", "p")),
+        Some(Touch::part(Some("shop"), Part::Pod("p".to_owned())))
+    );
+    assert_eq!(
+        the_subject(&event("ReplicaSet", "r")),
+        Some(Touch::part(
+            Some("shop"),
+            Part::Owner(ResourceKind::ReplicaSet, "r".to_owned())
+        ))
+    );
+    assert_eq!(
+        the_subject(&event("Node", "n")),
+        Some(Touch::namespace(CLUSTER))
+    );
+    assert_eq!(
+        the_subject(&event("PersistentVolumeClaim", "c")),
+        Some(Touch::namespace("shop"))
+    );
+}
+
+#[test]
+fn an_object_asked_to_be_looked_at_again_is_marked_once_its_time_comes() {
+    let dirty = Dirty::default();
+    assert_eq!(dirty.next_due(), None);
+    let now = std::time::Instant::now();
+    let soon = now + std::time::Duration::from_secs(3600);
+    dirty.touch_at(
+        soon,
+        Touch::part(Some("shop"), Part::Pod("later".to_owned())),
+    );
+    // Asked twice: looked at once.
+    let past = now
+        .checked_sub(std::time::Duration::from_secs(1))
+        .expect("a past instant");
+    dirty.touch_at(past, Touch::part(Some("shop"), Part::Pod("now".to_owned())));
+    dirty.touch_at(past, Touch::part(Some("shop"), Part::Pod("now".to_owned())));
+    assert_eq!(dirty.next_due(), Some(past));
+    let due = dirty.take_due();
+    assert_eq!(
+        due.get("shop"),
+        Some(&Changed::Parts(parts(&[Part::Pod("now".to_owned())])))
+    );
+    assert!(dirty.take_due().is_empty(), "taken once");
+    assert_eq!(dirty.next_due(), Some(soon), "the later one waits");
+    assert!(dirty.take_now().is_empty(), "not marked before its time");
+}
