@@ -26,7 +26,7 @@ use aegis_llm::Consultant;
 use aegis_rules::{Lookup, RulesConfig, RulesEngine};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-pub use aegis_k8sgpt::ANALYZERS;
+pub use aegis_k8sgpt::Analyzer;
 pub use scope::{ChangeScope, change_scope};
 pub use selector::{LabelSelector, SelectorError};
 pub use verify::{
@@ -52,8 +52,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct AnalyzeRequest {
     /// One object and what belongs to it; everything when `None`.
     pub target: Option<ResourceRef>,
-    /// Only these analyzers.
-    pub filter: Option<Vec<ResourceKind>>,
+    /// Only these analyzers (the default ones when `None`).
+    pub filter: Option<Vec<Analyzer>>,
     /// Only objects whose labels match.
     pub selector: Option<LabelSelector>,
     /// Only the incidents of these workloads (see [`change_scope`]); the analysis still reads the

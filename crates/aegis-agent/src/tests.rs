@@ -120,7 +120,7 @@ fn label_selectors_and_analyzer_filters_narrow_the_analysis() {
     assert_eq!(report.incidents.len(), 1);
     assert_eq!(report.incidents[0].workload.name, "catalog");
     let request = AnalyzeRequest {
-        filter: Some(vec![ResourceKind::Service]),
+        filter: Some(vec![Analyzer::Service]),
         ..AnalyzeRequest::default()
     };
     let report = agent()
@@ -137,5 +137,71 @@ fn label_selectors_and_analyzer_filters_narrow_the_analysis() {
             .incidents
             .iter()
             .any(|i| i.rca.category == Category::ServiceSelectorMismatch)
+    );
+}
+
+#[test]
+fn the_findings_of_every_analyzer_are_filed_under_their_category() {
+    let old = "2026-01-01T00:00:00Z";
+    let mut sink = aegis_cluster::ObjectSink::new(aegis_cluster::Scope::all());
+    sink.add(serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}, "status": {"conditions": [
+            {"type": "MemoryPressure", "status": "True", "reason": "KubeletHasInsufficientMemory", "message": "low memory"},
+            {"type": "Ready", "status": "True", "lastHeartbeatTime": "2026-01-01T00:10:00Z"}]}},
+        {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "provisioner": "a",
+         "metadata": {"name": "one", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}},
+        {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "provisioner": "b",
+         "metadata": {"name": "two", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}},
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": {"name": "web", "namespace": "a", "uid": "d-web", "creationTimestamp": old},
+         "spec": {"replicas": 1, "selector": {}, "template": {"spec": {"containers": [{"name": "c", "image": "x:1"}]}}},
+         "status": {"replicas": 1, "availableReplicas": 1, "readyReplicas": 1}},
+        {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+         "metadata": {"name": "web", "namespace": "a", "creationTimestamp": old},
+         "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "maxReplicas": 3,
+                  "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}]}},
+        {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly", "namespace": "a", "creationTimestamp": old},
+         "spec": {"schedule": "0 25 * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x:1"}]}}}}}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "gated", "namespace": "a", "creationTimestamp": old},
+         "spec": {"schedulingGates": [{"name": "example.com/queue"}], "containers": [{"name": "c", "image": "x:1"}]},
+         "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}]}}
+    ]}))
+    .expect("valid objects");
+    let mut state = sink.state;
+    state.read_kinds = Some(sink.kinds);
+    state.settle_now();
+    let report = agent()
+        .analyze(&state, SourceKind::Snapshot, &AnalyzeRequest::default())
+        .expect("analyzes");
+    let mut filed: Vec<String> = report
+        .incidents
+        .iter()
+        .map(|i| format!("{} {}/{}", i.rca.category, i.workload.kind, i.workload.name))
+        .collect();
+    filed.sort();
+    assert_eq!(
+        filed,
+        [
+            "hpa-misconfigured Deployment/web",
+            "job-failed CronJob/nightly",
+            "node-pressure Node/n1",
+            "storage-misconfigured StorageClass/one",
+            "storage-misconfigured StorageClass/two",
+            "unschedulable-constraints Pod/gated",
+        ]
+    );
+    let security = AnalyzeRequest {
+        filter: Some(vec![Analyzer::Security]),
+        ..AnalyzeRequest::default()
+    };
+    let report = agent()
+        .analyze(&state, SourceKind::Snapshot, &security)
+        .expect("analyzes");
+    assert!(!report.incidents.is_empty());
+    assert!(
+        report
+            .incidents
+            .iter()
+            .all(|i| i.rca.category == Category::SecurityRisk && i.fix.is_none())
     );
 }

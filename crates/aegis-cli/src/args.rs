@@ -103,8 +103,8 @@ pub struct AnalyzeArgs {
     /// Analyse every resource (of one namespace with -n).
     #[arg(long)]
     pub all: bool,
-    /// Only these analyzers (Pod, Deployment, ReplicaSet, StatefulSet, Service, Node, PersistentVolumeClaim, Job, Ingress).
-    #[arg(long, value_delimiter = ',', value_name = "KIND,...")]
+    /// Only these analyzers, named as K8sGPT names them (Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, Service, Ingress, Node, PersistentVolumeClaim, HorizontalPodAutoscaler, ConfigMap, Storage; and Security, Log, which run only when named).
+    #[arg(long, value_delimiter = ',', value_name = "ANALYZER,...")]
     pub filter: Vec<String>,
     /// Only objects whose labels match this selector.
     #[arg(short = 'l', long, value_name = "SELECTOR")]

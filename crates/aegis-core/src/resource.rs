@@ -35,11 +35,12 @@ pub enum ResourceKind {
     ConfigMap,
     Secret,
     Namespace,
+    StorageClass,
 }
 
 impl ResourceKind {
     /// Every kind, in the order used for listings.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::Pod,
         Self::Deployment,
         Self::ReplicaSet,
@@ -55,6 +56,7 @@ impl ResourceKind {
         Self::ConfigMap,
         Self::Secret,
         Self::Namespace,
+        Self::StorageClass,
     ];
 
     /// The Kubernetes `kind` string.
@@ -75,6 +77,7 @@ impl ResourceKind {
             Self::ConfigMap => "ConfigMap",
             Self::Secret => "Secret",
             Self::Namespace => "Namespace",
+            Self::StorageClass => "StorageClass",
         }
     }
 
@@ -100,12 +103,13 @@ impl ResourceKind {
             Self::ConfigMap => &["configmap", "configmaps", "cm"],
             Self::Secret => &["secret", "secrets"],
             Self::Namespace => &["namespace", "namespaces", "ns"],
+            Self::StorageClass => &["storageclass", "storageclasses", "sc"],
         }
     }
 
     /// Whether objects of this kind live in a namespace.
     pub fn is_namespaced(self) -> bool {
-        !matches!(self, Self::Node | Self::Namespace)
+        !matches!(self, Self::Node | Self::Namespace | Self::StorageClass)
     }
 
     /// Parses a Kubernetes `kind` string (`Deployment`), as found in manifests and owner references.

@@ -333,6 +333,9 @@ impl ClusterState {
             ResourceKind::Namespace => {
                 find(self.namespaces.iter().map(|o| &o.metadata), None, name)
             }
+            ResourceKind::StorageClass => {
+                find(self.storage_classes.iter().map(|o| &o.metadata), None, name)
+            }
         }
     }
 

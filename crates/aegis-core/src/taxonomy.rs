@@ -42,12 +42,20 @@ pub enum Category {
     NodeNotReady,
     IngressBackendMissing,
     HpaMisconfigured,
+    /// A node the kubelet reports under memory, disk or PID pressure, or without a network.
+    NodePressure,
+    /// Storage set up so that claims cannot be served: more than one default StorageClass, a
+    /// claim naming a class that does not exist, a claim whose volume is lost.
+    StorageMisconfigured,
+    /// A workload that runs with more privilege than it needs (only from the Security
+    /// analyzer, which runs when asked for).
+    SecurityRisk,
     Unknown,
 }
 
 impl Category {
     /// Every category, in the order of the taxonomy table.
-    pub const ALL: [Self; 23] = [
+    pub const ALL: [Self; 26] = [
         Self::MissingEnvVar,
         Self::MissingConfigRef,
         Self::ImageNotFound,
@@ -70,6 +78,9 @@ impl Category {
         Self::NodeNotReady,
         Self::IngressBackendMissing,
         Self::HpaMisconfigured,
+        Self::NodePressure,
+        Self::StorageMisconfigured,
+        Self::SecurityRisk,
         Self::Unknown,
     ];
 
@@ -98,6 +109,9 @@ impl Category {
             Self::NodeNotReady => "node-not-ready",
             Self::IngressBackendMissing => "ingress-backend-missing",
             Self::HpaMisconfigured => "hpa-misconfigured",
+            Self::NodePressure => "node-pressure",
+            Self::StorageMisconfigured => "storage-misconfigured",
+            Self::SecurityRisk => "security-risk",
             Self::Unknown => "unknown",
         }
     }

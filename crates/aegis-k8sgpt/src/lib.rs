@@ -1,14 +1,22 @@
-//! Analyzers: what is wrong with pods, workloads, services, nodes, claims, jobs and ingresses,
-//! with the evidence behind each finding and the workload that owns the broken object.
+//! Analyzers: what is wrong with pods, workloads, services, nodes, claims, jobs, ingresses,
+//! DaemonSets, CronJobs, autoscalers, ConfigMap references and StorageClasses (and, when asked
+//! for, security settings and error lines in logs), with the evidence behind each finding and
+//! the workload that owns the broken object. They are K8sGPT's analyzers, under K8sGPT's names,
+//! without the false alarms its users report.
 //!
 //! Analyzers read a [`ClusterState`] and never change a cluster. They avoid the classic false
 //! positives: node conditions other than `Ready` (Node Problem Detector's), pods that completed,
 //! and transient states of pods younger than the grace period.
 
+mod config;
+mod controllers;
 mod evidence;
+mod logs;
 mod network;
 mod pod;
 pub mod result;
+mod security;
+mod storage;
 mod workload;
 
 use std::collections::BTreeSet;
@@ -16,7 +24,10 @@ use std::collections::BTreeSet;
 use aegis_core::state::StateIndex;
 use aegis_core::{Evidence, Finding, ResourceKind, ResourceRef};
 
+pub use controllers::check_schedule;
 pub use evidence::{event_evidence, log_evidence};
+pub use logs::is_error_line;
+pub use storage::is_default as is_default_storage_class;
 
 /// Settings of the analyzers.
 #[derive(Debug, Clone)]
@@ -47,57 +58,157 @@ pub struct Detection {
     pub evidence: Vec<Evidence>,
 }
 
-/// The analyzers AEGIS runs, by the kind they look at.
-pub const ANALYZERS: [ResourceKind; 9] = [
-    ResourceKind::Pod,
-    ResourceKind::Deployment,
-    ResourceKind::ReplicaSet,
-    ResourceKind::StatefulSet,
-    ResourceKind::Service,
-    ResourceKind::Node,
-    ResourceKind::PersistentVolumeClaim,
-    ResourceKind::Job,
-    ResourceKind::Ingress,
-];
+/// An analyzer, named as K8sGPT names it (`k8sgpt analyze --filter NAME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Analyzer {
+    Pod,
+    Deployment,
+    ReplicaSet,
+    StatefulSet,
+    DaemonSet,
+    Job,
+    CronJob,
+    Service,
+    Ingress,
+    Node,
+    PersistentVolumeClaim,
+    HorizontalPodAutoscaler,
+    ConfigMap,
+    Storage,
+    Security,
+    Log,
+}
 
-/// Runs every analyzer (or those of `filter`, when given) over the indexed state, reporting
-/// only on the workloads of `scope` when one is given. The index is the analysis's own (built
+impl Analyzer {
+    /// Every analyzer, in the order they run.
+    pub const ALL: [Self; 16] = [
+        Self::Pod,
+        Self::Deployment,
+        Self::ReplicaSet,
+        Self::StatefulSet,
+        Self::DaemonSet,
+        Self::Job,
+        Self::CronJob,
+        Self::Service,
+        Self::Ingress,
+        Self::Node,
+        Self::PersistentVolumeClaim,
+        Self::HorizontalPodAutoscaler,
+        Self::ConfigMap,
+        Self::Storage,
+        Self::Security,
+        Self::Log,
+    ];
+
+    /// The analyzer's name: K8sGPT's, so `--filter` takes the same names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pod => "Pod",
+            Self::Deployment => "Deployment",
+            Self::ReplicaSet => "ReplicaSet",
+            Self::StatefulSet => "StatefulSet",
+            Self::DaemonSet => "DaemonSet",
+            Self::Job => "Job",
+            Self::CronJob => "CronJob",
+            Self::Service => "Service",
+            Self::Ingress => "Ingress",
+            Self::Node => "Node",
+            Self::PersistentVolumeClaim => "PersistentVolumeClaim",
+            Self::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
+            Self::ConfigMap => "ConfigMap",
+            Self::Storage => "Storage",
+            Self::Security => "Security",
+            Self::Log => "Log",
+        }
+    }
+
+    /// Whether the analyzer runs without being asked for. Security and Log report on things
+    /// that are not failures (a privileged container, an error line in a healthy pod's log),
+    /// so, as in K8sGPT, they run only when `--filter` names them.
+    pub fn by_default(self) -> bool {
+        !matches!(self, Self::Security | Self::Log)
+    }
+
+    /// Parses an analyzer name: K8sGPT's (any case), or a kubectl name of the kind it looks at
+    /// (`pvc`, `deploy`, `hpa`, `configmaps`).
+    pub fn parse(name: &str) -> Option<Self> {
+        if let Some(found) = Self::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(name))
+        {
+            return Some(found);
+        }
+        let kind = ResourceKind::from_alias(name)?;
+        Self::ALL.into_iter().find(|a| a.name() == kind.as_str())
+    }
+}
+
+impl std::fmt::Display for Analyzer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Runs the default analyzers (or those of `filter`, when given) over the indexed state,
+/// reporting only on the workloads of `scope` when one is given. The index is the analysis's own (built
 /// once, shared with the rules), never a second one.
 pub fn analyze(
     index: &StateIndex<'_>,
     config: &AnalyzerConfig,
-    filter: Option<&[ResourceKind]>,
+    filter: Option<&[Analyzer]>,
     scope: Option<&BTreeSet<ResourceRef>>,
 ) -> Vec<Detection> {
-    let wanted = |kind: ResourceKind| filter.is_none_or(|f| f.contains(&kind));
+    let wanted =
+        |analyzer: Analyzer| filter.map_or(analyzer.by_default(), |f| f.contains(&analyzer));
     let mut detections = Vec::new();
-    if wanted(ResourceKind::Pod) {
+    if wanted(Analyzer::Pod) {
         // Pods are most of a state: those out of scope are skipped before they are looked at.
         pod::analyze(index, config, scope, &mut detections);
     }
-    if wanted(ResourceKind::Deployment) {
+    if wanted(Analyzer::Deployment) {
         workload::deployments(index, config, &mut detections);
     }
-    if wanted(ResourceKind::ReplicaSet) {
+    if wanted(Analyzer::ReplicaSet) {
         workload::replica_sets(index, &mut detections);
     }
-    if wanted(ResourceKind::StatefulSet) {
+    if wanted(Analyzer::StatefulSet) {
         workload::stateful_sets(index, config, &mut detections);
     }
-    if wanted(ResourceKind::Job) {
+    if wanted(Analyzer::Job) {
         workload::jobs(index, &mut detections);
     }
-    if wanted(ResourceKind::PersistentVolumeClaim) {
+    if wanted(Analyzer::PersistentVolumeClaim) {
         workload::claims(index, config, &mut detections);
     }
-    if wanted(ResourceKind::Node) {
+    if wanted(Analyzer::Node) {
         workload::nodes(index, &mut detections);
     }
-    if wanted(ResourceKind::Service) {
+    if wanted(Analyzer::Service) {
         network::services(index, &mut detections);
     }
-    if wanted(ResourceKind::Ingress) {
+    if wanted(Analyzer::Ingress) {
         network::ingresses(index, &mut detections);
+    }
+    if wanted(Analyzer::DaemonSet) {
+        controllers::daemon_sets(index, config, &mut detections);
+    }
+    if wanted(Analyzer::CronJob) {
+        controllers::cron_jobs(index, &mut detections);
+    }
+    if wanted(Analyzer::HorizontalPodAutoscaler) {
+        controllers::autoscalers(index, &mut detections);
+    }
+    if wanted(Analyzer::ConfigMap) {
+        config::config_maps(index, &mut detections);
+    }
+    if wanted(Analyzer::Storage) {
+        storage::storage(index, &mut detections);
+    }
+    if wanted(Analyzer::Security) {
+        security::security(index, &mut detections);
+    }
+    if wanted(Analyzer::Log) {
+        logs::logs(index, &mut detections);
     }
     if let Some(scope) = scope {
         detections.retain(|d| scope.contains(&d.workload));
@@ -107,7 +218,7 @@ pub fn analyze(
 
 fn detection(
     _index: &StateIndex<'_>,
-    analyzer: ResourceKind,
+    analyzer: Analyzer,
     reason: &str,
     message: String,
     resource: ResourceRef,
@@ -116,7 +227,7 @@ fn detection(
 ) -> Detection {
     Detection {
         finding: Finding {
-            analyzer: analyzer.as_str().to_owned(),
+            analyzer: analyzer.name().to_owned(),
             reason: reason.to_owned(),
             message,
             resource,
@@ -127,5 +238,7 @@ fn detection(
     }
 }
 
+#[cfg(test)]
+mod parity_tests;
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::{Detection, detection};
+use crate::{Analyzer, Detection, detection};
 
 /// Pods (of one namespace) whose labels match `selector`.
 pub fn selected_pods<'a>(pods: &[&'a Pod], selector: &BTreeMap<String, String>) -> Vec<&'a Pod> {
@@ -94,7 +94,7 @@ pub fn services(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
         if pods.is_empty() {
             out.push(detection(
                 index,
-                ResourceKind::Service,
+                Analyzer::Service,
                 "NoEndpoints",
                 format!(
                     "service {} has no endpoints: no pod matches selector {selector_text}",
@@ -112,7 +112,7 @@ pub fn services(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
         {
             out.push(detection(
                 index,
-                ResourceKind::Service,
+                Analyzer::Service,
                 "NoReadyEndpoints",
                 format!(
                     "service {} has no ready endpoints: {} pods match selector {selector_text}, none is ready",
@@ -145,7 +145,7 @@ pub fn services(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
                 all.extend(evidence);
                 out.push(detection(
                     index,
-                    ResourceKind::Service,
+                    Analyzer::Service,
                     "TargetPortMismatch",
                     format!(
                         "service {} sends port {} to target port {target_text}, which no selected pod serves",
@@ -301,7 +301,7 @@ pub fn ingresses(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
         for name in missing {
             out.push(detection(
                 index,
-                ResourceKind::Ingress,
+                Analyzer::Ingress,
                 "BackendServiceMissing",
                 format!(
                     "ingress {} routes to service {name}, which does not exist",
@@ -326,7 +326,7 @@ pub fn ingresses(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
             {
                 out.push(detection(
                     index,
-                    ResourceKind::Ingress,
+                    Analyzer::Ingress,
                     "TLSSecretMissing",
                     format!(
                         "ingress {} uses TLS secret {secret}, which does not exist",

@@ -8,7 +8,7 @@ use aegis_core::{Evidence, EvidenceSource, ResourceKind, ResourceRef};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
 use crate::evidence::{event_evidence, last_lines, log_evidence};
-use crate::{AnalyzerConfig, Detection, detection};
+use crate::{Analyzer, AnalyzerConfig, Detection, detection};
 
 /// Waiting reasons that mean a container cannot start (as opposed to starting up).
 const FAILED_WAITING: [&str; 8] = [
@@ -54,7 +54,7 @@ pub fn analyze(
             evidence.extend(events.iter().cloned());
             let mut found = detection(
                 index,
-                ResourceKind::Pod,
+                Analyzer::Pod,
                 reason,
                 message,
                 resource.clone(),
@@ -94,6 +94,40 @@ pub fn analyze(
             .iter()
             .flatten()
             .find(|c| c.type_ == "PodScheduled" && c.status == "False");
+        if let Some(condition) = unschedulable
+            && condition.reason.as_deref() == Some("SchedulingGated")
+        {
+            // Held back by scheduling gates (a queue such as Kueue, or a controller that has
+            // not released it): never tried by the scheduler, so no FailedScheduling event.
+            if settled {
+                let gates: Vec<&str> = pod
+                    .spec
+                    .iter()
+                    .flat_map(|s| s.scheduling_gates.iter().flatten())
+                    .map(|g| g.name.as_str())
+                    .collect();
+                report(
+                    out,
+                    None,
+                    "SchedulingGated",
+                    format!(
+                        "pod {name} is held back from scheduling by gates: {}",
+                        if gates.is_empty() {
+                            "(not listed)".to_owned()
+                        } else {
+                            gates.join(", ")
+                        }
+                    ),
+                    vec![status_evidence(
+                        namespace,
+                        name,
+                        "spec.schedulingGates",
+                        &gates.join(", "),
+                    )],
+                );
+            }
+            continue;
+        }
         if let Some(condition) = unschedulable {
             if settled || has_event("FailedScheduling") {
                 let message = condition.message.clone().unwrap_or_default();
@@ -227,8 +261,15 @@ fn container_problem(
             ));
         }
     }
+    // Killed for memory: reported at the first kill, whether the container has restarted
+    // since (last state) or not yet (current state), not only once it crash-loops.
     if let Some(terminated) = last_terminated
-        && terminated.reason.as_deref() == Some("OOMKilled")
+        .filter(|t| t.reason.as_deref() == Some("OOMKilled"))
+        .or_else(|| {
+            state
+                .and_then(|s| s.terminated.as_ref())
+                .filter(|t| t.reason.as_deref() == Some("OOMKilled"))
+        })
     {
         return Some((
             "OOMKilled".to_owned(),

@@ -74,6 +74,7 @@ fn the_demo_world_yields_the_expected_findings_per_workload() {
         (
             "api-gateway",
             &[
+                "ConfigMap:ConfigMapMissing",
                 "Deployment:ProgressDeadlineExceeded",
                 "Pod:CreateContainerConfigError",
                 "Service:NoReadyEndpoints",
@@ -114,7 +115,7 @@ fn pods_are_owned_by_their_deployment_through_the_replica_set() {
     let detections = analyze(
         &demo().index(),
         &AnalyzerConfig::default(),
-        Some(&[ResourceKind::Pod]),
+        Some(&[Analyzer::Pod]),
         None,
     );
     let orders = detections
@@ -246,7 +247,7 @@ fn claims_waiting_for_their_first_consumer_are_quiet_and_a_failing_claim_is_its_
     let detections = analyze(
         &state.index(),
         &AnalyzerConfig::default(),
-        Some(&[ResourceKind::PersistentVolumeClaim]),
+        Some(&[Analyzer::PersistentVolumeClaim]),
         None,
     );
     assert_eq!(detections.len(), 1, "{detections:#?}");

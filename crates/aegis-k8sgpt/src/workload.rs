@@ -1,5 +1,5 @@
 //! Analyzers of workloads and infrastructure: Deployments, ReplicaSets, StatefulSets, Jobs,
-//! PersistentVolumeClaims and Nodes.
+//! PersistentVolumeClaims and Nodes (not Ready, or under the kubelet's pressure conditions).
 
 use std::collections::HashMap;
 
@@ -8,9 +8,9 @@ use aegis_core::{Evidence, EvidenceSource, ResourceKind, ResourceRef};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 
 use crate::evidence::event_evidence;
-use crate::{AnalyzerConfig, Detection, detection};
+use crate::{Analyzer, AnalyzerConfig, Detection, detection};
 
-fn status(resource: &ResourceRef, field: &str, value: impl Into<String>) -> Evidence {
+pub(crate) fn status(resource: &ResourceRef, field: &str, value: impl Into<String>) -> Evidence {
     Evidence::new(
         EvidenceSource::Status,
         format!(
@@ -58,7 +58,7 @@ pub fn deployments(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Ve
             ));
             out.push(detection(
                 index,
-                ResourceKind::Deployment,
+                Analyzer::Deployment,
                 "ProgressDeadlineExceeded",
                 format!(
                     "rollout of deployment {} is stuck: {message}",
@@ -79,7 +79,7 @@ pub fn deployments(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Ve
         {
             out.push(detection(
                 index,
-                ResourceKind::Deployment,
+                Analyzer::Deployment,
                 "UnavailableReplicas",
                 format!(
                     "deployment {} has {available} of {desired} replicas available",
@@ -178,7 +178,7 @@ pub fn replica_sets(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
         ));
         out.push(detection(
             index,
-            ResourceKind::ReplicaSet,
+            Analyzer::ReplicaSet,
             failure.reason.as_deref().unwrap_or("ReplicaFailure"),
             format!(
                 "replica set {} cannot create pods: {message}",
@@ -203,7 +203,7 @@ pub fn stateful_sets(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut 
         {
             out.push(detection(
                 index,
-                ResourceKind::StatefulSet,
+                Analyzer::StatefulSet,
                 "ServiceMissing",
                 format!(
                     "stateful set {} names governing service {service}, which does not exist",
@@ -235,7 +235,7 @@ pub fn stateful_sets(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut 
         {
             out.push(detection(
                 index,
-                ResourceKind::StatefulSet,
+                Analyzer::StatefulSet,
                 "UnavailableReplicas",
                 format!(
                     "stateful set {} has {ready} of {desired} replicas ready",
@@ -280,7 +280,7 @@ pub fn jobs(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
         ));
         out.push(detection(
             index,
-            ResourceKind::Job,
+            Analyzer::Job,
             &reason,
             format!("job {} failed: {message}", resource.name),
             resource,
@@ -347,7 +347,7 @@ pub fn claims(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Vec<Det
         evidence.extend(events);
         out.push(detection(
             index,
-            ResourceKind::PersistentVolumeClaim,
+            Analyzer::PersistentVolumeClaim,
             if phase == "Lost" { "Lost" } else { "Pending" },
             format!("persistent volume claim {} is {phase}", resource.name),
             resource,
@@ -405,10 +405,53 @@ fn waits_for_first_consumer(index: &StateIndex<'_>, claim: &PersistentVolumeClai
         })
 }
 
+/// The conditions the kubelet (or the network plugin) sets that mean trouble when `True`.
+const PRESSURE: [&str; 4] = [
+    "MemoryPressure",
+    "DiskPressure",
+    "PIDPressure",
+    "NetworkUnavailable",
+];
+
 pub fn nodes(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
     for node in &index.state().nodes {
-        // Only the kubelet's Ready condition counts: Node Problem Detector conditions
-        // (KernelDeadlock, FrequentKubeletRestart, …) are informational.
+        let resource = ref_of(ResourceKind::Node, &node.metadata);
+        for condition in node
+            .status
+            .iter()
+            .flat_map(|s| s.conditions.iter().flatten())
+            .filter(|c| PRESSURE.contains(&c.type_.as_str()) && c.status == "True")
+        {
+            let message = condition.message.clone().unwrap_or_default();
+            let mut evidence = vec![Evidence::new(
+                EvidenceSource::Status,
+                format!(
+                    "node/{}: status.conditions[{}]",
+                    resource.name, condition.type_
+                ),
+                format!(
+                    "True {}: {message}",
+                    condition.reason.as_deref().unwrap_or_default()
+                ),
+            )];
+            evidence.extend(event_evidence(
+                index,
+                ResourceKind::Node,
+                "",
+                &resource.name,
+            ));
+            out.push(detection(
+                index,
+                Analyzer::Node,
+                &condition.type_,
+                format!("node {} has {}: {message}", resource.name, condition.type_),
+                resource.clone(),
+                resource.clone(),
+                evidence,
+            ));
+        }
+        // Beyond those, only the kubelet's Ready condition counts: Node Problem Detector
+        // conditions (KernelDeadlock, FrequentKubeletRestart, …) are informational.
         let Some(ready) = node
             .status
             .as_ref()
@@ -420,7 +463,6 @@ pub fn nodes(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
         if ready.status == "True" {
             continue;
         }
-        let resource = ref_of(ResourceKind::Node, &node.metadata);
         let message = ready.message.clone().unwrap_or_default();
         let mut evidence = vec![Evidence::new(
             EvidenceSource::Status,
@@ -439,7 +481,7 @@ pub fn nodes(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
         ));
         out.push(detection(
             index,
-            ResourceKind::Node,
+            Analyzer::Node,
             "NotReady",
             format!("node {} is not ready: {message}", resource.name),
             resource.clone(),

@@ -172,6 +172,12 @@ pub fn classify(detection: &Detection, pod: Option<&Pod>) -> Signal {
         .take(3)
         .cloned()
         .collect();
+    if classify_other_analyzers(detection, &mut signal) {
+        if signal.cited.is_empty() {
+            signal.cited = detection.evidence.iter().take(4).cloned().collect();
+        }
+        return signal;
+    }
     match (resource.kind, reason) {
         (ResourceKind::Pod, "CreateContainerConfigError") => {
             let message = status_field(detection, "state.waiting.message")
@@ -513,6 +519,132 @@ pub fn classify(detection: &Detection, pod: Option<&Pod>) -> Signal {
         signal.cited = detection.evidence.iter().take(4).cloned().collect();
     }
     signal
+}
+
+/// The findings of the analyzers beyond pods, workloads, Services, claims, nodes and ingresses
+/// (and the kinds of finding those gained with them): DaemonSets, CronJobs, autoscalers,
+/// ConfigMap references, storage, security, logs, node pressure, scheduling gates, lost
+/// claims. Returns whether it classified the detection.
+fn classify_other_analyzers(detection: &Detection, signal: &mut Signal) -> bool {
+    let finding = &detection.finding;
+    let message = finding.message.clone();
+    let mut set = |category: Category, confidence: f64, generic: bool, root_cause: String| {
+        signal.category = category;
+        signal.confidence = confidence;
+        signal.generic = generic;
+        signal.cited = detection.evidence.clone();
+        let mut chars = message.chars();
+        signal.summary = chars.next().map_or_else(String::new, |first| {
+            format!("{}{}.", first.to_uppercase(), chars.as_str())
+        });
+        signal.root_cause = root_cause;
+    };
+    match (finding.analyzer.as_str(), finding.reason.as_str()) {
+        ("DaemonSet", "PullSecretMissing") => set(
+            Category::ImagePullAuth,
+            0.8,
+            false,
+            format!(
+                "{message}: pods that need it cannot pull their image from a private registry."
+            ),
+        ),
+        ("DaemonSet", _) => set(
+            Category::RolloutStuck,
+            0.6,
+            true,
+            format!("{message}; its pods show no more specific cause."),
+        ),
+        ("CronJob", "InvalidSchedule") => set(
+            Category::JobFailed,
+            0.9,
+            false,
+            format!("{message}: the controller cannot compute the next run, so no job starts."),
+        ),
+        ("CronJob", _) => set(
+            Category::JobFailed,
+            0.7,
+            false,
+            format!("{message}. Scheduled runs do not happen."),
+        ),
+        ("HorizontalPodAutoscaler", "ScaleTargetMissing") => set(
+            Category::HpaMisconfigured,
+            0.9,
+            false,
+            format!("{message}: the autoscaler has nothing to scale."),
+        ),
+        ("HorizontalPodAutoscaler", "MissingRequests") => set(
+            Category::HpaMisconfigured,
+            0.9,
+            false,
+            format!(
+                "{message}: utilization is a share of the request, so the autoscaler cannot compute it and does not scale."
+            ),
+        ),
+        ("HorizontalPodAutoscaler", _) => set(
+            Category::HpaMisconfigured,
+            0.8,
+            false,
+            format!("{message}. The workload stays at its current size whatever its load."),
+        ),
+        ("ConfigMap", _) => set(
+            Category::MissingConfigRef,
+            0.85,
+            false,
+            format!(
+                "{message}: a pod that starts now (a restart, a scale-up, the next scheduled run) cannot build its environment or volumes and stays in CreateContainerConfigError or ContainerCreating."
+            ),
+        ),
+        ("Storage", _) => set(
+            Category::StorageMisconfigured,
+            0.8,
+            false,
+            format!("{message}. Mark exactly one class as the default."),
+        ),
+        ("PersistentVolumeClaim", "Lost") => set(
+            Category::StorageMisconfigured,
+            0.85,
+            false,
+            format!(
+                "{message}: the volume it was bound to is gone, so pods that mount it cannot start; the data must be restored or the claim recreated."
+            ),
+        ),
+        ("Security", _) => set(
+            Category::SecurityRisk,
+            0.9,
+            false,
+            format!(
+                "{message}. It is not a failure, but a compromise of this workload reaches further than it needs to."
+            ),
+        ),
+        ("Log", _) => set(
+            Category::Unknown,
+            0.3,
+            true,
+            format!("{message}; the log alone does not say what failed."),
+        ),
+        ("Node", "MemoryPressure" | "DiskPressure" | "PIDPressure" | "NetworkUnavailable") => set(
+            Category::NodePressure,
+            0.85,
+            false,
+            format!(
+                "{message}. The kubelet evicts pods and the scheduler avoids the node until it recovers."
+            ),
+        ),
+        ("Pod", "SchedulingGated") => set(
+            Category::UnschedulableConstraints,
+            0.8,
+            false,
+            format!(
+                "{message}. The scheduler does not consider a pod until every gate is removed by whatever added it (a job queue such as Kueue, or a controller)."
+            ),
+        ),
+        _ => return false,
+    }
+    signal.steps.push(format!(
+        "{} analyzer's finding {} is classified as {}",
+        finding.analyzer, finding.reason, signal.category
+    ));
+    true
 }
 
 fn image_of(pod: Option<&Pod>, container: &str) -> String {

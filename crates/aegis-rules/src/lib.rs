@@ -366,6 +366,9 @@ fn template_caused(category: Category) -> bool {
             | Category::IngressBackendMissing
             | Category::HpaMisconfigured
             | Category::PvcPending
+            | Category::NodePressure
+            | Category::StorageMisconfigured
+            | Category::SecurityRisk
     )
 }
 

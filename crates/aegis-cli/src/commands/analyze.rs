@@ -5,13 +5,13 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aegis_agent::{Agent, AnalyzeRequest, LabelSelector};
+use aegis_agent::{Agent, AnalyzeRequest, Analyzer, LabelSelector};
 use aegis_cluster::live::{LiveOptions, LiveSource};
 use aegis_cluster::sim::MockSource;
 use aegis_cluster::snapshot::SnapshotSource;
 use aegis_cluster::{Cluster, ClusterRead, Scope};
 use aegis_core::settings::{LlmBackendChoice, Settings};
-use aegis_core::{Incident, ResourceKind, ResourceRef, VerificationResult};
+use aegis_core::{Incident, ResourceRef, VerificationResult};
 use aegis_llm::{Consultant, OllamaConfig};
 
 use super::{print, warn};
@@ -97,27 +97,25 @@ pub async fn connect_with(
     })
 }
 
-fn parse_filter(filter: &[String]) -> CliResult<Option<Vec<ResourceKind>>> {
+fn parse_filter(filter: &[String]) -> CliResult<Option<Vec<Analyzer>>> {
     if filter.is_empty() {
         return Ok(None);
     }
-    let mut kinds = Vec::new();
+    let mut analyzers = Vec::new();
     for name in filter {
-        let kind = ResourceKind::from_alias(name)
-            .filter(|k| aegis_k8sgpt_analyzers().contains(k))
-            .ok_or_else(|| {
-                CliError::usage(format!("--filter: `{name}` is not an analyzer")).hint(format!(
-                    "analyzers: {}",
-                    aegis_k8sgpt_analyzers()
-                        .iter()
-                        .map(|k| k.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?;
-        kinds.push(kind);
+        let analyzer = Analyzer::parse(name).ok_or_else(|| {
+            CliError::usage(format!("--filter: `{name}` is not an analyzer")).hint(format!(
+                "analyzers (K8sGPT's names; kubectl's names of their kinds work too): {}",
+                Analyzer::ALL
+                    .iter()
+                    .map(|a| a.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        analyzers.push(analyzer);
     }
-    Ok(Some(kinds))
+    Ok(Some(analyzers))
 }
 
 /// K8sGPT's findings from `k8sgpt analyze -o json` output in `path` (`-`: stdin); a result
@@ -146,10 +144,6 @@ fn k8sgpt_findings(path: &std::path::Path) -> CliResult<Vec<aegis_k8sgpt::Detect
         warn(format!("K8sGPT reported an analyzer error: {error}"));
     }
     Ok(findings.detections)
-}
-
-fn aegis_k8sgpt_analyzers() -> &'static [ResourceKind] {
-    &aegis_agent::ANALYZERS
 }
 
 pub async fn run(

@@ -1,0 +1,489 @@
+//! Table tests of the analyzers K8sGPT has beside the Pod and workload ones, each with the traps
+//! its users report: what is broken is found, what is by design is not.
+
+use aegis_cluster::Scope;
+use aegis_core::ClusterState;
+use serde_json::{Value, json};
+
+use super::*;
+
+/// The newest timestamp in these states: "now".
+const NOW: &str = "2026-01-01T00:10:00Z";
+/// Ten minutes before "now": past the grace period.
+const OLD: &str = "2026-01-01T00:00:00Z";
+/// Seconds before "now": within the grace period.
+const YOUNG: &str = "2026-01-01T00:09:55Z";
+
+fn state_of(items: Vec<Value>) -> ClusterState {
+    let mut sink = aegis_cluster::ObjectSink::new(Scope::all());
+    let mut items = items;
+    // A node whose heartbeat sets "now".
+    items.push(
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "clock"},
+        "status": {"conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": NOW}]}}),
+    );
+    sink.add(json!({"apiVersion": "v1", "kind": "List", "items": items}))
+        .expect("valid objects");
+    let mut state = sink.state;
+    // As a snapshot: the kinds it holds were read, and no others.
+    state.read_kinds = Some(sink.kinds);
+    state.settle_now();
+    state
+}
+
+/// `analyzer:reason resource-name` of every finding of `analyzers` (the default ones: `None`).
+fn found(state: &ClusterState, analyzers: Option<&[Analyzer]>) -> Vec<String> {
+    let mut found: Vec<String> =
+        analyze(&state.index(), &AnalyzerConfig::default(), analyzers, None)
+            .into_iter()
+            .map(|d| {
+                format!(
+                    "{}:{} {}",
+                    d.finding.analyzer, d.finding.reason, d.finding.resource.name
+                )
+            })
+            .collect();
+    found.sort();
+    found
+}
+
+fn owner(kind: &str, name: &str, uid: &str) -> Value {
+    json!([{"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": uid, "controller": true}])
+}
+
+fn pod(name: &str, created: &str, owner: &Value, ready: bool) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "a", "uid": format!("p-{name}"), "creationTimestamp": created,
+                     "ownerReferences": owner},
+        "spec": {"containers": [{"name": "c", "image": "x:1"}]},
+        "status": {"phase": "Running",
+            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+            "containerStatuses": [{"name": "c", "image": "x:1", "imageID": "", "ready": ready, "restartCount": 0,
+                "state": {"running": {"startedAt": created}}}]}})
+}
+
+fn daemon_set(name: &str, desired: i32, ready: i32, pull_secret: Option<&str>) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": name, "namespace": "a", "uid": format!("ds-{name}"), "creationTimestamp": OLD},
+        "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "c", "image": "x:1"}],
+            "imagePullSecrets": pull_secret.map(|s| vec![json!({"name": s})]).unwrap_or_default()}}},
+        "status": {"desiredNumberScheduled": desired, "currentNumberScheduled": desired,
+                   "numberReady": ready, "numberMisscheduled": 0}})
+}
+
+#[test]
+fn a_daemon_set_is_reported_when_its_pods_stay_unready_not_while_it_rolls_out() {
+    let stuck = state_of(vec![
+        daemon_set("agent", 2, 1, None),
+        pod(
+            "agent-1",
+            OLD,
+            &owner("DaemonSet", "agent", "ds-agent"),
+            true,
+        ),
+        pod(
+            "agent-2",
+            OLD,
+            &owner("DaemonSet", "agent", "ds-agent"),
+            false,
+        ),
+    ]);
+    assert_eq!(
+        found(&stuck, None),
+        ["DaemonSet:UnavailablePods agent", "Pod:NotReady agent-2"]
+    );
+    // Mid-rollout: the unready pod was just made.
+    let rolling = state_of(vec![
+        daemon_set("agent", 2, 1, None),
+        pod(
+            "agent-1",
+            OLD,
+            &owner("DaemonSet", "agent", "ds-agent"),
+            true,
+        ),
+        pod(
+            "agent-3",
+            YOUNG,
+            &owner("DaemonSet", "agent", "ds-agent"),
+            false,
+        ),
+    ]);
+    assert_eq!(found(&rolling, None), Vec::<String>::new());
+}
+
+#[test]
+fn a_missing_pull_secret_is_reported_only_where_secrets_were_read() {
+    let secret = |name: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "a"},
+            "type": "kubernetes.io/dockerconfigjson"})
+    };
+    let read = state_of(vec![
+        daemon_set("agent", 0, 0, Some("regcred")),
+        secret("other"),
+    ]);
+    assert_eq!(found(&read, None), ["DaemonSet:PullSecretMissing agent"]);
+    let present = state_of(vec![
+        daemon_set("agent", 0, 0, Some("regcred")),
+        secret("regcred"),
+    ]);
+    assert_eq!(found(&present, None), Vec::<String>::new());
+    // Secrets not read (a source not allowed to list them): nothing can be said.
+    let unread = state_of(vec![daemon_set("agent", 0, 0, Some("regcred"))]);
+    assert_eq!(found(&unread, None), Vec::<String>::new());
+}
+
+#[test]
+fn cron_schedules_are_checked_as_the_controller_parses_them() {
+    for valid in [
+        "*/5 * * * *",
+        "0 9 * * MON-FRI",
+        "30 2 1,15 * ?",
+        "0 0 1 jan,jul *",
+        "0 0 * * 7",
+        "@hourly",
+        "@every 1h30m",
+        "@every 90s",
+    ] {
+        assert_eq!(check_schedule(valid), Ok(()), "{valid}");
+    }
+    for (invalid, why) in [
+        ("* * * *", "expected 5 fields"),
+        ("60 * * * *", "minute 60 is outside 0-59"),
+        ("0 24 * * *", "hour 24 is outside 0-23"),
+        ("0 0 0 * *", "day of month 0 is outside 1-31"),
+        ("0 0 * 13 *", "month 13 is outside 1-12"),
+        ("*/0 * * * *", "step"),
+        ("0 5-1 * * *", "runs backwards"),
+        ("0 0 * * funday", "not a number"),
+        ("@fortnightly", "not a descriptor"),
+        ("@every soon", "not a duration"),
+    ] {
+        let error = check_schedule(invalid).expect_err(invalid);
+        assert!(error.contains(why), "{invalid}: {error}");
+    }
+}
+
+#[test]
+fn a_cron_job_is_reported_when_it_cannot_run_not_when_it_is_suspended() {
+    let cron = |name: &str, schedule: &str, suspend: bool| {
+        json!({"apiVersion": "batch/v1", "kind": "CronJob",
+            "metadata": {"name": name, "namespace": "a", "creationTimestamp": OLD},
+            "spec": {"schedule": schedule, "suspend": suspend,
+                     "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x:1"}]}}}}}})
+    };
+    let event = json!({"apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": "e1", "namespace": "a"}, "type": "Warning", "reason": "FailedNeedsStart",
+        "message": "Cannot determine if job needs to be started: too many missed start times (> 100)",
+        "involvedObject": {"kind": "CronJob", "name": "nightly", "namespace": "a"},
+        "lastTimestamp": OLD, "count": 3});
+    let state = state_of(vec![
+        cron("broken", "61 * * * *", false),
+        cron("nightly", "0 2 * * *", false),
+        cron("paused", "0 3 * * *", true),
+        event,
+    ]);
+    assert_eq!(
+        found(&state, None),
+        [
+            "CronJob:FailedNeedsStart nightly",
+            "CronJob:InvalidSchedule broken"
+        ]
+    );
+}
+
+fn deployment(name: &str, requests: &Value) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "a", "uid": format!("d-{name}"), "creationTimestamp": OLD},
+        "spec": {"replicas": 1, "selector": {}, "template": {"spec": {"containers": [
+            {"name": "c", "image": "x:1", "resources": {"requests": requests}}]}}},
+        "status": {"replicas": 1, "availableReplicas": 1, "readyReplicas": 1}})
+}
+
+fn autoscaler(name: &str, target: &str, conditions: &Value) -> Value {
+    json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name, "namespace": "a", "creationTimestamp": OLD},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+                 "minReplicas": 1, "maxReplicas": 5,
+                 "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                     "target": {"type": "Utilization", "averageUtilization": 70}}}]},
+        "status": {"currentReplicas": 5, "desiredReplicas": 5, "conditions": conditions}})
+}
+
+#[test]
+fn an_autoscaler_is_reported_when_it_cannot_scale_not_when_it_is_at_its_maximum() {
+    let at_max = json!([
+        {"type": "AbleToScale", "status": "True", "reason": "ReadyForNewScale"},
+        {"type": "ScalingActive", "status": "True", "reason": "ValidMetricFound"},
+        {"type": "ScalingLimited", "status": "True", "reason": "TooManyReplicas",
+         "message": "the desired replica count is more than the maximum replica count"}]);
+    let no_metrics = json!([
+        {"type": "ScalingActive", "status": "False", "reason": "FailedGetResourceMetric",
+         "message": "unable to get metrics for resource cpu"}]);
+    let disabled = json!([
+        {"type": "ScalingActive", "status": "False", "reason": "ScalingDisabled",
+         "message": "scaling is disabled since the replica count of the target is zero"}]);
+    let state = state_of(vec![
+        // Requests CPU (no limits: an autoscaler needs none).
+        deployment("web", &json!({"cpu": "100m"})),
+        deployment("bare", &json!({"memory": "64Mi"})),
+        deployment("quiet", &json!({"cpu": "100m"})),
+        deployment("off", &json!({"cpu": "100m"})),
+        autoscaler("web", "web", &at_max),
+        autoscaler("bare", "bare", &json!([])),
+        autoscaler("quiet", "quiet", &no_metrics),
+        autoscaler("off", "off", &disabled),
+        autoscaler("ghost", "gone", &json!([])),
+    ]);
+    assert_eq!(
+        found(&state, None),
+        [
+            "HorizontalPodAutoscaler:MissingRequests bare",
+            "HorizontalPodAutoscaler:ScaleTargetMissing ghost",
+            "HorizontalPodAutoscaler:ScalingActiveFalse quiet",
+        ]
+    );
+    // The finding belongs to the workload it scales, so it joins that workload's incidents.
+    let detections = analyze(&state.index(), &AnalyzerConfig::default(), None, None);
+    let bare = detections
+        .iter()
+        .find(|d| d.finding.resource.name == "bare")
+        .expect("found");
+    assert_eq!(bare.workload.kind, ResourceKind::Deployment);
+}
+
+#[test]
+fn config_maps_a_workload_needs_are_reported_and_unused_ones_are_not() {
+    let config_map = |name: &str, data: Value| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "a"}, "data": data});
+    let workload = |name: &str, env: Value, volumes: Value| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "a", "creationTimestamp": OLD},
+            "spec": {"replicas": 1, "selector": {}, "template": {"spec": {
+                "containers": [{"name": "c", "image": "x:1", "env": env}], "volumes": volumes}}},
+            "status": {"replicas": 1, "availableReplicas": 1, "readyReplicas": 1}})
+    };
+    let key_ref = |cm: &str, key: &str, optional: bool| json!([{"name": "V", "valueFrom": {"configMapKeyRef": {"name": cm, "key": key, "optional": optional}}}]);
+    let state = state_of(vec![
+        config_map("settings", json!({"mode": "fast"})),
+        // Unused and empty: not failures (K8sGPT reports both).
+        config_map("kube-root-ca.crt", json!({"ca.crt": "x"})),
+        config_map("leader-lock", json!({})),
+        workload("gone", key_ref("deleted", "mode", false), json!([])),
+        workload("keyless", key_ref("settings", "speed", false), json!([])),
+        workload("fine", key_ref("settings", "mode", false), json!([])),
+        workload("maybe", key_ref("deleted", "mode", true), json!([])),
+        workload(
+            "mounted",
+            json!([]),
+            json!([{"name": "cfg", "configMap": {"name": "absent"}}]),
+        ),
+    ]);
+    assert_eq!(
+        found(&state, None),
+        [
+            "ConfigMap:ConfigMapKeyMissing keyless",
+            "ConfigMap:ConfigMapMissing gone",
+            "ConfigMap:ConfigMapMissing mounted",
+        ]
+    );
+    // ConfigMaps not read: their absence proves nothing.
+    let unread = state_of(vec![workload(
+        "gone",
+        key_ref("deleted", "mode", false),
+        json!([]),
+    )]);
+    assert_eq!(found(&unread, None), Vec::<String>::new());
+}
+
+#[test]
+fn two_default_storage_classes_are_reported_and_local_volumes_are_not() {
+    let class = |name: &str, default: bool, provisioner: &str| {
+        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": name, "annotations": if default {
+                json!({"storageclass.kubernetes.io/is-default-class": "true"}) } else { json!({}) }},
+            "provisioner": provisioner})
+    };
+    let one = state_of(vec![
+        class("standard", true, "rancher.io/local-path"),
+        class("local", false, "kubernetes.io/no-provisioner"),
+    ]);
+    assert_eq!(found(&one, None), Vec::<String>::new());
+    let two = state_of(vec![
+        class("standard", true, "rancher.io/local-path"),
+        class("fast", true, "ebs.csi.aws.com"),
+    ]);
+    assert_eq!(
+        found(&two, None),
+        [
+            "Storage:MultipleDefaultClasses fast",
+            "Storage:MultipleDefaultClasses standard"
+        ]
+    );
+}
+
+#[test]
+fn kubelet_pressure_is_reported_and_node_problem_detector_conditions_are_not() {
+    let node = |name: &str, conditions: Value| json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "status": {"conditions": conditions}});
+    let state = state_of(vec![
+        node(
+            "full",
+            json!([
+            {"type": "DiskPressure", "status": "True", "reason": "KubeletHasDiskPressure", "message": "kubelet has disk pressure"},
+            {"type": "Ready", "status": "True"}]),
+        ),
+        node(
+            "npd",
+            json!([
+            {"type": "KernelDeadlock", "status": "True", "reason": "DockerHung"},
+            {"type": "FrequentKubeletRestart", "status": "True"},
+            {"type": "MemoryPressure", "status": "False"},
+            {"type": "Ready", "status": "True"}]),
+        ),
+    ]);
+    assert_eq!(found(&state, None), ["Node:DiskPressure full"]);
+}
+
+#[test]
+fn a_gated_pod_is_reported_once_past_the_grace_period() {
+    let gated = |name: &str, created: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "a", "creationTimestamp": created},
+            "spec": {"schedulingGates": [{"name": "kueue.x-k8s.io/admission"}], "containers": [{"name": "c", "image": "x:1"}]},
+            "status": {"phase": "Pending", "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "SchedulingGated", "message": "Scheduling is blocked due to non-empty scheduling gates"}]}})
+    };
+    let state = state_of(vec![gated("waiting", OLD), gated("new", YOUNG)]);
+    let detections = analyze(&state.index(), &AnalyzerConfig::default(), None, None);
+    assert_eq!(detections.len(), 1, "{detections:?}");
+    assert_eq!(detections[0].finding.reason, "SchedulingGated");
+    assert!(
+        detections[0]
+            .finding
+            .message
+            .contains("kueue.x-k8s.io/admission")
+    );
+}
+
+#[test]
+fn an_oom_kill_is_reported_at_the_first_kill_not_only_in_crash_loop() {
+    let state = state_of(vec![json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "once", "namespace": "a", "creationTimestamp": OLD},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "x:1"}]},
+        "status": {"phase": "Failed", "containerStatuses": [{"name": "c", "image": "x:1", "imageID": "",
+            "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}})]);
+    let state_running = state_of(vec![json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "restarted", "namespace": "a", "creationTimestamp": OLD},
+        "spec": {"containers": [{"name": "c", "image": "x:1"}]},
+        "status": {"phase": "Running", "containerStatuses": [{"name": "c", "image": "x:1", "imageID": "",
+            "ready": true, "restartCount": 1, "state": {"running": {"startedAt": OLD}},
+            "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}})]);
+    assert_eq!(found(&state_running, None), ["Pod:OOMKilled restarted"]);
+    // A pod that failed (restartPolicy Never) is reported for its failure, with the kill.
+    let detections = analyze(&state.index(), &AnalyzerConfig::default(), None, None);
+    assert_eq!(detections.len(), 1);
+}
+
+#[test]
+fn a_stateful_set_with_no_ready_replica_is_not_healthy() {
+    let state = state_of(vec![json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": "a", "creationTimestamp": OLD},
+        "spec": {"replicas": 3, "selector": {}, "serviceName": "", "template": {}},
+        "status": {"replicas": 3, "readyReplicas": 0, "availableReplicas": 0}})]);
+    assert_eq!(found(&state, None), ["StatefulSet:UnavailableReplicas db"]);
+}
+
+#[test]
+fn events_are_matched_to_their_object_by_kind_as_well_as_name() {
+    let state = state_of(vec![
+        pod("web", OLD, &json!([]), false),
+        json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e", "namespace": "a"},
+            "type": "Warning", "reason": "ProgressDeadlineExceeded", "message": "about the Deployment",
+            "involvedObject": {"kind": "Deployment", "name": "web", "namespace": "a"}, "lastTimestamp": OLD}),
+    ]);
+    let detections = analyze(&state.index(), &AnalyzerConfig::default(), None, None);
+    let web = detections
+        .iter()
+        .find(|d| d.finding.resource.name == "web")
+        .expect("the unready pod");
+    assert!(
+        web.evidence
+            .iter()
+            .all(|e| !e.excerpt.contains("about the Deployment")),
+        "{:?}",
+        web.evidence
+    );
+}
+
+#[test]
+fn security_and_logs_are_analyzed_only_when_asked_for() {
+    let state = state_of(vec![
+        json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "root", "namespace": "a", "creationTimestamp": OLD},
+        "spec": {"containers": [{"name": "c", "image": "x:1", "securityContext": {"privileged": true}}]},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [{"name": "c", "image": "x:1", "imageID": "", "ready": true, "restartCount": 0,
+                "state": {"running": {"startedAt": OLD}}}]}}),
+        json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "careful", "namespace": "a", "creationTimestamp": OLD},
+        "spec": {"serviceAccountName": "app", "automountServiceAccountToken": false,
+                 "containers": [{"name": "c", "image": "x:1"}]},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [{"name": "c", "image": "x:1", "imageID": "", "ready": true, "restartCount": 0,
+                "state": {"running": {"startedAt": OLD}}}]}}),
+    ]);
+    assert_eq!(found(&state, None), Vec::<String>::new());
+    assert_eq!(
+        found(&state, Some(&[Analyzer::Security])),
+        [
+            "Security:DefaultServiceAccount root",
+            "Security:Privileged root"
+        ]
+    );
+}
+
+#[test]
+fn error_lines_are_errors_and_lines_that_mention_errors_are_not() {
+    for line in [
+        "level=error msg=\"cannot connect to db\"",
+        r#"{"level":"error","msg":"boom"}"#,
+        "2026-01-01 ERROR [main] connection refused",
+        "[FATAL] out of disk",
+        "panic: runtime error: index out of range",
+        "Traceback (most recent call last):",
+        "java.lang.IllegalStateException: boom",
+        "Exception in thread \"main\" java.lang.Error",
+        "Unhandled promise rejection: fetch failed",
+    ] {
+        assert!(is_error_line(line), "{line}");
+    }
+    for line in [
+        "processed 12 items, 0 errors",
+        "failover complete",
+        "jobs failed=0 succeeded=12",
+        "level=info msg=\"no error\"",
+        "INFO retrying after an error",
+        "error_count: 0",
+    ] {
+        assert!(!is_error_line(line), "{line}");
+    }
+}
+
+#[test]
+fn analyzers_are_named_as_k8sgpt_names_them_or_by_their_kind() {
+    for (name, analyzer) in [
+        ("PersistentVolumeClaim", Analyzer::PersistentVolumeClaim),
+        ("pvc", Analyzer::PersistentVolumeClaim),
+        ("HorizontalPodAutoscaler", Analyzer::HorizontalPodAutoscaler),
+        ("hpa", Analyzer::HorizontalPodAutoscaler),
+        ("storage", Analyzer::Storage),
+        ("SECURITY", Analyzer::Security),
+        ("Log", Analyzer::Log),
+        ("cronjobs", Analyzer::CronJob),
+        ("cm", Analyzer::ConfigMap),
+    ] {
+        assert_eq!(Analyzer::parse(name), Some(analyzer), "{name}");
+    }
+    assert_eq!(Analyzer::parse("Secret"), None);
+    assert_eq!(Analyzer::parse("nonsense"), None);
+    assert!(Analyzer::ALL.iter().filter(|a| a.by_default()).count() == 14);
+}
