@@ -162,6 +162,14 @@ fn the_findings_of_every_analyzer_are_filed_under_their_category() {
                   "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}]}},
         {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly", "namespace": "a", "creationTimestamp": old},
          "spec": {"schedule": "0 25 * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x:1"}]}}}}}},
+        {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "typo", "namespace": "a", "creationTimestamp": old},
+         "spec": {"selector": {"matchLabels": {"app": "wbe"}}, "minAvailable": 1}},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "stale", "namespace": "a"},
+         "spec": {"podSelector": {"matchLabels": {"app": "legacy"}}}},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration", "metadata": {"name": "policy"},
+         "webhooks": [{"name": "check.example.com", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+                       "clientConfig": {"service": {"namespace": "a", "name": "checker"}}}]},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "a"}, "spec": {"selector": {"app": "none"}}},
         {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "gated", "namespace": "a", "creationTimestamp": old},
          "spec": {"schedulingGates": [{"name": "example.com/queue"}], "containers": [{"name": "c", "image": "x:1"}]},
          "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}]}}
@@ -184,10 +192,14 @@ fn the_findings_of_every_analyzer_are_filed_under_their_category() {
         [
             "hpa-misconfigured Deployment/web",
             "job-failed CronJob/nightly",
+            "network-policy-misconfigured NetworkPolicy/stale",
             "node-pressure Node/n1",
+            "pdb-misconfigured PodDisruptionBudget/typo",
+            "service-selector-mismatch Service/web",
             "storage-misconfigured StorageClass/one",
             "storage-misconfigured StorageClass/two",
             "unschedulable-constraints Pod/gated",
+            "webhook-unavailable ValidatingWebhookConfiguration/policy",
         ]
     );
     let security = AnalyzeRequest {

@@ -12,6 +12,9 @@ use aegis_core::state::LogKey;
 use aegis_core::{ClusterState, SourceKind};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
 use k8s_openapi::api::apps::v1::{
     ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
 };
@@ -22,6 +25,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, ListParams, LogParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -45,8 +50,9 @@ pub struct LiveOptions {
     pub log_tail_lines: i64,
 }
 
-/// The kinds the live source lists, and whether each is cluster-scoped.
-const LISTED_KINDS: [(&str, bool); 19] = [
+/// The kinds the live source lists, and whether each is listed only for a view with the
+/// cluster-scoped objects (those kinds, and the policies a shadow namespace never holds).
+const LISTED_KINDS: [(&str, bool); 23] = [
     ("Namespace", true),
     ("Node", true),
     ("StorageClass", true),
@@ -66,6 +72,10 @@ const LISTED_KINDS: [(&str, bool); 19] = [
     ("Secret", false),
     ("Event", false),
     ("ControllerRevision", false),
+    ("PodDisruptionBudget", true),
+    ("NetworkPolicy", true),
+    ("ValidatingWebhookConfiguration", true),
+    ("MutatingWebhookConfiguration", true),
 ];
 
 /// Objects per page of a List.
@@ -257,6 +267,7 @@ impl LiveSource {
             events,
             controller_revisions,
             storage_classes,
+            (budgets, policies, validating, mutating),
         ) = futures::try_join!(
             self.list_cluster::<Namespace>(scope),
             self.list_cluster::<Node>(scope),
@@ -277,6 +288,18 @@ impl LiveSource {
             self.list::<Event>(scope),
             self.list::<ControllerRevision>(scope),
             self.list_cluster::<StorageClass>(scope),
+            async {
+                // A shadow's own objects (read at every look) hold no policies to judge.
+                if !scope.cluster_objects {
+                    return Ok(Default::default());
+                }
+                futures::try_join!(
+                    self.list::<PodDisruptionBudget>(scope),
+                    self.list::<NetworkPolicy>(scope),
+                    self.list_cluster::<ValidatingWebhookConfiguration>(scope),
+                    self.list_cluster::<MutatingWebhookConfiguration>(scope),
+                )
+            },
         )?;
         let mut state = ClusterState::default();
         macro_rules! take {
@@ -305,6 +328,10 @@ impl LiveSource {
         take!(events, events);
         take!(controller_revisions, controller_revisions);
         take!(storage_classes, storage_classes);
+        take!(pod_disruption_budgets, budgets);
+        take!(network_policies, policies);
+        take!(validating_webhooks, validating);
+        take!(mutating_webhooks, mutating);
         // The kinds read: every kind listed, less those refused (and the cluster-scoped ones
         // when the scope leaves them out).
         let mut read_kinds: std::collections::BTreeSet<String> = LISTED_KINDS

@@ -4,6 +4,9 @@
 //! or the YAML text of one item — so large snapshots never hold an untyped copy of every object.
 
 use aegis_core::ClusterState;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
 use k8s_openapi::api::apps::v1::{
     ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
 };
@@ -14,6 +17,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
@@ -66,6 +71,10 @@ pub enum Object {
     Event(Event),
     ControllerRevision(ControllerRevision),
     StorageClass(StorageClass),
+    PodDisruptionBudget(PodDisruptionBudget),
+    NetworkPolicy(NetworkPolicy),
+    ValidatingWebhookConfiguration(ValidatingWebhookConfiguration),
+    MutatingWebhookConfiguration(MutatingWebhookConfiguration),
     Other { namespace: Option<String> },
 }
 
@@ -99,6 +108,20 @@ impl Object {
             ("batch", "CronJob") => Self::CronJob(decoder.decode()?),
             ("discovery.k8s.io", "EndpointSlice") => Self::EndpointSlice(decoder.decode()?),
             ("networking.k8s.io", "Ingress") => Self::Ingress(decoder.decode()?),
+            ("networking.k8s.io", "NetworkPolicy") => Self::NetworkPolicy(decoder.decode()?),
+            ("policy", "PodDisruptionBudget") if api_version == "policy/v1" => {
+                Self::PodDisruptionBudget(decoder.decode()?)
+            }
+            ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration")
+                if api_version == "admissionregistration.k8s.io/v1" =>
+            {
+                Self::ValidatingWebhookConfiguration(decoder.decode()?)
+            }
+            ("admissionregistration.k8s.io", "MutatingWebhookConfiguration")
+                if api_version == "admissionregistration.k8s.io/v1" =>
+            {
+                Self::MutatingWebhookConfiguration(decoder.decode()?)
+            }
             ("autoscaling", "HorizontalPodAutoscaler") if api_version == "autoscaling/v2" => {
                 Self::HorizontalPodAutoscaler(decoder.decode()?)
             }
@@ -138,6 +161,10 @@ impl Object {
             Self::Event(_) => "Event",
             Self::ControllerRevision(_) => "ControllerRevision",
             Self::StorageClass(_) => "StorageClass",
+            Self::PodDisruptionBudget(_) => "PodDisruptionBudget",
+            Self::NetworkPolicy(_) => "NetworkPolicy",
+            Self::ValidatingWebhookConfiguration(_) => "ValidatingWebhookConfiguration",
+            Self::MutatingWebhookConfiguration(_) => "MutatingWebhookConfiguration",
             Self::Other { .. } => return None,
         })
     }
@@ -163,6 +190,10 @@ impl Object {
             Self::Event(o) => &o.metadata,
             Self::ControllerRevision(o) => &o.metadata,
             Self::StorageClass(o) => &o.metadata,
+            Self::PodDisruptionBudget(o) => &o.metadata,
+            Self::NetworkPolicy(o) => &o.metadata,
+            Self::ValidatingWebhookConfiguration(o) => &o.metadata,
+            Self::MutatingWebhookConfiguration(o) => &o.metadata,
             Self::Other { namespace } => return namespace.as_deref(),
         };
         meta.namespace.as_deref()
@@ -274,6 +305,10 @@ impl ObjectSink {
             Object::Event(o) => state.events.push(o),
             Object::ControllerRevision(o) => state.controller_revisions.push(o),
             Object::StorageClass(o) => state.storage_classes.push(o),
+            Object::PodDisruptionBudget(o) => state.pod_disruption_budgets.push(o),
+            Object::NetworkPolicy(o) => state.network_policies.push(o),
+            Object::ValidatingWebhookConfiguration(o) => state.validating_webhooks.push(o),
+            Object::MutatingWebhookConfiguration(o) => state.mutating_webhooks.push(o),
             Object::Other { .. } => state.other_objects += 1,
         }
         true

@@ -101,6 +101,25 @@ impl ApiServer {
             ]}),
         );
         add("/api/v1/events", list("EventList", &state.events));
+        add(
+            "/apis/policy/v1/poddisruptionbudgets",
+            list("PodDisruptionBudgetList", &state.pod_disruption_budgets),
+        );
+        add(
+            "/apis/networking.k8s.io/v1/networkpolicies",
+            list("NetworkPolicyList", &state.network_policies),
+        );
+        add(
+            "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+            list(
+                "ValidatingWebhookConfigurationList",
+                &state.validating_webhooks,
+            ),
+        );
+        add(
+            "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+            list("MutatingWebhookConfigurationList", &state.mutating_webhooks),
+        );
         (
             Self {
                 lists,
@@ -189,14 +208,14 @@ async fn each_kind_is_listed_once_and_only_failing_containers_logs_are_read() {
 
     let requests = requests.lock().expect("lock").clone();
     let lists: Vec<&String> = requests.iter().filter(|r| !r.contains("/log?")).collect();
-    assert_eq!(lists.len(), 19, "one List per kind: {lists:#?}");
+    assert_eq!(lists.len(), 23, "one List per kind: {lists:#?}");
     let mut paths: Vec<&str> = lists
         .iter()
         .map(|r| r.split('?').next().unwrap_or_default())
         .collect();
     paths.sort_unstable();
     paths.dedup();
-    assert_eq!(paths.len(), 19, "no kind listed twice");
+    assert_eq!(paths.len(), 23, "no kind listed twice");
     assert!(
         lists.iter().all(|r| r.contains("limit=500")),
         "lists are paginated"

@@ -36,11 +36,15 @@ pub enum ResourceKind {
     Secret,
     Namespace,
     StorageClass,
+    PodDisruptionBudget,
+    NetworkPolicy,
+    ValidatingWebhookConfiguration,
+    MutatingWebhookConfiguration,
 }
 
 impl ResourceKind {
     /// Every kind, in the order used for listings.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 20] = [
         Self::Pod,
         Self::Deployment,
         Self::ReplicaSet,
@@ -57,6 +61,10 @@ impl ResourceKind {
         Self::Secret,
         Self::Namespace,
         Self::StorageClass,
+        Self::PodDisruptionBudget,
+        Self::NetworkPolicy,
+        Self::ValidatingWebhookConfiguration,
+        Self::MutatingWebhookConfiguration,
     ];
 
     /// The Kubernetes `kind` string.
@@ -78,6 +86,10 @@ impl ResourceKind {
             Self::Secret => "Secret",
             Self::Namespace => "Namespace",
             Self::StorageClass => "StorageClass",
+            Self::PodDisruptionBudget => "PodDisruptionBudget",
+            Self::NetworkPolicy => "NetworkPolicy",
+            Self::ValidatingWebhookConfiguration => "ValidatingWebhookConfiguration",
+            Self::MutatingWebhookConfiguration => "MutatingWebhookConfiguration",
         }
     }
 
@@ -104,12 +116,29 @@ impl ResourceKind {
             Self::Secret => &["secret", "secrets"],
             Self::Namespace => &["namespace", "namespaces", "ns"],
             Self::StorageClass => &["storageclass", "storageclasses", "sc"],
+            Self::PodDisruptionBudget => &["poddisruptionbudget", "poddisruptionbudgets", "pdb"],
+            Self::NetworkPolicy => &["networkpolicy", "networkpolicies", "netpol"],
+            Self::ValidatingWebhookConfiguration => &[
+                "validatingwebhookconfiguration",
+                "validatingwebhookconfigurations",
+            ],
+            Self::MutatingWebhookConfiguration => &[
+                "mutatingwebhookconfiguration",
+                "mutatingwebhookconfigurations",
+            ],
         }
     }
 
     /// Whether objects of this kind live in a namespace.
     pub fn is_namespaced(self) -> bool {
-        !matches!(self, Self::Node | Self::Namespace | Self::StorageClass)
+        !matches!(
+            self,
+            Self::Node
+                | Self::Namespace
+                | Self::StorageClass
+                | Self::ValidatingWebhookConfiguration
+                | Self::MutatingWebhookConfiguration
+        )
     }
 
     /// Parses a Kubernetes `kind` string (`Deployment`), as found in manifests and owner references.

@@ -6,6 +6,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
 use k8s_openapi::api::apps::v1::{
     ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
 };
@@ -16,6 +19,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
@@ -73,6 +78,10 @@ pub struct ClusterState {
     /// Revisions of StatefulSets and DaemonSets.
     pub controller_revisions: Vec<ControllerRevision>,
     pub storage_classes: Vec<StorageClass>,
+    pub pod_disruption_budgets: Vec<PodDisruptionBudget>,
+    pub network_policies: Vec<NetworkPolicy>,
+    pub validating_webhooks: Vec<ValidatingWebhookConfiguration>,
+    pub mutating_webhooks: Vec<MutatingWebhookConfiguration>,
     pub logs: BTreeMap<LogKey, String>,
     /// Objects of kinds no analyzer reads, kept so callers can say they were seen.
     pub other_objects: usize,
@@ -119,6 +128,11 @@ impl ClusterState {
         self.events.extend(other.events);
         self.controller_revisions.extend(other.controller_revisions);
         self.storage_classes.extend(other.storage_classes);
+        self.pod_disruption_budgets
+            .extend(other.pod_disruption_budgets);
+        self.network_policies.extend(other.network_policies);
+        self.validating_webhooks.extend(other.validating_webhooks);
+        self.mutating_webhooks.extend(other.mutating_webhooks);
         self.logs.extend(other.logs);
         self.other_objects += other.other_objects;
         self.read_kinds = match (self.read_kinds.take(), other.read_kinds) {
@@ -237,6 +251,10 @@ impl ClusterState {
             + self.events.len()
             + self.controller_revisions.len()
             + self.storage_classes.len()
+            + self.pod_disruption_budgets.len()
+            + self.network_policies.len()
+            + self.validating_webhooks.len()
+            + self.mutating_webhooks.len()
             + self.other_objects
     }
 
@@ -268,6 +286,19 @@ impl ClusterState {
             ("Event", self.events.is_empty()),
             ("ControllerRevision", self.controller_revisions.is_empty()),
             ("StorageClass", self.storage_classes.is_empty()),
+            (
+                "PodDisruptionBudget",
+                self.pod_disruption_budgets.is_empty(),
+            ),
+            ("NetworkPolicy", self.network_policies.is_empty()),
+            (
+                "ValidatingWebhookConfiguration",
+                self.validating_webhooks.is_empty(),
+            ),
+            (
+                "MutatingWebhookConfiguration",
+                self.mutating_webhooks.is_empty(),
+            ),
         ]
         .into_iter()
         .filter(|(_, empty)| !empty)
@@ -336,6 +367,24 @@ impl ClusterState {
             ResourceKind::StorageClass => {
                 find(self.storage_classes.iter().map(|o| &o.metadata), None, name)
             }
+            ResourceKind::PodDisruptionBudget => find(
+                self.pod_disruption_budgets.iter().map(|o| &o.metadata),
+                ns,
+                name,
+            ),
+            ResourceKind::NetworkPolicy => {
+                find(self.network_policies.iter().map(|o| &o.metadata), ns, name)
+            }
+            ResourceKind::ValidatingWebhookConfiguration => find(
+                self.validating_webhooks.iter().map(|o| &o.metadata),
+                None,
+                name,
+            ),
+            ResourceKind::MutatingWebhookConfiguration => find(
+                self.mutating_webhooks.iter().map(|o| &o.metadata),
+                None,
+                name,
+            ),
         }
     }
 

@@ -50,12 +50,20 @@ pub enum Category {
     /// A workload that runs with more privilege than it needs (only from the Security
     /// analyzer, which runs when asked for).
     SecurityRisk,
+    /// An admission webhook whose Service is missing or has no ready endpoint: the API server
+    /// refuses (or, with `failurePolicy: Ignore`, skips) the requests it matches.
+    WebhookUnavailable,
+    /// A PodDisruptionBudget that selects nothing, or lets no healthy pod be evicted (node
+    /// drains wait on it forever).
+    PdbMisconfigured,
+    /// A NetworkPolicy whose pod selector matches no pod or workload.
+    NetworkPolicyMisconfigured,
     Unknown,
 }
 
 impl Category {
     /// Every category, in the order of the taxonomy table.
-    pub const ALL: [Self; 26] = [
+    pub const ALL: [Self; 29] = [
         Self::MissingEnvVar,
         Self::MissingConfigRef,
         Self::ImageNotFound,
@@ -81,6 +89,9 @@ impl Category {
         Self::NodePressure,
         Self::StorageMisconfigured,
         Self::SecurityRisk,
+        Self::WebhookUnavailable,
+        Self::PdbMisconfigured,
+        Self::NetworkPolicyMisconfigured,
         Self::Unknown,
     ];
 
@@ -112,6 +123,9 @@ impl Category {
             Self::NodePressure => "node-pressure",
             Self::StorageMisconfigured => "storage-misconfigured",
             Self::SecurityRisk => "security-risk",
+            Self::WebhookUnavailable => "webhook-unavailable",
+            Self::PdbMisconfigured => "pdb-misconfigured",
+            Self::NetworkPolicyMisconfigured => "network-policy-misconfigured",
             Self::Unknown => "unknown",
         }
     }

@@ -1,5 +1,6 @@
 //! Analyzers: what is wrong with pods, workloads, services, nodes, claims, jobs, ingresses,
-//! DaemonSets, CronJobs, autoscalers, ConfigMap references and StorageClasses (and, when asked
+//! DaemonSets, CronJobs, autoscalers, ConfigMap references, disruption budgets, network
+//! policies, admission webhooks and StorageClasses (and, when asked
 //! for, security settings and error lines in logs), with the evidence behind each finding and
 //! the workload that owns the broken object. They are K8sGPT's analyzers, under K8sGPT's names,
 //! without the false alarms its users report.
@@ -14,9 +15,11 @@ mod evidence;
 mod logs;
 mod network;
 mod pod;
+mod policy;
 pub mod result;
 mod security;
 mod storage;
+mod webhook;
 mod workload;
 
 use std::collections::BTreeSet;
@@ -74,6 +77,10 @@ pub enum Analyzer {
     PersistentVolumeClaim,
     HorizontalPodAutoscaler,
     ConfigMap,
+    PodDisruptionBudget,
+    NetworkPolicy,
+    ValidatingWebhookConfiguration,
+    MutatingWebhookConfiguration,
     Storage,
     Security,
     Log,
@@ -81,7 +88,7 @@ pub enum Analyzer {
 
 impl Analyzer {
     /// Every analyzer, in the order they run.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 20] = [
         Self::Pod,
         Self::Deployment,
         Self::ReplicaSet,
@@ -95,6 +102,10 @@ impl Analyzer {
         Self::PersistentVolumeClaim,
         Self::HorizontalPodAutoscaler,
         Self::ConfigMap,
+        Self::PodDisruptionBudget,
+        Self::NetworkPolicy,
+        Self::ValidatingWebhookConfiguration,
+        Self::MutatingWebhookConfiguration,
         Self::Storage,
         Self::Security,
         Self::Log,
@@ -116,6 +127,10 @@ impl Analyzer {
             Self::PersistentVolumeClaim => "PersistentVolumeClaim",
             Self::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
             Self::ConfigMap => "ConfigMap",
+            Self::PodDisruptionBudget => "PodDisruptionBudget",
+            Self::NetworkPolicy => "NetworkPolicy",
+            Self::ValidatingWebhookConfiguration => "ValidatingWebhookConfiguration",
+            Self::MutatingWebhookConfiguration => "MutatingWebhookConfiguration",
             Self::Storage => "Storage",
             Self::Security => "Security",
             Self::Log => "Log",
@@ -200,6 +215,18 @@ pub fn analyze(
     }
     if wanted(Analyzer::ConfigMap) {
         config::config_maps(index, &mut detections);
+    }
+    if wanted(Analyzer::PodDisruptionBudget) {
+        policy::disruption_budgets(index, config, &mut detections);
+    }
+    if wanted(Analyzer::NetworkPolicy) {
+        policy::network_policies(index, &mut detections);
+    }
+    if wanted(Analyzer::ValidatingWebhookConfiguration) {
+        webhook::validating(index, &mut detections);
+    }
+    if wanted(Analyzer::MutatingWebhookConfiguration) {
+        webhook::mutating(index, &mut detections);
     }
     if wanted(Analyzer::Storage) {
         storage::storage(index, &mut detections);

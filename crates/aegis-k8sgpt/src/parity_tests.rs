@@ -485,5 +485,156 @@ fn analyzers_are_named_as_k8sgpt_names_them_or_by_their_kind() {
     }
     assert_eq!(Analyzer::parse("Secret"), None);
     assert_eq!(Analyzer::parse("nonsense"), None);
-    assert!(Analyzer::ALL.iter().filter(|a| a.by_default()).count() == 14);
+    assert!(Analyzer::ALL.iter().filter(|a| a.by_default()).count() == 18);
+}
+
+fn budget(name: &str, selector: &Value, rule: &Value, status: &Value) -> Value {
+    let mut spec = json!({"selector": selector});
+    if let (Some(spec), Some(rule)) = (spec.as_object_mut(), rule.as_object()) {
+        spec.extend(rule.clone());
+    }
+    json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": name, "namespace": "a", "creationTimestamp": OLD},
+        "spec": spec, "status": status})
+}
+
+#[test]
+fn a_disruption_budget_is_reported_when_it_protects_nothing_or_blocks_every_drain() {
+    let labelled = |name: &str, app: &str, ready: bool| {
+        let mut pod = pod(name, OLD, &json!([]), ready);
+        pod["metadata"]["labels"] = json!({"app": app});
+        pod
+    };
+    let healthy = json!({"expectedPods": 2, "currentHealthy": 2, "desiredHealthy": 2, "disruptionsAllowed": 0});
+    let allows = json!({"expectedPods": 2, "currentHealthy": 2, "desiredHealthy": 1, "disruptionsAllowed": 1});
+    let sick = json!({"expectedPods": 2, "currentHealthy": 1, "desiredHealthy": 2, "disruptionsAllowed": 0});
+    let state = state_of(vec![
+        labelled("web-1", "web", true),
+        labelled("web-2", "web", true),
+        labelled("db-1", "db", true),
+        labelled("db-2", "db", false),
+        // minAvailable equal to the replicas: no drain can ever evict one.
+        budget(
+            "web-strict",
+            &json!({"matchLabels": {"app": "web"}}),
+            &json!({"minAvailable": 2}),
+            &healthy,
+        ),
+        budget(
+            "web-fine",
+            &json!({"matchLabels": {"app": "web"}}),
+            &json!({"minAvailable": 1}),
+            &allows,
+        ),
+        // No disruption allowed because a pod is unhealthy: that pod is the incident.
+        budget(
+            "db",
+            &json!({"matchLabels": {"app": "db"}}),
+            &json!({"maxUnavailable": 0}),
+            &sick,
+        ),
+        budget(
+            "typo",
+            &json!({"matchLabels": {"app": "wbe"}}),
+            &json!({"minAvailable": 1}),
+            &json!({"expectedPods": 0, "currentHealthy": 0, "desiredHealthy": 1, "disruptionsAllowed": 0}),
+        ),
+        // matchExpressions are honoured (K8sGPT ignores them).
+        budget(
+            "expr",
+            &json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["db"]}]}),
+            &json!({"maxUnavailable": 1}),
+            &allows,
+        ),
+    ]);
+    assert_eq!(
+        found(&state, Some(&[Analyzer::PodDisruptionBudget])),
+        [
+            "PodDisruptionBudget:BlocksEviction web-strict",
+            "PodDisruptionBudget:SelectsNoPods typo",
+        ]
+    );
+}
+
+#[test]
+fn a_network_policy_selecting_nothing_is_reported_and_default_deny_is_not() {
+    let policy = |name: &str, selector: &Value| {
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": "a"},
+            "spec": {"podSelector": selector, "policyTypes": ["Ingress"]}})
+    };
+    let mut web = pod("web-1", OLD, &json!([]), true);
+    web["metadata"]["labels"] = json!({"app": "web"});
+    // A workload scaled to zero still has pods to protect once it scales up.
+    let idle = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "batch", "namespace": "a", "creationTimestamp": OLD},
+        "spec": {"replicas": 0, "selector": {}, "template": {"metadata": {"labels": {"app": "batch"}},
+            "spec": {"containers": [{"name": "c", "image": "x:1"}]}}}, "status": {}});
+    let state = state_of(vec![
+        web,
+        idle,
+        policy("default-deny", &json!({})),
+        policy("web-only", &json!({"matchLabels": {"app": "web"}})),
+        policy("batch-only", &json!({"matchLabels": {"app": "batch"}})),
+        policy("stale", &json!({"matchLabels": {"app": "legacy"}})),
+    ]);
+    assert_eq!(
+        found(&state, Some(&[Analyzer::NetworkPolicy])),
+        ["NetworkPolicy:SelectsNoPods stale"]
+    );
+}
+
+#[test]
+fn a_webhook_is_reported_when_its_service_is_missing_or_has_no_ready_endpoint() {
+    let webhooks = |kind: &str, hooks: &[(&str, &str, &str)]| {
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
+            "metadata": {"name": format!("{}-config", kind.to_ascii_lowercase())},
+            "webhooks": hooks.iter().map(|(name, service, policy)| json!({
+                "name": name, "failurePolicy": policy, "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+                "clientConfig": {"service": {"namespace": "sys", "name": service}}})).collect::<Vec<_>>()})
+    };
+    let service = |name: &str| {
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "sys"},
+            "spec": {"selector": {"app": name}}})
+    };
+    let slice = |service: &str, ready: bool| {
+        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+            "metadata": {"name": format!("{service}-x"), "namespace": "sys",
+                         "labels": {"kubernetes.io/service-name": service}},
+            "endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": ready}}]})
+    };
+    let state = state_of(vec![
+        service("policy-ok"),
+        slice("policy-ok", true),
+        service("policy-down"),
+        slice("policy-down", false),
+        webhooks(
+            "ValidatingWebhookConfiguration",
+            &[
+                ("ok.example.com", "policy-ok", "Fail"),
+                ("down.example.com", "policy-down", "Fail"),
+            ],
+        ),
+        webhooks(
+            "MutatingWebhookConfiguration",
+            &[("gone.example.com", "injector", "Ignore")],
+        ),
+    ]);
+    assert_eq!(
+        found(&state, None),
+        [
+            "MutatingWebhookConfiguration:ServiceMissing mutatingwebhookconfiguration-config",
+            "ValidatingWebhookConfiguration:NoReadyEndpoints validatingwebhookconfiguration-config",
+        ]
+    );
+    // A view that holds nothing of the Service's namespace cannot say the Service is missing.
+    let elsewhere = state_of(vec![
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x", "namespace": "other"}}),
+        webhooks(
+            "MutatingWebhookConfiguration",
+            &[("gone.example.com", "injector", "Fail")],
+        ),
+    ]);
+    assert_eq!(found(&elsewhere, None), Vec::<String>::new());
 }

@@ -267,13 +267,26 @@ fn own_namespace<K: Resource>(object: &K) -> Option<Touch> {
     ))
 }
 
-/// A pod's change touches that pod.
+/// A pod's change touches its controller (a pod that is gone still names it, so its workload
+/// is looked at again), or the pod itself when nothing controls it.
 fn the_pod(pod: &CachedPod) -> Option<Touch> {
     let meta = pod.meta();
-    Some(Touch::part(
-        meta.namespace.as_deref(),
-        Part::Pod(meta.name.clone()?),
-    ))
+    let controller = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+        .and_then(|o| {
+            Some((
+                aegis_core::ResourceKind::from_kind(&o.kind)?,
+                o.name.clone(),
+            ))
+        });
+    let part = match controller {
+        Some((kind, name)) => Part::Owner(kind, name),
+        None => Part::Pod(meta.name.clone()?),
+    };
+    Some(Touch::part(meta.namespace.as_deref(), part))
 }
 
 /// A workload's (or ReplicaSet's) change touches that object.

@@ -608,6 +608,28 @@ fn classify_other_analyzers(detection: &Detection, signal: &mut Signal) -> bool 
                 "{message}: the volume it was bound to is gone, so pods that mount it cannot start; the data must be restored or the claim recreated."
             ),
         ),
+        ("ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration", _) => set(
+            Category::WebhookUnavailable,
+            0.9,
+            false,
+            format!(
+                "{message}. Restore the Service or its pods, or remove the webhook configuration if its owner is gone."
+            ),
+        ),
+        ("PodDisruptionBudget", _) => set(
+            Category::PdbMisconfigured,
+            0.85,
+            false,
+            format!("{message}."),
+        ),
+        ("NetworkPolicy", _) => set(
+            Category::NetworkPolicyMisconfigured,
+            0.8,
+            false,
+            format!(
+                "{message}; check its podSelector against the labels of the pods it was written for."
+            ),
+        ),
         ("Security", _) => set(
             Category::SecurityRisk,
             0.9,

@@ -369,6 +369,9 @@ fn template_caused(category: Category) -> bool {
             | Category::NodePressure
             | Category::StorageMisconfigured
             | Category::SecurityRisk
+            | Category::WebhookUnavailable
+            | Category::PdbMisconfigured
+            | Category::NetworkPolicyMisconfigured
     )
 }
 

@@ -163,6 +163,46 @@ pub fn write(dir: &Path, state: &ClusterState) -> std::io::Result<usize> {
         dir,
         state,
         (
+            "policy/v1",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets.yaml",
+        ),
+        &state.pod_disruption_budgets,
+    )?;
+    count += list(
+        dir,
+        state,
+        (
+            "networking.k8s.io/v1",
+            "NetworkPolicy",
+            "networkpolicies.yaml",
+        ),
+        &state.network_policies,
+    )?;
+    count += list(
+        dir,
+        state,
+        (
+            "admissionregistration.k8s.io/v1",
+            "ValidatingWebhookConfiguration",
+            "validatingwebhookconfigurations.yaml",
+        ),
+        &state.validating_webhooks,
+    )?;
+    count += list(
+        dir,
+        state,
+        (
+            "admissionregistration.k8s.io/v1",
+            "MutatingWebhookConfiguration",
+            "mutatingwebhookconfigurations.yaml",
+        ),
+        &state.mutating_webhooks,
+    )?;
+    count += list(
+        dir,
+        state,
+        (
             "autoscaling/v2",
             "HorizontalPodAutoscaler",
             "horizontalpodautoscalers.yaml",

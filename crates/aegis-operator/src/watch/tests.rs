@@ -86,3 +86,28 @@ fn an_object_asked_to_be_looked_at_again_is_marked_once_its_time_comes() {
     assert_eq!(dirty.next_due(), Some(soon), "the later one waits");
     assert!(dirty.take_now().is_empty(), "not marked before its time");
 }
+
+#[test]
+fn a_pod_marks_its_controller_so_a_pod_that_is_gone_still_names_its_workload() {
+    let pod = |owners: serde_json::Value| -> CachedPod {
+        serde_json::from_value(
+            json!({"metadata": {"name": "web-abc-1", "namespace": "shop",
+            "ownerReferences": owners}, "spec": {"containers": []}}),
+        )
+        .expect("a pod")
+    };
+    assert_eq!(
+        the_pod(&pod(
+            json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-abc",
+            "uid": "u", "controller": true}])
+        )),
+        Some(Touch::part(
+            Some("shop"),
+            Part::Owner(ResourceKind::ReplicaSet, "web-abc".to_owned())
+        ))
+    );
+    assert_eq!(
+        the_pod(&pod(json!([]))),
+        Some(Touch::part(Some("shop"), Part::Pod("web-abc-1".to_owned())))
+    );
+}
