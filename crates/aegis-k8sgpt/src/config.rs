@@ -5,10 +5,13 @@
 //! through the API (leader-election locks, kubeadm's configuration, `kube-root-ca.crt`) and
 //! reporting them is noise.
 
+use std::collections::HashMap;
+
 use aegis_core::state::{StateIndex, ref_of};
-use aegis_core::{Evidence, EvidenceSource, ResourceKind, ResourceRef};
+use aegis_core::{EvidenceSource, ResourceKind, ResourceRef};
 use k8s_openapi::api::core::v1::{ConfigMap, PodSpec};
 
+use crate::evidence::object_evidence;
 use crate::{Analyzer, Detection, detection};
 
 /// One reference to a ConfigMap in a pod spec: where it is, the ConfigMap, the key (none: the
@@ -174,15 +177,26 @@ pub fn config_maps(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
     if !state.has_read("ConfigMap") {
         return;
     }
+    // Looked up once per reference: indexed once per analysis.
+    let by_name: HashMap<(&str, &str), &ConfigMap> = state
+        .config_maps
+        .iter()
+        .filter_map(|c| {
+            Some((
+                (
+                    c.metadata.namespace.as_deref()?,
+                    c.metadata.name.as_deref()?,
+                ),
+                c,
+            ))
+        })
+        .collect();
     for (workload, spec) in specs(index) {
         let namespace = workload.namespace_str();
         let kind = workload.kind.as_str().to_ascii_lowercase();
         let mut reported: Vec<(String, Option<String>)> = Vec::new();
         for reference in references(spec).into_iter().filter(|r| !r.optional) {
-            let config_map = state.config_maps.iter().find(|c| {
-                c.metadata.namespace.as_deref() == Some(namespace)
-                    && c.metadata.name.as_deref() == Some(reference.name.as_str())
-            });
+            let config_map = by_name.get(&(namespace, reference.name.as_str())).copied();
             let (reason, message) = match (config_map, &reference.key) {
                 (None, _) => (
                     "ConfigMapMissing",
@@ -220,12 +234,10 @@ pub fn config_maps(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
                 message,
                 workload.clone(),
                 workload.clone(),
-                vec![Evidence::new(
+                vec![object_evidence(
                     EvidenceSource::Spec,
-                    format!(
-                        "{kind}/{namespace}/{}: {template}.{}",
-                        workload.name, reference.field
-                    ),
+                    &workload,
+                    &format!("{template}.{}", reference.field),
                     match &reference.key {
                         Some(key) => format!("configMap {} key {key}", reference.name),
                         None => format!("configMap {}", reference.name),

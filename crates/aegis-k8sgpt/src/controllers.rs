@@ -4,9 +4,11 @@
 
 use aegis_core::state::{StateIndex, pod_is_ready, ref_of};
 use aegis_core::{Evidence, EvidenceSource, ResourceKind, ResourceRef};
+use k8s_openapi::Metadata;
 use k8s_openapi::api::core::v1::PodSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::evidence::event_evidence;
+use crate::evidence::{event_evidence, object_evidence};
 use crate::workload::status;
 use crate::{Analyzer, AnalyzerConfig, Detection, detection};
 
@@ -94,14 +96,10 @@ fn missing_pull_secrets(
             ),
             resource.clone(),
             resource.clone(),
-            vec![Evidence::new(
+            vec![object_evidence(
                 EvidenceSource::Spec,
-                format!(
-                    "{}/{}/{}: spec.template.spec.imagePullSecrets",
-                    resource.kind.as_str().to_ascii_lowercase(),
-                    resource.namespace_str(),
-                    resource.name
-                ),
+                resource,
+                "spec.template.spec.imagePullSecrets",
                 secret,
             )],
         ));
@@ -128,9 +126,10 @@ pub fn cron_jobs(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
                 ),
                 resource.clone(),
                 resource.clone(),
-                vec![Evidence::new(
+                vec![object_evidence(
                     EvidenceSource::Spec,
-                    format!("cronjob/{namespace}/{}: spec.schedule", resource.name),
+                    &resource,
+                    "spec.schedule",
                     schedule,
                 )],
             ));
@@ -271,6 +270,18 @@ fn is_duration(text: &str) -> bool {
     true
 }
 
+/// The object of `objects` named `name` in `namespace`.
+fn named<'a, T: Metadata<Ty = ObjectMeta>>(
+    objects: &'a [T],
+    namespace: &str,
+    name: &str,
+) -> Option<&'a T> {
+    objects.iter().find(|o| {
+        o.metadata().namespace.as_deref() == Some(namespace)
+            && o.metadata().name.as_deref() == Some(name)
+    })
+}
+
 /// Autoscalers that cannot scale: a target that does not exist (when its kind was read), a
 /// target whose containers request none of the resource the autoscaler scales on (the
 /// utilization it computes is a share of the request), or a controller condition saying it
@@ -287,36 +298,13 @@ pub fn autoscalers(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
         let target = &spec.scale_target_ref;
         let kind = ResourceKind::from_kind(&target.kind);
         let target_ref = kind.map(|k| ResourceRef::namespaced(k, namespace, &target.name));
-        let field = |path: &str| {
-            format!(
-                "horizontalpodautoscaler/{namespace}/{}: {path}",
-                resource.name
-            )
-        };
+        let name = target.name.as_str();
         let template = match kind {
-            Some(ResourceKind::Deployment) => state
-                .deployments
-                .iter()
-                .find(|d| {
-                    d.metadata.namespace.as_deref() == Some(namespace)
-                        && d.metadata.name.as_deref() == Some(target.name.as_str())
-                })
+            Some(ResourceKind::Deployment) => named(&state.deployments, namespace, name)
                 .and_then(|d| d.spec.as_ref()?.template.spec.as_ref()),
-            Some(ResourceKind::StatefulSet) => state
-                .stateful_sets
-                .iter()
-                .find(|d| {
-                    d.metadata.namespace.as_deref() == Some(namespace)
-                        && d.metadata.name.as_deref() == Some(target.name.as_str())
-                })
+            Some(ResourceKind::StatefulSet) => named(&state.stateful_sets, namespace, name)
                 .and_then(|d| d.spec.as_ref()?.template.spec.as_ref()),
-            Some(ResourceKind::ReplicaSet) => state
-                .replica_sets
-                .iter()
-                .find(|d| {
-                    d.metadata.namespace.as_deref() == Some(namespace)
-                        && d.metadata.name.as_deref() == Some(target.name.as_str())
-                })
+            Some(ResourceKind::ReplicaSet) => named(&state.replica_sets, namespace, name)
                 .and_then(|d| d.spec.as_ref()?.template.as_ref()?.spec.as_ref()),
             _ => None,
         };
@@ -354,9 +342,10 @@ pub fn autoscalers(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
                     "autoscaler {} scales {} {}, which does not exist",
                     resource.name, kind, target.name
                 ),
-                vec![Evidence::new(
+                vec![object_evidence(
                     EvidenceSource::Spec,
-                    field("spec.scaleTargetRef"),
+                    &resource,
+                    "spec.scaleTargetRef",
                     format!("{}/{}", target.kind, target.name),
                 )],
             );
@@ -397,9 +386,10 @@ pub fn autoscalers(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
                             "autoscaler {} scales {} on {name} utilization, but no container of {} requests {name}",
                             resource.name, target.name, target.name
                         ),
-                        vec![Evidence::new(
+                        vec![object_evidence(
                             EvidenceSource::Spec,
-                            field("spec.metrics"),
+                            &resource,
+                            "spec.metrics",
                             format!("{name} Utilization"),
                         )],
                     );
@@ -423,9 +413,10 @@ pub fn autoscalers(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
                     "autoscaler {} cannot scale ({} {reason}): {message}",
                     resource.name, condition.type_
                 ),
-                vec![Evidence::new(
+                vec![object_evidence(
                     EvidenceSource::Status,
-                    field(&format!("status.conditions[{}]", condition.type_)),
+                    &resource,
+                    &format!("status.conditions[{}]", condition.type_),
                     format!("False {reason}: {message}"),
                 )],
             );

@@ -1,7 +1,29 @@
-//! Evidence gathering shared by the analyzers: events and log lines, quoted with their source.
+//! Evidence gathering shared by the analyzers: events, log lines and fields of objects, quoted
+//! with their source.
 
 use aegis_core::state::StateIndex;
-use aegis_core::{ClusterState, Evidence, EvidenceSource, ResourceKind};
+use aegis_core::{ClusterState, Evidence, EvidenceSource, ResourceKind, ResourceRef};
+
+/// A field of an object as evidence, referenced as `kind/namespace/name: field`
+/// (`kind/name: field` for a cluster-scoped kind).
+pub(crate) fn object_evidence(
+    source: EvidenceSource,
+    resource: &ResourceRef,
+    field: &str,
+    value: impl Into<String>,
+) -> Evidence {
+    let kind = resource.kind.as_str().to_ascii_lowercase();
+    let reference = if resource.kind.is_namespaced() {
+        format!(
+            "{kind}/{}/{}: {field}",
+            resource.namespace_str(),
+            resource.name
+        )
+    } else {
+        format!("{kind}/{}: {field}", resource.name)
+    };
+    Evidence::new(source, reference, value)
+}
 
 /// Warning events about an object (and `Killing`, which explains probe restarts), newest last.
 pub fn event_evidence(

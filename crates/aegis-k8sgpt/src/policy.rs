@@ -8,9 +8,10 @@
 use std::collections::BTreeMap;
 
 use aegis_core::state::{StateIndex, ref_of};
-use aegis_core::{Evidence, EvidenceSource, ResourceKind};
+use aegis_core::{EvidenceSource, ResourceKind};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
+use crate::evidence::object_evidence;
 use crate::{Analyzer, AnalyzerConfig, Detection, detection};
 
 /// Whether `selector` matches `labels` (matchLabels and matchExpressions; an empty selector
@@ -126,8 +127,6 @@ pub fn disruption_budgets(
         let namespace = resource.namespace_str();
         let spec = budget.spec.clone().unwrap_or_default();
         let selector = spec.selector.clone().unwrap_or_default();
-        let field =
-            |path: &str| format!("poddisruptionbudget/{namespace}/{}: {path}", resource.name);
         if !selects_anything(index, namespace, &selector) {
             out.push(detection(
                 index,
@@ -140,9 +139,10 @@ pub fn disruption_budgets(
                 ),
                 resource.clone(),
                 resource.clone(),
-                vec![Evidence::new(
+                vec![object_evidence(
                     EvidenceSource::Spec,
-                    field("spec.selector"),
+                    &resource,
+                    "spec.selector",
                     selector_text(&selector),
                 )],
             ));
@@ -178,10 +178,11 @@ pub fn disruption_budgets(
                 resource.clone(),
                 resource.clone(),
                 vec![
-                    Evidence::new(EvidenceSource::Spec, field("spec"), rule),
-                    Evidence::new(
+                    object_evidence(EvidenceSource::Spec, &resource, "spec", rule),
+                    object_evidence(
                         EvidenceSource::Status,
-                        field("status"),
+                        &resource,
+                        "status",
                         format!(
                             "disruptionsAllowed 0, currentHealthy {}, desiredHealthy {}, expectedPods {}",
                             status.current_healthy, status.desired_healthy, status.expected_pods
@@ -229,9 +230,10 @@ pub fn network_policies(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
             ),
             resource.clone(),
             resource.clone(),
-            vec![Evidence::new(
+            vec![object_evidence(
                 EvidenceSource::Spec,
-                format!("networkpolicy/{namespace}/{}: spec.podSelector", resource.name),
+                &resource,
+                "spec.podSelector",
                 selector_text(&selector),
             )],
         ));

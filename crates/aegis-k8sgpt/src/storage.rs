@@ -5,9 +5,10 @@
 //! analyzer's.
 
 use aegis_core::state::{StateIndex, ref_of};
-use aegis_core::{Evidence, EvidenceSource, ResourceKind};
+use aegis_core::{EvidenceSource, ResourceKind};
 use k8s_openapi::api::storage::v1::StorageClass;
 
+use crate::evidence::object_evidence;
 use crate::{Analyzer, Detection, detection};
 
 /// The annotations that make a StorageClass the default (the beta one is still honoured).
@@ -54,9 +55,10 @@ pub fn storage(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
             ),
             resource.clone(),
             resource.clone(),
-            vec![Evidence::new(
+            vec![object_evidence(
                 EvidenceSource::Spec,
-                format!("storageclass/{}: metadata.annotations", resource.name),
+                &resource,
+                "metadata.annotations",
                 "storageclass.kubernetes.io/is-default-class: \"true\"",
             )],
         ));

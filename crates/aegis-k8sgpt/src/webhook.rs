@@ -6,9 +6,10 @@
 //! ready endpoints decide.
 
 use aegis_core::state::{StateIndex, ref_of};
-use aegis_core::{Evidence, EvidenceSource, ResourceKind};
+use aegis_core::{EvidenceSource, ResourceKind};
 use k8s_openapi::api::admissionregistration::v1::ServiceReference;
 
+use crate::evidence::object_evidence;
 use crate::{Analyzer, Detection, detection};
 
 /// Ready endpoints of a Service, from its EndpointSlices (`None`: slices not read).
@@ -95,13 +96,10 @@ fn check(
         } else {
             continue;
         };
-        let mut evidence = vec![Evidence::new(
+        let mut evidence = vec![object_evidence(
             EvidenceSource::Spec,
-            format!(
-                "{}/{}: webhooks[{hook}].clientConfig.service",
-                kind.as_str().to_ascii_lowercase(),
-                resource.name
-            ),
+            &resource,
+            &format!("webhooks[{hook}].clientConfig.service"),
             format!(
                 "{namespace}/{} (failurePolicy {})",
                 service.name,
@@ -126,9 +124,10 @@ fn check(
     }
 }
 
-pub fn validating(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
-    for config in &index.state().validating_webhooks {
-        let hooks = config
+/// The webhooks of a configuration (either kind) that call a Service.
+macro_rules! hooks_of {
+    ($config:expr) => {
+        $config
             .webhooks
             .iter()
             .flatten()
@@ -139,13 +138,18 @@ pub fn validating(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
                     w.client_config.service.as_ref()?,
                 ))
             })
-            .collect();
+            .collect()
+    };
+}
+
+pub fn validating(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
+    for config in &index.state().validating_webhooks {
         check(
             index,
             Analyzer::ValidatingWebhookConfiguration,
             ResourceKind::ValidatingWebhookConfiguration,
             &config.metadata,
-            hooks,
+            hooks_of!(config),
             out,
         );
     }
@@ -153,24 +157,12 @@ pub fn validating(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
 
 pub fn mutating(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
     for config in &index.state().mutating_webhooks {
-        let hooks = config
-            .webhooks
-            .iter()
-            .flatten()
-            .filter_map(|w| {
-                Some((
-                    w.name.as_str(),
-                    w.failure_policy.as_deref(),
-                    w.client_config.service.as_ref()?,
-                ))
-            })
-            .collect();
         check(
             index,
             Analyzer::MutatingWebhookConfiguration,
             ResourceKind::MutatingWebhookConfiguration,
             &config.metadata,
-            hooks,
+            hooks_of!(config),
             out,
         );
     }

@@ -11,16 +11,7 @@ use crate::evidence::event_evidence;
 use crate::{Analyzer, AnalyzerConfig, Detection, detection};
 
 pub(crate) fn status(resource: &ResourceRef, field: &str, value: impl Into<String>) -> Evidence {
-    Evidence::new(
-        EvidenceSource::Status,
-        format!(
-            "{}/{}/{}: {field}",
-            resource.kind.as_str().to_ascii_lowercase(),
-            resource.namespace_str(),
-            resource.name
-        ),
-        value,
-    )
+    crate::evidence::object_evidence(EvidenceSource::Status, resource, field, value)
 }
 
 pub fn deployments(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Vec<Detection>) {
