@@ -6,16 +6,18 @@
 //!   measures wall time and peak RSS of `aegis analyze --snapshot … --all -o json`, and the
 //!   whole-process time of `aegis analyze pod/demo-nginx --mock`, against SPEC §13's targets;
 //!   then the memory of `aegis operator run` watching 1,000 and 10,000 pods on the real
-//!   control plane, and its requests when idle.
+//!   control plane, and its requests when idle. With `--vs-k8sgpt`, AEGIS beside the real
+//!   K8sGPT (built from its pinned source) on the control plane with 1,000 and 10,000 pods.
 //! - `cargo xtask gen-snapshot DIR [--pods N]` writes such a snapshot.
 
 mod cluster;
 mod operator_bench;
 mod snapshot;
+mod versus_bench;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
@@ -37,10 +39,11 @@ fn usage() -> &'static str {
      cluster up|down|env|status      a real control plane on loopback (built from Go modules)\n  \
      ollama up|down|env|status       a real Ollama with SmolLM2-135M on loopback (Go module, PyPI)\n  \
      bench [--runs N] [--out FILE]   measure the SPEC §13 targets and print a report\n    \
-       [--only analyze|operator]     only the analysis or only the operator benchmarks\n    \
+       [--only analyze|operator|k8sgpt]  only the analysis, the operator or the K8sGPT comparison\n    \
+       [--vs-k8sgpt]                 also AEGIS beside the real K8sGPT at 1,000 and 10,000 pods\n    \
        [--idle-seconds N]            how long the idle operator's requests are counted (300)\n  \
      gen-snapshot DIR [--pods N]     write a synthetic snapshot of N pods (default 10000)\n  \
-     measure-rss -- CMD ARGS…        run CMD and print its wall time (ms) and peak RSS (KiB)"
+     measure-rss OUT CMD ARGS…       run CMD, write its wall time (µs), peak RSS (KiB), exit code to OUT"
 }
 
 fn run() -> Result<()> {
@@ -58,7 +61,7 @@ fn run() -> Result<()> {
             eprintln!("wrote {written} objects to {dir}");
             Ok(())
         }
-        Some("measure-rss") => measure_rss(&args[1..]),
+        Some("measure-rss") => aegis_e2e::measure::measurer_main(&args[1..]),
         _ => bail!("{}", usage()),
     }
 }
@@ -81,26 +84,6 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-}
-
-/// Runs a command as the only child of this process, and reports its wall time and the peak
-/// RSS of the children (which is that command's).
-fn measure_rss(args: &[String]) -> Result<()> {
-    let args = args.strip_prefix(&["--".to_owned()]).unwrap_or(args);
-    let (program, rest) = args.split_first().context("measure-rss needs a command")?;
-    let start = Instant::now();
-    let status = Command::new(program)
-        .args(rest)
-        .stdout(Stdio::null())
-        .status()
-        .with_context(|| format!("cannot run {program}"))?;
-    let elapsed = start.elapsed();
-    if !status.success() {
-        bail!("{program} failed with {status}");
-    }
-    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)?;
-    println!("{} {}", elapsed.as_micros(), usage.max_rss());
-    Ok(())
 }
 
 fn cargo() -> Command {
@@ -193,27 +176,26 @@ fn test() -> Result<()> {
     Ok(())
 }
 
+/// The measuring process: this program's `measure-rss`.
+pub(crate) fn measurer() -> Result<aegis_e2e::measure::Measurer> {
+    Ok(aegis_e2e::measure::Measurer {
+        program: std::env::current_exe()?,
+        args: vec!["measure-rss".to_owned()],
+    })
+}
+
 /// One measured run: wall time and peak RSS in KiB.
 fn measured(aegis: &Path, args: &[&str], state_dir: &Path) -> Result<(Duration, u64)> {
-    let me = std::env::current_exe()?;
-    let output = Command::new(me)
-        .arg("measure-rss")
-        .arg("--")
-        .arg(aegis)
-        .args(args)
-        .env("AEGIS_AGENT__STATE_DIR", state_dir)
-        .output()?;
-    if !output.status.success() {
+    let mut command = Command::new(aegis);
+    command.args(args).env("AEGIS_AGENT__STATE_DIR", state_dir);
+    let run = measurer()?.run(&command, state_dir)?;
+    if !run.output.status.success() {
         bail!(
             "measuring {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
+            String::from_utf8_lossy(&run.output.stderr).trim()
         );
     }
-    let text = String::from_utf8(output.stdout)?;
-    let mut fields = text.split_whitespace();
-    let micros: u64 = fields.next().context("no time")?.parse()?;
-    let rss: u64 = fields.next().context("no rss")?.parse()?;
-    Ok((Duration::from_micros(micros), rss))
+    Ok((run.wall, run.peak_kib))
 }
 
 fn summary(samples: &mut [(Duration, u64)]) -> (Duration, Duration, u64) {
@@ -235,9 +217,9 @@ fn bench(args: &[String]) -> Result<()> {
         .position(|a| a == "--only")
         .map(|i| args.get(i + 1).map(String::as_str))
         .map(|only| match only {
-            Some(only @ ("analyze" | "operator")) => Ok(only),
+            Some(only @ ("analyze" | "operator" | "k8sgpt")) => Ok(only),
             other => Err(anyhow::anyhow!(
-                "--only takes analyze or operator, not {}",
+                "--only takes analyze, operator or k8sgpt, not {}",
                 other.unwrap_or("nothing")
             )),
         })
@@ -255,17 +237,25 @@ fn bench(args: &[String]) -> Result<()> {
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let aegis = target.join("release").join("aegis");
     let bench_dir = target.join("bench");
+    let vs_k8sgpt = only == Some("k8sgpt") || args.iter().any(|a| a == "--vs-k8sgpt");
     let mut report = String::new();
-    if only != Some("operator") {
+    if only.is_none() || only == Some("analyze") {
         report.push_str(&analyze_bench(&aegis, &bench_dir, runs)?);
     }
-    if only != Some("analyze") {
+    if only.is_none() || only == Some("operator") {
         let rows = operator_bench::run(&aegis, &bench_dir.join("operator"), idle)?;
         if !report.is_empty() {
             report.push('\n');
         }
         report.push_str("| operator benchmark | figure | target | verdict |\n|---|---|---|---|\n");
         report.push_str(&rows);
+    }
+    if vs_k8sgpt {
+        let table = versus_bench::run(&aegis, &bench_dir.join("versus"))?;
+        if !report.is_empty() {
+            report.push('\n');
+        }
+        report.push_str(&table);
     }
     print!("{report}");
     if let Some(out) = args

@@ -111,7 +111,7 @@ async fn measure(aegis: &Path, dir: &Path, idle: Duration) -> Result<String> {
 }
 
 /// `10000` as `10,000`.
-fn thousands(n: usize) -> String {
+pub(crate) fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, digit) in digits.chars().enumerate() {

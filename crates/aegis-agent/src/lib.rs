@@ -60,7 +60,9 @@ pub struct AnalyzeRequest {
     /// whole state, so what it proposes for them is what a whole analysis would.
     pub scope: Option<BTreeSet<ResourceRef>>,
     /// Findings reported from outside the analyzers (K8sGPT's `Result`s and CLI output), each
-    /// with its workload; they go through the same rules as the analyzers' own.
+    /// with its workload; they go through the same rules as the analyzers' own, attributed to
+    /// the workload the analyzers name for the same object where the state holds it
+    /// ([`aegis_k8sgpt::result::attributed`]), so they join its diagnosis.
     pub external: Vec<Detection>,
 }
 
@@ -248,8 +250,16 @@ impl Agent {
             request
                 .external
                 .iter()
-                .filter(|d| scope.is_none_or(|s| s.contains(&d.workload)))
-                .cloned(),
+                .map(|d| {
+                    let mut d = d.clone();
+                    if let Some(workload) =
+                        aegis_k8sgpt::result::attributed(lookup.index(), &d.finding.resource)
+                    {
+                        d.workload = workload;
+                    }
+                    d
+                })
+                .filter(|d| scope.is_none_or(|s| s.contains(&d.workload))),
         );
         tracing::debug!(detections = detections.len(), "analyzers done");
         let mut by_workload: BTreeMap<&ResourceRef, Vec<&Detection>> = BTreeMap::new();

@@ -172,7 +172,13 @@ fn the_findings_of_every_analyzer_are_filed_under_their_category() {
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "a"}, "spec": {"selector": {"app": "none"}}},
         {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "gated", "namespace": "a", "creationTimestamp": old},
          "spec": {"schedulingGates": [{"name": "example.com/queue"}], "containers": [{"name": "c", "image": "x:1"}]},
-         "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}]}}
+         "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}]}},
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+         "metadata": {"name": "shop", "namespace": "a", "creationTimestamp": old},
+         "spec": {"rules": [{"backendRefs": [{"name": "gone", "port": 80}]}]}},
+        {"apiVersion": "db.example.com/v1", "kind": "Database",
+         "metadata": {"name": "orders", "namespace": "a", "generation": 1, "creationTimestamp": old},
+         "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "VolumeFull", "observedGeneration": 1}]}}
     ]}))
     .expect("valid objects");
     let mut state = sink.state;
@@ -190,6 +196,8 @@ fn the_findings_of_every_analyzer_are_filed_under_their_category() {
     assert_eq!(
         filed,
         [
+            "custom-resource-unhealthy Database/orders",
+            "gateway-misconfigured HTTPRoute/shop",
             "hpa-misconfigured Deployment/web",
             "job-failed CronJob/nightly",
             "network-policy-misconfigured NetworkPolicy/stale",

@@ -423,10 +423,10 @@ fn k8sgpt_s_report_joins_the_analysis_and_a_bad_one_is_refused() {
     }
 
     // A result of a kind AEGIS does not read is said, not dropped in silence.
-    let unknown = sandbox.path().join("gateway.json");
+    let unknown = sandbox.path().join("olm.json");
     std::fs::write(
         &unknown,
-        r#"{"status": "ProblemDetected", "problems": 1, "results": [{"kind": "GatewayClass", "name": "gw", "error": [{"Text": "not accepted"}], "parentObject": ""}]}"#,
+        r#"{"status": "ProblemDetected", "problems": 1, "results": [{"kind": "ClusterServiceVersion", "name": "olm/db-operator", "error": [{"Text": "install failed"}], "parentObject": ""}]}"#,
     )
     .expect("write");
     let output = sandbox.run(&[
@@ -441,7 +441,8 @@ fn k8sgpt_s_report_joins_the_analysis_and_a_bad_one_is_refused() {
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(
-        stderr(&output).contains("K8sGPT's result for GatewayClass gw is not used"),
+        stderr(&output)
+            .contains("K8sGPT's result for ClusterServiceVersion olm/db-operator is not used"),
         "{}",
         stderr(&output)
     );

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use aegis_core::state::LogKey;
+use aegis_core::state::{CustomObject, LogKey};
 use aegis_core::{ClusterState, SourceKind};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
@@ -28,11 +28,13 @@ use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
-use kube::api::{Api, ListParams, LogParams};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, LogParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, Resource};
 use serde::de::DeserializeOwned;
 
+use crate::objects::{GATEWAY_GROUP, keeps_custom};
 use crate::{ClusterRead, Error, LoadWarning, Loaded, Result, Scope};
 
 mod write;
@@ -77,6 +79,53 @@ const LISTED_KINDS: [(&str, bool); 23] = [
     ("ValidatingWebhookConfiguration", true),
     ("MutatingWebhookConfiguration", true),
 ];
+
+/// The custom kind a CustomResourceDefinition serves, as an API resource and whether it is
+/// namespaced, when AEGIS analyses it: a Gateway API kind it knows, or a kind whose schema (of
+/// the stored version, else the first served) gives `status.conditions`.
+fn analysed_custom_kind(definition: &CustomResourceDefinition) -> Option<(ApiResource, bool)> {
+    let spec = &definition.spec;
+    let version = spec
+        .versions
+        .iter()
+        .find(|v| v.storage && v.served)
+        .or_else(|| spec.versions.iter().find(|v| v.served))?;
+    let gateway = spec.group == GATEWAY_GROUP
+        && matches!(
+            spec.names.kind.as_str(),
+            "GatewayClass" | "Gateway" | "HTTPRoute"
+        );
+    let status = version
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .and_then(|s| s.properties.as_ref())
+        .and_then(|p| p.get("status"));
+    let conditions = status.is_some_and(|status| {
+        status
+            .properties
+            .as_ref()
+            .is_some_and(|p| p.contains_key("conditions"))
+    });
+    (gateway || conditions).then(|| {
+        (
+            ApiResource {
+                group: spec.group.clone(),
+                version: version.name.clone(),
+                api_version: format!("{}/{}", spec.group, version.name),
+                kind: spec.names.kind.clone(),
+                plural: spec.names.plural.clone(),
+            },
+            spec.scope == "Namespaced",
+        )
+    })
+}
+
+/// A custom kind's List: the kind, its objects, why it could not be listed.
+type Listed = (ApiResource, (Vec<DynamicObject>, Option<LoadWarning>));
+
+/// Lists of custom kinds in flight at once.
+const LIST_CONCURRENCY: usize = 8;
 
 /// Objects per page of a List.
 const PAGE_SIZE: u32 = 500;
@@ -211,7 +260,82 @@ impl LiveSource {
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
     {
-        let kind = K::kind(&()).into_owned();
+        self.paginate_kind(api, K::kind(&()).into_owned()).await
+    }
+
+    /// The objects of the kinds CustomResourceDefinitions serve that AEGIS analyses: the Gateway
+    /// API's, and those whose schema gives `status.conditions` (one List of the definitions,
+    /// then one paged List per such kind). Returns them, the kinds read, and the warnings.
+    async fn list_custom(
+        &self,
+        scope: &Scope,
+    ) -> Result<(Vec<CustomObject>, Vec<String>, Vec<LoadWarning>)> {
+        if !scope.cluster_objects {
+            return Ok(Default::default());
+        }
+        let (definitions, warning) = self
+            .paginate(&Api::<CustomResourceDefinition>::all(self.client.clone()))
+            .await?;
+        let mut warnings: Vec<LoadWarning> = warning.into_iter().collect();
+        let wanted: Vec<(ApiResource, bool)> = definitions
+            .iter()
+            .filter_map(analysed_custom_kind)
+            .collect();
+        let lists: Vec<Result<Listed>> = futures::stream::iter(wanted)
+            .map(|(resource, namespaced)| async move {
+                let api: Api<DynamicObject> = match (&scope.namespace, namespaced) {
+                    (Some(namespace), true) => {
+                        Api::namespaced_with(self.client.clone(), namespace, &resource)
+                    }
+                    _ => Api::all_with(self.client.clone(), &resource),
+                };
+                let listed = self.paginate_kind(&api, resource.kind.clone()).await?;
+                Ok((resource, listed))
+            })
+            .buffer_unordered(LIST_CONCURRENCY)
+            .collect()
+            .await;
+        let mut objects = Vec::new();
+        let mut kinds = Vec::new();
+        for listed in lists {
+            let (resource, (items, warning)) = listed?;
+            match warning {
+                Some(warning) => warnings.push(warning),
+                None => kinds.push(resource.kind.clone()),
+            }
+            for mut item in items {
+                let status = item
+                    .data
+                    .get_mut("status")
+                    .map(serde_json::Value::take)
+                    .unwrap_or_default();
+                if !keeps_custom(&resource.group, &resource.kind, &status) {
+                    continue;
+                }
+                objects.push(CustomObject {
+                    api_version: resource.api_version.clone(),
+                    kind: resource.kind.clone(),
+                    metadata: item.metadata,
+                    spec: item
+                        .data
+                        .get_mut("spec")
+                        .map(serde_json::Value::take)
+                        .unwrap_or_default(),
+                    status,
+                });
+            }
+        }
+        Ok((objects, kinds, warnings))
+    }
+
+    async fn paginate_kind<K>(
+        &self,
+        api: &Api<K>,
+        kind: String,
+    ) -> Result<(Vec<K>, Option<LoadWarning>)>
+    where
+        K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    {
         let mut items = Vec::new();
         let mut params = ListParams::default().limit(PAGE_SIZE);
         loop {
@@ -268,6 +392,7 @@ impl LiveSource {
             controller_revisions,
             storage_classes,
             (budgets, policies, validating, mutating),
+            (custom_objects, custom_kinds, custom_warnings),
         ) = futures::try_join!(
             self.list_cluster::<Namespace>(scope),
             self.list_cluster::<Node>(scope),
@@ -300,6 +425,7 @@ impl LiveSource {
                     self.list_cluster::<MutatingWebhookConfiguration>(scope),
                 )
             },
+            self.list_custom(scope),
         )?;
         let mut state = ClusterState::default();
         macro_rules! take {
@@ -332,6 +458,7 @@ impl LiveSource {
         take!(network_policies, policies);
         take!(validating_webhooks, validating);
         take!(mutating_webhooks, mutating);
+        state.custom_objects = custom_objects;
         // The kinds read: every kind listed, less those refused (and the cluster-scoped ones
         // when the scope leaves them out).
         let mut read_kinds: std::collections::BTreeSet<String> = LISTED_KINDS
@@ -342,6 +469,8 @@ impl LiveSource {
         for warning in &warnings {
             read_kinds.remove(&warning.location);
         }
+        read_kinds.extend(custom_kinds);
+        warnings.extend(custom_warnings);
         state.read_kinds = Some(read_kinds);
         for secret in &mut state.secrets {
             ClusterState::redact_secret(secret);

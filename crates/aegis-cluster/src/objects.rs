@@ -4,6 +4,7 @@
 //! or the YAML text of one item — so large snapshots never hold an untyped copy of every object.
 
 use aegis_core::ClusterState;
+use aegis_core::state::CustomObject;
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
@@ -75,7 +76,31 @@ pub enum Object {
     NetworkPolicy(NetworkPolicy),
     ValidatingWebhookConfiguration(ValidatingWebhookConfiguration),
     MutatingWebhookConfiguration(MutatingWebhookConfiguration),
-    Other { namespace: Option<String> },
+    /// A custom resource AEGIS analyses: the Gateway API's kinds, and any whose status carries
+    /// conditions (see [`is_custom_group`]).
+    Custom(CustomObject),
+    Other {
+        namespace: Option<String>,
+    },
+}
+
+/// Whether an API group is served by CustomResourceDefinitions rather than the API server
+/// itself: groups of built-in kinds are empty, dot-less (`apps`) or end in `.k8s.io`; the
+/// Gateway API (`gateway.networking.k8s.io`) and the SIG projects' `*.x-k8s.io` groups are CRDs.
+pub fn is_custom_group(group: &str) -> bool {
+    group == GATEWAY_GROUP
+        || group.ends_with(".x-k8s.io")
+        || (group.contains('.') && !group.ends_with(".k8s.io"))
+}
+
+/// The Gateway API's group.
+pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+
+/// Whether a custom object of `kind` in `group` with `status` is worth keeping: a Gateway API
+/// kind AEGIS analyses, or one whose status carries conditions.
+pub fn keeps_custom(group: &str, kind: &str, status: &Value) -> bool {
+    (group == GATEWAY_GROUP && matches!(kind, "GatewayClass" | "Gateway" | "HTTPRoute"))
+        || status.get("conditions").is_some_and(Value::is_array)
 }
 
 impl Object {
@@ -125,6 +150,16 @@ impl Object {
             ("autoscaling", "HorizontalPodAutoscaler") if api_version == "autoscaling/v2" => {
                 Self::HorizontalPodAutoscaler(decoder.decode()?)
             }
+            _ if is_custom_group(group) => {
+                let object: CustomObject = decoder.decode()?;
+                if keeps_custom(group, kind, &object.status) {
+                    Self::Custom(object)
+                } else {
+                    Self::Other {
+                        namespace: object.metadata.namespace,
+                    }
+                }
+            }
             _ => {
                 #[derive(serde::Deserialize)]
                 struct Meta {
@@ -140,7 +175,7 @@ impl Object {
     }
 
     /// The Kubernetes `kind` of a typed object.
-    pub fn kind(&self) -> Option<&'static str> {
+    pub fn kind(&self) -> Option<&str> {
         Some(match self {
             Self::Namespace(_) => "Namespace",
             Self::Pod(_) => "Pod",
@@ -165,6 +200,7 @@ impl Object {
             Self::NetworkPolicy(_) => "NetworkPolicy",
             Self::ValidatingWebhookConfiguration(_) => "ValidatingWebhookConfiguration",
             Self::MutatingWebhookConfiguration(_) => "MutatingWebhookConfiguration",
+            Self::Custom(o) => &o.kind,
             Self::Other { .. } => return None,
         })
     }
@@ -194,6 +230,7 @@ impl Object {
             Self::NetworkPolicy(o) => &o.metadata,
             Self::ValidatingWebhookConfiguration(o) => &o.metadata,
             Self::MutatingWebhookConfiguration(o) => &o.metadata,
+            Self::Custom(o) => &o.metadata,
             Self::Other { namespace } => return namespace.as_deref(),
         };
         meta.namespace.as_deref()
@@ -309,6 +346,7 @@ impl ObjectSink {
             Object::NetworkPolicy(o) => state.network_policies.push(o),
             Object::ValidatingWebhookConfiguration(o) => state.validating_webhooks.push(o),
             Object::MutatingWebhookConfiguration(o) => state.mutating_webhooks.push(o),
+            Object::Custom(o) => state.custom_objects.push(o),
             Object::Other { .. } => state.other_objects += 1,
         }
         true

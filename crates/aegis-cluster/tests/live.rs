@@ -120,6 +120,34 @@ impl ApiServer {
             "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
             list("MutatingWebhookConfigurationList", &state.mutating_webhooks),
         );
+        // Two custom kinds: one whose schema gives status conditions (listed), one without
+        // (never listed).
+        let definition = |plural: &str, kind: &str, status: Value| {
+            json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": format!("{plural}.db.example.com")},
+                "spec": {"group": "db.example.com", "scope": "Namespaced",
+                    "names": {"plural": plural, "singular": plural.trim_end_matches('s'), "kind": kind},
+                    "versions": [{"name": "v1", "served": true, "storage": true,
+                        "schema": {"openAPIV3Schema": {"type": "object", "properties": {"status": status}}}}]}})
+        };
+        add(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinitionList", "metadata": {},
+            "items": [
+                definition("databases", "Database", json!({"type": "object", "properties": {
+                    "conditions": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}})),
+                definition("backups", "Backup", json!({"type": "object", "properties": {"phase": {"type": "string"}}})),
+            ]}),
+        );
+        add(
+            "/apis/db.example.com/v1/databases",
+            json!({"apiVersion": "db.example.com/v1", "kind": "DatabaseList", "metadata": {}, "items": [
+                {"apiVersion": "db.example.com/v1", "kind": "Database",
+                 "metadata": {"name": "orders", "namespace": "demo", "generation": 1},
+                 "spec": {"size": "1Gi"},
+                 "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "VolumeFull", "observedGeneration": 1}]}}
+            ]}),
+        );
         (
             Self {
                 lists,
@@ -208,14 +236,19 @@ async fn each_kind_is_listed_once_and_only_failing_containers_logs_are_read() {
 
     let requests = requests.lock().expect("lock").clone();
     let lists: Vec<&String> = requests.iter().filter(|r| !r.contains("/log?")).collect();
-    assert_eq!(lists.len(), 23, "one List per kind: {lists:#?}");
+    assert_eq!(
+        lists.len(),
+        25,
+        "one List per kind, the CustomResourceDefinitions, and the one custom kind with conditions: {lists:#?}"
+    );
+    assert!(!lists.iter().any(|r| r.contains("backups")), "{lists:#?}");
     let mut paths: Vec<&str> = lists
         .iter()
         .map(|r| r.split('?').next().unwrap_or_default())
         .collect();
     paths.sort_unstable();
     paths.dedup();
-    assert_eq!(paths.len(), 23, "no kind listed twice");
+    assert_eq!(paths.len(), 25, "no kind listed twice");
     assert!(
         lists.iter().all(|r| r.contains("limit=500")),
         "lists are paginated"
@@ -240,6 +273,11 @@ async fn each_kind_is_listed_once_and_only_failing_containers_logs_are_read() {
 
     let state = loaded.state;
     assert_eq!(state.pods.len(), simulated.pods.len());
+    assert_eq!(state.custom_objects.len(), 1);
+    assert_eq!(state.custom_objects[0].kind, "Database");
+    assert_eq!(state.custom_objects[0].conditions()[0].status, "False");
+    assert!(state.has_read("Database"));
+    assert!(!state.has_read("Backup"));
     assert_eq!(state.events.len(), simulated.events.len());
     let secret = &state.secrets[0];
     assert!(

@@ -5,20 +5,10 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// The kinds of object AEGIS reasons about, with kubectl's names for them.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    schemars::JsonSchema,
-)]
+/// The kinds of object AEGIS reasons about, with kubectl's names for them. Kinds served by a
+/// CustomResourceDefinition that AEGIS has no analyzer of its own for are [`Self::Custom`],
+/// named by their `kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ResourceKind {
     Pod,
     Deployment,
@@ -40,11 +30,16 @@ pub enum ResourceKind {
     NetworkPolicy,
     ValidatingWebhookConfiguration,
     MutatingWebhookConfiguration,
+    GatewayClass,
+    Gateway,
+    HTTPRoute,
+    /// A custom resource's kind (its `kind` string, interned: see [`Self::custom`]).
+    Custom(&'static str),
 }
 
 impl ResourceKind {
     /// Every kind, in the order used for listings.
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 23] = [
         Self::Pod,
         Self::Deployment,
         Self::ReplicaSet,
@@ -65,7 +60,29 @@ impl ResourceKind {
         Self::NetworkPolicy,
         Self::ValidatingWebhookConfiguration,
         Self::MutatingWebhookConfiguration,
+        Self::GatewayClass,
+        Self::Gateway,
+        Self::HTTPRoute,
     ];
+
+    /// The kind of a custom resource named `kind`, or the known kind of that name. Kind names
+    /// are interned once each (a cluster serves a bounded set of them), so the kind stays `Copy`.
+    pub fn custom(kind: &str) -> Self {
+        static NAMES: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
+            std::sync::Mutex::new(std::collections::BTreeSet::new());
+        if let Some(known) = Self::from_kind(kind) {
+            return known;
+        }
+        let mut names = NAMES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(name) = names.get(kind) {
+            return Self::Custom(name);
+        }
+        let name: &'static str = Box::leak(kind.to_owned().into_boxed_str());
+        names.insert(name);
+        Self::Custom(name)
+    }
 
     /// The Kubernetes `kind` string.
     pub fn as_str(self) -> &'static str {
@@ -90,6 +107,10 @@ impl ResourceKind {
             Self::NetworkPolicy => "NetworkPolicy",
             Self::ValidatingWebhookConfiguration => "ValidatingWebhookConfiguration",
             Self::MutatingWebhookConfiguration => "MutatingWebhookConfiguration",
+            Self::GatewayClass => "GatewayClass",
+            Self::Gateway => "Gateway",
+            Self::HTTPRoute => "HTTPRoute",
+            Self::Custom(kind) => kind,
         }
     }
 
@@ -126,6 +147,10 @@ impl ResourceKind {
                 "mutatingwebhookconfiguration",
                 "mutatingwebhookconfigurations",
             ],
+            Self::GatewayClass => &["gatewayclass", "gatewayclasses", "gc"],
+            Self::Gateway => &["gateway", "gateways", "gtw"],
+            Self::HTTPRoute => &["httproute", "httproutes"],
+            Self::Custom(_) => &[],
         }
     }
 
@@ -138,6 +163,7 @@ impl ResourceKind {
                 | Self::StorageClass
                 | Self::ValidatingWebhookConfiguration
                 | Self::MutatingWebhookConfiguration
+                | Self::GatewayClass
         )
     }
 
@@ -153,6 +179,37 @@ impl ResourceKind {
         Self::ALL
             .into_iter()
             .find(|k| k.aliases().contains(&base) || k.as_str().eq_ignore_ascii_case(base))
+    }
+}
+
+impl Serialize for ResourceKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ResourceKind {
+    /// A known kind by its `kind` string; any other is a custom resource's kind.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let kind = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        if kind.is_empty() {
+            return Err(serde::de::Error::custom("an empty kind"));
+        }
+        Ok(Self::custom(&kind))
+    }
+}
+
+impl schemars::JsonSchema for ResourceKind {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ResourceKind".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An object's Kubernetes `kind` (Pod, Deployment, …, or a custom resource's kind).",
+            "type": "string",
+            "minLength": 1
+        })
     }
 }
 

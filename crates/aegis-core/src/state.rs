@@ -52,6 +52,79 @@ pub struct LogKey {
     pub previous: bool,
 }
 
+/// An object of a kind a CustomResourceDefinition serves (the Gateway API's among them), read
+/// generically: its identity, spec and status.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomObject {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub spec: serde_json::Value,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub status: serde_json::Value,
+}
+
+/// One of `status.conditions` of a custom object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CustomCondition<'a> {
+    pub type_: &'a str,
+    pub status: &'a str,
+    pub reason: &'a str,
+    pub message: &'a str,
+    pub last_transition_time: Option<&'a str>,
+    /// The generation the condition was computed from, when the controller says.
+    pub observed_generation: Option<i64>,
+}
+
+impl CustomObject {
+    /// The API group (`gateway.networking.k8s.io`).
+    pub fn group(&self) -> &str {
+        self.api_version
+            .rsplit_once('/')
+            .map_or("", |(group, _)| group)
+    }
+
+    /// The kind, as a [`ResourceKind`].
+    pub fn resource_kind(&self) -> ResourceKind {
+        ResourceKind::custom(&self.kind)
+    }
+
+    /// A reference to it.
+    pub fn reference(&self) -> ResourceRef {
+        ResourceRef::new(
+            self.resource_kind(),
+            self.metadata.namespace.as_deref(),
+            self.metadata.name.as_deref().unwrap_or_default(),
+        )
+    }
+
+    /// The conditions of `status.conditions` (or of any list of conditions at `at`).
+    pub fn conditions_at(at: &serde_json::Value) -> Vec<CustomCondition<'_>> {
+        at.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| {
+                Some(CustomCondition {
+                    type_: c["type"].as_str()?,
+                    status: c["status"].as_str()?,
+                    reason: c["reason"].as_str().unwrap_or_default(),
+                    message: c["message"].as_str().unwrap_or_default(),
+                    last_transition_time: c["lastTransitionTime"].as_str(),
+                    observed_generation: c["observedGeneration"].as_i64(),
+                })
+            })
+            .collect()
+    }
+
+    /// Its `status.conditions`.
+    pub fn conditions(&self) -> Vec<CustomCondition<'_>> {
+        Self::conditions_at(&self.status["conditions"])
+    }
+}
+
 /// Everything AEGIS knows about a cluster at one moment.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterState {
@@ -82,6 +155,9 @@ pub struct ClusterState {
     pub network_policies: Vec<NetworkPolicy>,
     pub validating_webhooks: Vec<ValidatingWebhookConfiguration>,
     pub mutating_webhooks: Vec<MutatingWebhookConfiguration>,
+    /// Objects of kinds served by CustomResourceDefinitions: the Gateway API's, and any whose
+    /// status carries conditions.
+    pub custom_objects: Vec<CustomObject>,
     pub logs: BTreeMap<LogKey, String>,
     /// Objects of kinds no analyzer reads, kept so callers can say they were seen.
     pub other_objects: usize,
@@ -131,6 +207,7 @@ impl ClusterState {
         self.pod_disruption_budgets
             .extend(other.pod_disruption_budgets);
         self.network_policies.extend(other.network_policies);
+        self.custom_objects.extend(other.custom_objects);
         self.validating_webhooks.extend(other.validating_webhooks);
         self.mutating_webhooks.extend(other.mutating_webhooks);
         self.logs.extend(other.logs);
@@ -255,6 +332,7 @@ impl ClusterState {
             + self.network_policies.len()
             + self.validating_webhooks.len()
             + self.mutating_webhooks.len()
+            + self.custom_objects.len()
             + self.other_objects
     }
 
@@ -303,6 +381,7 @@ impl ClusterState {
         .into_iter()
         .filter(|(_, empty)| !empty)
         .map(|(kind, _)| kind.to_owned())
+        .chain(self.custom_objects.iter().map(|o| o.kind.clone()))
         .collect()
     }
 
@@ -385,6 +464,18 @@ impl ClusterState {
                 None,
                 name,
             ),
+            ResourceKind::GatewayClass
+            | ResourceKind::Gateway
+            | ResourceKind::HTTPRoute
+            | ResourceKind::Custom(_) => self
+                .custom_objects
+                .iter()
+                .find(|o| {
+                    o.kind == kind.as_str()
+                        && o.metadata.name.as_deref() == Some(name)
+                        && o.metadata.namespace.as_deref().unwrap_or_default() == namespace
+                })
+                .map(|o| &o.metadata),
         }
     }
 

@@ -58,12 +58,19 @@ pub enum Category {
     PdbMisconfigured,
     /// A NetworkPolicy whose pod selector matches no pod or workload.
     NetworkPolicyMisconfigured,
+    /// A Gateway API object that cannot route: a GatewayClass no controller accepts, a Gateway
+    /// whose class is missing or that is not programmed, an HTTPRoute whose Gateway, listener or
+    /// backend Service does not admit or exist.
+    GatewayMisconfigured,
+    /// A custom resource whose controller reports it not working (`Ready=False`, `Degraded=True`
+    /// and the like in its status conditions).
+    CustomResourceUnhealthy,
     Unknown,
 }
 
 impl Category {
     /// Every category, in the order of the taxonomy table.
-    pub const ALL: [Self; 29] = [
+    pub const ALL: [Self; 31] = [
         Self::MissingEnvVar,
         Self::MissingConfigRef,
         Self::ImageNotFound,
@@ -92,6 +99,8 @@ impl Category {
         Self::WebhookUnavailable,
         Self::PdbMisconfigured,
         Self::NetworkPolicyMisconfigured,
+        Self::GatewayMisconfigured,
+        Self::CustomResourceUnhealthy,
         Self::Unknown,
     ];
 
@@ -126,6 +135,8 @@ impl Category {
             Self::WebhookUnavailable => "webhook-unavailable",
             Self::PdbMisconfigured => "pdb-misconfigured",
             Self::NetworkPolicyMisconfigured => "network-policy-misconfigured",
+            Self::GatewayMisconfigured => "gateway-misconfigured",
+            Self::CustomResourceUnhealthy => "custom-resource-unhealthy",
             Self::Unknown => "unknown",
         }
     }

@@ -13,7 +13,7 @@ pub(crate) fn object_evidence(
     value: impl Into<String>,
 ) -> Evidence {
     let kind = resource.kind.as_str().to_ascii_lowercase();
-    let reference = if resource.kind.is_namespaced() {
+    let reference = if resource.namespace.is_some() {
         format!(
             "{kind}/{}/{}: {field}",
             resource.namespace_str(),

@@ -12,6 +12,7 @@
 mod config;
 mod controllers;
 mod evidence;
+mod gateway;
 mod logs;
 mod network;
 mod pod;
@@ -81,6 +82,10 @@ pub enum Analyzer {
     NetworkPolicy,
     ValidatingWebhookConfiguration,
     MutatingWebhookConfiguration,
+    GatewayClass,
+    Gateway,
+    HTTPRoute,
+    CustomResource,
     Storage,
     Security,
     Log,
@@ -88,7 +93,7 @@ pub enum Analyzer {
 
 impl Analyzer {
     /// Every analyzer, in the order they run.
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 24] = [
         Self::Pod,
         Self::Deployment,
         Self::ReplicaSet,
@@ -106,6 +111,10 @@ impl Analyzer {
         Self::NetworkPolicy,
         Self::ValidatingWebhookConfiguration,
         Self::MutatingWebhookConfiguration,
+        Self::GatewayClass,
+        Self::Gateway,
+        Self::HTTPRoute,
+        Self::CustomResource,
         Self::Storage,
         Self::Security,
         Self::Log,
@@ -131,6 +140,10 @@ impl Analyzer {
             Self::NetworkPolicy => "NetworkPolicy",
             Self::ValidatingWebhookConfiguration => "ValidatingWebhookConfiguration",
             Self::MutatingWebhookConfiguration => "MutatingWebhookConfiguration",
+            Self::GatewayClass => "GatewayClass",
+            Self::Gateway => "Gateway",
+            Self::HTTPRoute => "HTTPRoute",
+            Self::CustomResource => "CustomResource",
             Self::Storage => "Storage",
             Self::Security => "Security",
             Self::Log => "Log",
@@ -227,6 +240,18 @@ pub fn analyze(
     }
     if wanted(Analyzer::MutatingWebhookConfiguration) {
         webhook::mutating(index, &mut detections);
+    }
+    if wanted(Analyzer::GatewayClass) {
+        gateway::gateway_classes(index, config, &mut detections);
+    }
+    if wanted(Analyzer::Gateway) {
+        gateway::gateways(index, config, &mut detections);
+    }
+    if wanted(Analyzer::HTTPRoute) {
+        gateway::http_routes(index, config, &mut detections);
+    }
+    if wanted(Analyzer::CustomResource) {
+        gateway::custom_resources(index, config, &mut detections);
     }
     if wanted(Analyzer::Storage) {
         storage::storage(index, &mut detections);

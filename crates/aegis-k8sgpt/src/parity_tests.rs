@@ -480,12 +480,16 @@ fn analyzers_are_named_as_k8sgpt_names_them_or_by_their_kind() {
         ("Log", Analyzer::Log),
         ("cronjobs", Analyzer::CronJob),
         ("cm", Analyzer::ConfigMap),
+        ("httproutes", Analyzer::HTTPRoute),
+        ("gtw", Analyzer::Gateway),
+        ("GatewayClass", Analyzer::GatewayClass),
+        ("customresource", Analyzer::CustomResource),
     ] {
         assert_eq!(Analyzer::parse(name), Some(analyzer), "{name}");
     }
     assert_eq!(Analyzer::parse("Secret"), None);
     assert_eq!(Analyzer::parse("nonsense"), None);
-    assert!(Analyzer::ALL.iter().filter(|a| a.by_default()).count() == 18);
+    assert!(Analyzer::ALL.iter().filter(|a| a.by_default()).count() == 22);
 }
 
 fn budget(name: &str, selector: &Value, rule: &Value, status: &Value) -> Value {
@@ -637,4 +641,325 @@ fn a_webhook_is_reported_when_its_service_is_missing_or_has_no_ready_endpoint() 
         ),
     ]);
     assert_eq!(found(&elsewhere, None), Vec::<String>::new());
+}
+
+#[test]
+fn k8sgpt_s_findings_are_attributed_to_the_workload_aegis_names_for_the_same_object() {
+    use crate::result::attributed;
+    let labelled = |mut pod: Value, app: &str| {
+        pod["metadata"]["labels"] = json!({"app": app});
+        pod
+    };
+    let state = state_of(vec![
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "a", "uid": "d-web", "creationTimestamp": OLD},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"spec": {"containers": []}}}}),
+        json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": "web-5d8f", "namespace": "a", "uid": "rs-web", "creationTimestamp": OLD,
+                         "ownerReferences": owner("Deployment", "web", "d-web")},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}}}),
+        labelled(
+            pod(
+                "web-5d8f-a",
+                OLD,
+                &owner("ReplicaSet", "web-5d8f", "rs-web"),
+                false,
+            ),
+            "web",
+        ),
+        labelled(
+            pod(
+                "web-5d8f-b",
+                OLD,
+                &owner("ReplicaSet", "web-5d8f", "rs-web"),
+                true,
+            ),
+            "web",
+        ),
+        labelled(pod("cache-0", OLD, &json!([]), true), "cache"),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "a"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "cache", "namespace": "a"},
+            "spec": {"selector": {"app": "cache"}, "ports": [{"port": 6379}]}}),
+    ]);
+    let index = state.index();
+    let web = ResourceRef::new(ResourceKind::Deployment, Some("a"), "web");
+    let of = |kind, name: &str| attributed(&index, &ResourceRef::new(kind, Some("a"), name));
+    assert_eq!(of(ResourceKind::Pod, "web-5d8f-a"), Some(web.clone()));
+    assert_eq!(of(ResourceKind::ReplicaSet, "web-5d8f"), Some(web.clone()));
+    // A Service missing ready endpoints: the workload of its unready pods, as the Service
+    // analyzer says.
+    assert_eq!(of(ResourceKind::Service, "web"), Some(web));
+    // Every selected pod ready, a bare pod, an object not in the state, a kind that is its own
+    // workload: K8sGPT's own attribution stands.
+    assert_eq!(of(ResourceKind::Service, "cache"), None);
+    assert_eq!(of(ResourceKind::Pod, "cache-0"), None);
+    assert_eq!(of(ResourceKind::Pod, "gone-7f9c-x"), None);
+    assert_eq!(of(ResourceKind::Deployment, "web"), None);
+}
+
+fn gateway_api(
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+    created: &str,
+    spec: &Value,
+    status: &Value,
+) -> Value {
+    json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": kind,
+        "metadata": {"name": name, "namespace": namespace, "generation": 2, "creationTimestamp": created},
+        "spec": spec, "status": status})
+}
+
+fn conditions(list: &[(&str, &str, i64)]) -> Value {
+    json!({"conditions": list.iter().map(|(type_, status, observed)| json!({
+        "type": type_, "status": status, "reason": "Test", "message": "said by the controller",
+        "observedGeneration": observed})).collect::<Vec<_>>()})
+}
+
+fn route(namespace: &str, name: &str, parents: &Value, backends: &Value) -> Value {
+    gateway_api(
+        "HTTPRoute",
+        Some(namespace),
+        name,
+        OLD,
+        &json!({"parentRefs": parents, "rules": [{"backendRefs": backends}]}),
+        &json!({}),
+    )
+}
+
+#[test]
+fn gateway_api_objects_are_reported_when_they_cannot_route_not_while_a_controller_catches_up() {
+    let none = json!([]);
+    let to_gateway = |name: &str| json!([{"name": name, "namespace": "a"}]);
+    let class = |name: &str, created: &str, list: &[(&str, &str, i64)]| {
+        gateway_api(
+            "GatewayClass",
+            None,
+            name,
+            created,
+            &json!({"controllerName": "example.com/gw"}),
+            &conditions(list),
+        )
+    };
+    let listener = |name: &str, allowed: Value| json!({"name": name, "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": allowed}});
+    let programmed = conditions(&[("Accepted", "True", 2), ("Programmed", "True", 2)]);
+    let state = state_of(vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}}),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "b", "labels": {"shared": "true"}}}),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "c"}}),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc", "namespace": "a"}, "spec": {"ports": [{"port": 80}]}}),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc", "namespace": "b"}, "spec": {"ports": [{"port": 80}]}}),
+        class("gc", OLD, &[("Accepted", "True", 2)]),
+        // Just made: no controller has looked yet.
+        class("gc-young", YOUNG, &[("Accepted", "Unknown", 2)]),
+        // Long made and still unclaimed: no controller of that name runs.
+        class("gc-orphan", OLD, &[("Accepted", "Unknown", 2)]),
+        // Judged by Accepted wherever it is, not by the first condition.
+        class(
+            "gc-first",
+            OLD,
+            &[("SupportedVersion", "False", 2), ("Accepted", "True", 2)],
+        ),
+        class(
+            "gc-late",
+            OLD,
+            &[("SupportedVersion", "True", 2), ("Accepted", "False", 2)],
+        ),
+        gateway_api(
+            "Gateway",
+            Some("a"),
+            "gw",
+            OLD,
+            &json!({"gatewayClassName": "gc", "listeners": [listener("same", json!({"from": "Same"})), listener("all", json!({"from": "All"}))]}),
+            &programmed,
+        ),
+        gateway_api(
+            "Gateway",
+            Some("a"),
+            "gw-sel",
+            OLD,
+            &json!({"gatewayClassName": "gc", "listeners": [listener("sel", json!({"from": "Selector", "selector": {"matchLabels": {"shared": "true"}}}))]}),
+            &programmed,
+        ),
+        gateway_api(
+            "Gateway",
+            Some("a"),
+            "gw-no-class",
+            OLD,
+            &json!({"gatewayClassName": "nope"}),
+            &json!({}),
+        ),
+        // A condition computed for the previous generation says nothing of this one.
+        gateway_api(
+            "Gateway",
+            Some("a"),
+            "gw-stale",
+            OLD,
+            &json!({"gatewayClassName": "gc"}),
+            &conditions(&[("Accepted", "True", 1), ("Programmed", "False", 1)]),
+        ),
+        gateway_api(
+            "Gateway",
+            Some("a"),
+            "gw-down",
+            OLD,
+            &json!({"gatewayClassName": "gc"}),
+            &conditions(&[("Accepted", "True", 2), ("Programmed", "False", 2)]),
+        ),
+        route(
+            "a",
+            "r-ok",
+            &to_gateway("gw"),
+            &json!([{"name": "svc", "port": 80}]),
+        ),
+        route("a", "r-no-gateway", &to_gateway("gone"), &none),
+        // A GAMMA route's parent is a Service, not a missing Gateway.
+        route(
+            "a",
+            "r-gamma",
+            &json!([{"kind": "Service", "group": "", "name": "svc"}]),
+            &none,
+        ),
+        route(
+            "a",
+            "r-no-backend",
+            &to_gateway("gw"),
+            &json!([{"name": "gone", "port": 80}]),
+        ),
+        route(
+            "a",
+            "r-wrong-port",
+            &to_gateway("gw"),
+            &json!([{"name": "svc", "port": 8080}]),
+        ),
+        // A backend in another namespace (a ReferenceGrant allows it) is looked up there.
+        route(
+            "a",
+            "r-cross",
+            &to_gateway("gw"),
+            &json!([{"name": "svc", "namespace": "b", "port": 80}]),
+        ),
+        route(
+            "a",
+            "r-not-a-service",
+            &to_gateway("gw"),
+            &json!([{"kind": "ServiceImport", "group": "multicluster.x-k8s.io", "name": "far"}]),
+        ),
+        // Listeners are matched by sectionName: the one allowing all namespaces admits it.
+        route(
+            "b",
+            "r-section-all",
+            &json!([{"name": "gw", "namespace": "a", "sectionName": "all"}]),
+            &none,
+        ),
+        route(
+            "b",
+            "r-section-same",
+            &json!([{"name": "gw", "namespace": "a", "sectionName": "same"}]),
+            &none,
+        ),
+        // A namespace selector is matched against the route's namespace's labels.
+        route(
+            "b",
+            "r-selected",
+            &json!([{"name": "gw-sel", "namespace": "a"}]),
+            &none,
+        ),
+        route(
+            "c",
+            "r-not-selected",
+            &json!([{"name": "gw-sel", "namespace": "a"}]),
+            &none,
+        ),
+        gateway_api(
+            "HTTPRoute",
+            Some("a"),
+            "r-rejected",
+            OLD,
+            &json!({"parentRefs": to_gateway("gw")}),
+            &json!({"parents": [{"parentRef": {"name": "gw"}, "controllerName": "example.com/gw",
+                "conditions": [{"type": "Accepted", "status": "True", "observedGeneration": 2},
+                               {"type": "ResolvedRefs", "status": "False", "reason": "BackendNotFound", "observedGeneration": 2}]}]}),
+        ),
+    ]);
+    assert_eq!(
+        found(&state, None),
+        [
+            "Gateway:GatewayClassMissing gw-no-class",
+            "Gateway:NotProgrammed gw-down",
+            "GatewayClass:NotAccepted gc-late",
+            "GatewayClass:NotAccepted gc-orphan",
+            "HTTPRoute:BackendPortMissing r-wrong-port",
+            "HTTPRoute:BackendServiceMissing r-no-backend",
+            "HTTPRoute:GatewayMissing r-no-gateway",
+            "HTTPRoute:NotAllowedByListener r-not-selected",
+            "HTTPRoute:NotAllowedByListener r-section-same",
+            "HTTPRoute:RefsNotResolved r-rejected",
+        ]
+    );
+
+    // Routes alone (a snapshot without Gateways or Services): nothing is called missing.
+    let routes_only = state_of(vec![route(
+        "a",
+        "r-no-gateway",
+        &to_gateway("gone"),
+        &json!([{"name": "gone", "port": 80}]),
+    )]);
+    assert_eq!(found(&routes_only, None), Vec::<String>::new());
+}
+
+#[test]
+fn a_custom_resource_whose_conditions_say_it_does_not_work_is_reported() {
+    let object = |name: &str, created: &str, generation: i64, list: &[(&str, &str, i64)]| {
+        json!({"apiVersion": "db.example.com/v1", "kind": "Database",
+            "metadata": {"name": name, "namespace": "a", "generation": generation, "creationTimestamp": created},
+            "spec": {"size": "1Gi"}, "status": conditions(list)})
+    };
+    let state = state_of(vec![
+        object("down", OLD, 1, &[("Ready", "False", 1)]),
+        object("up", OLD, 1, &[("Ready", "True", 1)]),
+        object(
+            "degraded",
+            OLD,
+            1,
+            &[("Ready", "True", 1), ("Degraded", "True", 1)],
+        ),
+        object("not-degraded", OLD, 1, &[("Degraded", "False", 1)]),
+        // Changed since the controller last looked: its Ready=False is about the old spec.
+        object("stale", OLD, 2, &[("Ready", "False", 1)]),
+        object("young", YOUNG, 1, &[("Ready", "Unknown", 1)]),
+        object("stuck", OLD, 1, &[("Ready", "Unknown", 1)]),
+        // Conditions of other types say nothing of health.
+        object("other", OLD, 1, &[("Reconciling", "False", 1)]),
+        // A custom resource without conditions is not kept at all.
+        json!({"apiVersion": "db.example.com/v1", "kind": "Backup",
+            "metadata": {"name": "nightly", "namespace": "a", "creationTimestamp": OLD}, "status": {"phase": "Failed"}}),
+    ]);
+    assert_eq!(
+        found(&state, None),
+        [
+            "CustomResource:ConditionFailing degraded",
+            "CustomResource:ConditionFailing down",
+            "CustomResource:ConditionFailing stuck",
+        ]
+    );
+    assert_eq!(state.custom_objects.len(), 8);
+    let down = analyze(&state.index(), &AnalyzerConfig::default(), None, None)
+        .into_iter()
+        .find(|d| d.finding.resource.name == "down")
+        .expect("reported");
+    assert_eq!(down.finding.resource.kind.as_str(), "Database");
+    assert_eq!(down.finding.resource.namespace.as_deref(), Some("a"));
+    assert!(
+        down.finding
+            .message
+            .contains("Ready=False, reason Test: said by the controller"),
+        "{}",
+        down.finding.message
+    );
+    assert_eq!(
+        down.evidence[0].reference,
+        "database/a/down: status.conditions"
+    );
 }

@@ -5,7 +5,10 @@
 //! `<namespace>/<name>` (or `<name>` for cluster-scoped kinds) and `spec.parentObject` the owner
 //! K8sGPT resolved, `<Kind>/<name>` in the object's namespace.
 
+use aegis_core::state::{StateIndex, pod_is_ready};
 use aegis_core::{Finding, ResourceKind, ResourceRef};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -241,6 +244,47 @@ impl Report {
     }
 }
 
+/// The workload AEGIS's own analyzers name for a finding about `object`, so that K8sGPT's finding
+/// joins their diagnosis: a pod's, ReplicaSet's or Job's controller; for a Service whose selected
+/// pods are not all ready, the workload of a pod that is not (as the Service analyzer attributes
+/// missing ready endpoints). `None` when the object is not in the state or is its own workload.
+pub fn attributed(index: &StateIndex<'_>, object: &ResourceRef) -> Option<ResourceRef> {
+    let state = index.state();
+    let named = |meta: &ObjectMeta| {
+        meta.name.as_deref() == Some(object.name.as_str())
+            && meta.namespace.as_deref() == object.namespace.as_deref()
+    };
+    let workload = match object.kind {
+        ResourceKind::Pod => {
+            let pod = state.pods.iter().find(|p| named(&p.metadata))?;
+            index.workload_of(ResourceKind::Pod, &pod.metadata)
+        }
+        ResourceKind::ReplicaSet => {
+            let set = state.replica_sets.iter().find(|r| named(&r.metadata))?;
+            index.workload_of(ResourceKind::ReplicaSet, &set.metadata)
+        }
+        ResourceKind::Job => {
+            let job = state.jobs.iter().find(|j| named(&j.metadata))?;
+            index.workload_of(ResourceKind::Job, &job.metadata)
+        }
+        ResourceKind::Service => {
+            let service = state.services.iter().find(|s| named(&s.metadata))?;
+            let selector = service.spec.as_ref()?.selector.as_ref()?;
+            let pods: Vec<&Pod> = state
+                .pods
+                .iter()
+                .filter(|p| p.metadata.namespace == object.namespace)
+                .collect();
+            let unready = crate::network::selected_pods(&pods, selector)
+                .into_iter()
+                .find(|p| !pod_is_ready(p))?;
+            index.workload_of(ResourceKind::Pod, &unready.metadata)
+        }
+        _ => return None,
+    };
+    (&workload != object).then_some(workload)
+}
+
 /// K8sGPT's `Result` CustomResourceDefinition as AEGIS reads it (tests install it on a cluster
 /// without the K8sGPT operator).
 pub fn result_crd()
@@ -301,8 +345,8 @@ mod tests {
     #[test]
     fn a_result_about_something_aegis_does_not_know_is_an_error_not_a_guess() {
         assert_eq!(
-            spec("GatewayClass", "x", "").object(),
-            Err(ResultError::UnknownKind("GatewayClass".to_owned()))
+            spec("ClusterServiceVersion", "x", "").object(),
+            Err(ResultError::UnknownKind("ClusterServiceVersion".to_owned()))
         );
         assert_eq!(spec("Pod", "shop/", "").object(), Err(ResultError::NoName));
     }
@@ -346,7 +390,7 @@ mod tests {
     fn a_report_result_of_an_unknown_kind_is_skipped_and_said() {
         let report = Report::parse(
             r#"{"status": "ProblemDetected", "problems": 2, "results": [
-                {"kind": "GatewayClass", "name": "gw", "error": [{"Text": "not accepted"}], "parentObject": ""},
+                {"kind": "ClusterServiceVersion", "name": "olm/db-operator", "error": [{"Text": "install failed"}], "parentObject": ""},
                 {"kind": "Pod", "name": "shop/web-1", "error": [{"Text": "Back-off", "Sensitive": null}], "parentObject": "Deployment/web"}
             ]}"#,
         )
@@ -356,8 +400,8 @@ mod tests {
         assert_eq!(
             findings.skipped,
             [(
-                "GatewayClass gw".to_owned(),
-                ResultError::UnknownKind("GatewayClass".to_owned())
+                "ClusterServiceVersion olm/db-operator".to_owned(),
+                ResultError::UnknownKind("ClusterServiceVersion".to_owned())
             )]
         );
         let error = Report::parse(r#"{"results": [{"kind": 3}]}"#).expect_err("not a report");

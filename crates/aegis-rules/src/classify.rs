@@ -630,6 +630,22 @@ fn classify_other_analyzers(detection: &Detection, signal: &mut Signal) -> bool 
                 "{message}; check its podSelector against the labels of the pods it was written for."
             ),
         ),
+        ("GatewayClass" | "Gateway" | "HTTPRoute", _) => set(
+            Category::GatewayMisconfigured,
+            0.85,
+            false,
+            format!(
+                "{message}. Traffic this object should carry through the Gateway API is not routed."
+            ),
+        ),
+        ("CustomResource", _) => set(
+            Category::CustomResourceUnhealthy,
+            0.7,
+            true,
+            format!(
+                "{message}. Its controller reports it not working; what it manages is not served until the condition clears."
+            ),
+        ),
         ("Security", _) => set(
             Category::SecurityRisk,
             0.9,

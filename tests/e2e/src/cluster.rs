@@ -178,6 +178,10 @@ impl Cluster {
             "--secure-port=0".to_owned(),
             format!("--service-account-private-key-file={}", sa_key.display()),
             "--use-service-account-credentials=false".to_owned(),
+            // Thousands of pods (the K8sGPT comparison, the operator benchmark) are created
+            // and reported on at the API server's pace, not the default 20 requests a second.
+            "--kube-api-qps=200".to_owned(),
+            "--kube-api-burst=400".to_owned(),
             "--controllers=*,-nodeipam,-csrsigning,-csrapproving,-csrcleaner,-bootstrapsigner,-tokencleaner".to_owned(),
         ])?;
         cluster.spawn(
@@ -187,6 +191,8 @@ impl Cluster {
                 kubeconfig_flag.clone(),
                 "--leader-elect=false".to_owned(),
                 "--secure-port=0".to_owned(),
+                "--kube-api-qps=200".to_owned(),
+                "--kube-api-burst=400".to_owned(),
             ],
         )?;
         // kwok plays the kubelet by the world model of the mock mode.

@@ -9,10 +9,13 @@
 pub mod binaries;
 pub mod cluster;
 pub mod demo;
+pub mod k8sgpt;
+pub mod measure;
 pub mod ollama;
 pub mod operator;
 pub mod process;
 pub mod stages;
+pub mod versus;
 
 use std::path::{Path, PathBuf};
 

@@ -217,6 +217,17 @@ pub fn write(dir: &Path, state: &ClusterState) -> std::io::Result<usize> {
     )?;
     count += list(dir, state, ("v1", "Secret", "secrets.yaml"), &state.secrets)?;
     count += list(dir, state, ("v1", "Event", "events.yaml"), &state.events)?;
+    // Custom resources of every kind in one List (each item names its own apiVersion and kind).
+    // A custom kind read with no objects is not recorded, so a snapshot never claims a Gateway
+    // or GatewayClass is missing.
+    if !state.custom_objects.is_empty() {
+        count += list(
+            dir,
+            state,
+            ("v1", "List", "customresources.yaml"),
+            &state.custom_objects,
+        )?;
+    }
     for (key, text) in &state.logs {
         let pod_dir = dir.join("logs").join(&key.namespace).join(&key.pod);
         fs::create_dir_all(&pod_dir)?;

@@ -1,0 +1,63 @@
+//! AEGIS beside the real K8sGPT (`cargo xtask bench --vs-k8sgpt`): K8sGPT built from its pinned
+//! source, the local control plane with the demo incidents plus 1,000 and then 10,000 filler pods,
+//! both tools run in turn with the same kubeconfig (the release `aegis analyze --all
+//! --no-verify`, `k8sgpt analyze -o json` with its default analyzers and no AI backend) and
+//! measured and judged alike by `aegis_e2e::versus`.
+
+use std::path::Path;
+
+use aegis_e2e::binaries::Binaries;
+use aegis_e2e::cluster::Cluster;
+use aegis_e2e::demo::apply_and_wait;
+use aegis_e2e::k8sgpt::K8sgpt;
+use aegis_e2e::process::stop_dir;
+use aegis_e2e::versus::{self, Filler};
+use anyhow::{Context, Result};
+
+use crate::operator_bench::thousands;
+
+/// Runs the comparison with `aegis` (a release build) in `dir`; returns the report's table and
+/// a line per size saying how far apart the two were.
+pub fn run(aegis: &Path, dir: &Path) -> Result<String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    if dir.exists() {
+        stop_dir(dir)?;
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir)?;
+    runtime.block_on(compare(aegis, dir))
+}
+
+async fn compare(aegis: &Path, dir: &Path) -> Result<String> {
+    let binaries = Binaries::ensure()?;
+    let k8sgpt = K8sgpt::ensure()?;
+    let measurer = crate::measurer()?;
+    eprintln!("starting the control plane in {}…", dir.display());
+    let cluster = Cluster::start(&binaries, &dir.join("cluster")).await?;
+    apply_and_wait(&binaries, &cluster).await;
+    let client = cluster.client().await?;
+    let mut filler = Filler::default();
+    let mut rows = String::new();
+    let mut ratios = String::new();
+    for pods in [1_000, 10_000] {
+        eprintln!("growing the filler to {pods} pods…");
+        filler.grow(&client, pods).await?;
+        let scratch = dir.join(format!("runs-{pods}"));
+        eprintln!("K8sGPT analyses {pods} filler pods…");
+        let theirs = versus::run_k8sgpt(&k8sgpt, &measurer, &cluster, &scratch)?;
+        eprintln!("AEGIS analyses {pods} filler pods…");
+        let (ours, _) = versus::run_aegis(aegis, &measurer, &cluster, &scratch, &[])?;
+        let size = format!("{} + demo", thousands(pods));
+        rows.push_str(&versus::rows(&size, &filler, &[&ours, &theirs]));
+        ratios.push_str(&format!(
+            "- {size}: AEGIS {:.0}× faster, {:.1}× fewer API requests, {:.1}× less peak memory.\n",
+            theirs.wall.as_secs_f64() / ours.wall.as_secs_f64().max(1e-3),
+            theirs.request_count() as f64 / ours.request_count().max(1) as f64,
+            theirs.peak_mb / ours.peak_mb.max(1e-3),
+        ));
+    }
+    Ok(format!("{}{rows}\n{ratios}", versus::HEADER))
+}
