@@ -83,7 +83,7 @@ const LISTED_KINDS: [(&str, bool); 23] = [
 /// The custom kind a CustomResourceDefinition serves, as an API resource and whether it is
 /// namespaced, when AEGIS analyses it: a Gateway API kind it knows, or a kind whose schema (of
 /// the stored version, else the first served) gives `status.conditions`.
-fn analysed_custom_kind(definition: &CustomResourceDefinition) -> Option<(ApiResource, bool)> {
+pub fn analysed_custom_kind(definition: &CustomResourceDefinition) -> Option<(ApiResource, bool)> {
     let spec = &definition.spec;
     let version = spec
         .versions

@@ -14,7 +14,8 @@
 //!   *namespace's* labels;
 //! - a backend is a Service only when its `kind` and `group` say so, in the namespace it names.
 //!
-//! Kinds the source did not read are never reported missing.
+//! Kinds the source did not read are never reported missing, nor objects of another namespace
+//! when the state holds none of that namespace's (a view of one namespace).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -232,7 +233,11 @@ pub fn http_routes(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Ve
             let parent_namespace = parent["namespace"].as_str().unwrap_or(namespace);
             let field = format!("spec.parentRefs[{i}]");
             let Some(gateway) = gateways.get(&(parent_namespace, name)) else {
-                if state.has_read("Gateway") {
+                // Another namespace's Gateways are known only if the state holds some of them
+                // (a view of one namespace does not).
+                let known = parent_namespace == namespace
+                    || gateways.keys().any(|(ns, _)| *ns == parent_namespace);
+                if state.has_read("Gateway") && known {
                     found(
                         "GatewayMissing",
                         format!(
@@ -347,7 +352,15 @@ pub fn http_routes(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Ve
                     s.metadata.namespace.as_deref() == Some(backend_namespace)
                         && s.metadata.name.as_deref() == Some(name)
                 });
+                let known = backend_namespace == namespace
+                    || state
+                        .services
+                        .iter()
+                        .any(|s| s.metadata.namespace.as_deref() == Some(backend_namespace));
                 let Some(service) = service else {
+                    if !known {
+                        continue;
+                    }
                     found(
                         "BackendServiceMissing",
                         format!(

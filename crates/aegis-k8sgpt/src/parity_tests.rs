@@ -842,6 +842,19 @@ fn gateway_api_objects_are_reported_when_they_cannot_route_not_while_a_controlle
         ),
         route(
             "a",
+            "r-cross-missing",
+            &to_gateway("gw"),
+            &json!([{"name": "gone", "namespace": "b", "port": 80}]),
+        ),
+        // A namespace of which the state holds nothing (a view of one namespace): unknown.
+        route(
+            "a",
+            "r-elsewhere",
+            &json!([{"name": "gw", "namespace": "z"}]),
+            &json!([{"name": "svc", "namespace": "z", "port": 80}]),
+        ),
+        route(
+            "a",
             "r-not-a-service",
             &to_gateway("gw"),
             &json!([{"kind": "ServiceImport", "group": "multicluster.x-k8s.io", "name": "far"}]),
@@ -891,6 +904,7 @@ fn gateway_api_objects_are_reported_when_they_cannot_route_not_while_a_controlle
             "GatewayClass:NotAccepted gc-late",
             "GatewayClass:NotAccepted gc-orphan",
             "HTTPRoute:BackendPortMissing r-wrong-port",
+            "HTTPRoute:BackendServiceMissing r-cross-missing",
             "HTTPRoute:BackendServiceMissing r-no-backend",
             "HTTPRoute:GatewayMissing r-no-gateway",
             "HTTPRoute:NotAllowedByListener r-not-selected",

@@ -569,3 +569,80 @@ fn the_status_keeps_what_only_the_operator_tracks_when_a_record_is_written_back(
         "seen again unchanged: the same status, nothing to write"
     );
 }
+
+#[tokio::test]
+async fn custom_kinds_with_status_conditions_are_found_from_their_definitions_and_watched() {
+    let (live, handle) = mock_api::source();
+    let definition = |plural: &str, kind: &str, conditions: bool| {
+        let status = if conditions {
+            json!({"type": "object", "properties": {"conditions": {"type": "array"}}})
+        } else {
+            json!({"type": "object"})
+        };
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("{plural}.db.example.com")},
+            "spec": {"group": "db.example.com", "scope": "Namespaced",
+                "names": {"plural": plural, "kind": kind},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {"status": status}}}}]}})
+    };
+    let (_task, requests) = mock_api::serve(handle, move |sent, _| {
+        if sent.is_watch() {
+            return Answer::Hang;
+        }
+        match sent.path.as_str() {
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions" => Answer::Json(
+                200,
+                json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinitionList",
+                    "metadata": {"resourceVersion": "1"},
+                    "items": [definition("databases", "Database", true), definition("backups", "Backup", false)]}),
+            ),
+            "/apis/db.example.com/v1/databases" => Answer::Json(
+                200,
+                json!({"apiVersion": "db.example.com/v1", "kind": "DatabaseList",
+                    "metadata": {"resourceVersion": "5"},
+                    "items": [{"apiVersion": "db.example.com/v1", "kind": "Database",
+                        "metadata": {"name": "orders", "namespace": "shop", "generation": 1, "resourceVersion": "5"},
+                        "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "VolumeFull", "observedGeneration": 1}]}}]}),
+            ),
+            _ => Answer::Json(
+                404,
+                mock_api::status(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                ),
+            ),
+        }
+    });
+    let dirty = Arc::new(crate::watch::Dirty::default());
+    let custom = crate::watch::custom_caches(live.client(), &dirty).await;
+    assert_eq!(custom.len(), 1, "only the kind with status conditions");
+    let (resource, namespaced, store) = &custom[0];
+    assert_eq!((resource.kind.as_str(), *namespaced), ("Database", true));
+    tokio::time::timeout(Duration::from_secs(30), store.wait_until_ready())
+        .await
+        .expect("listed")
+        .expect("the writer lives");
+    assert!(
+        !mock_api::recorded(&requests)
+            .iter()
+            .any(|s| s.path.contains("backups")),
+        "a kind without conditions is never listed"
+    );
+    assert!(
+        dirty.take_now().contains_key("shop"),
+        "its namespace is marked"
+    );
+    let mut caches = crate::watch::Caches::detached();
+    caches.custom = custom;
+    let state = caches.state_of("shop");
+    assert_eq!(state.custom_objects.len(), 1);
+    assert!(state.has_read("Database"));
+    assert!(
+        caches
+            .state_of(crate::watch::CLUSTER)
+            .custom_objects
+            .is_empty()
+    );
+}

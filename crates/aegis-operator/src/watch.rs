@@ -17,6 +17,9 @@ use aegis_core::ClusterState;
 use aegis_core::crd::IncidentResource;
 use aegis_k8sgpt::result::K8sgptResult;
 use futures::StreamExt;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
 use k8s_openapi::api::apps::v1::{
     ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
 };
@@ -26,9 +29,10 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Event, Namespace, Node, PersistentVolumeClaim, Service,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
-use kube::api::{Api, PartialObjectMeta};
+use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -230,6 +234,14 @@ pub struct Caches {
     pub config_maps: Store<ConfigMap>,
     pub events: Store<Event>,
     pub revisions: Store<ControllerRevision>,
+    pub disruption_budgets: Store<PodDisruptionBudget>,
+    pub network_policies: Store<NetworkPolicy>,
+    pub validating_webhooks: Store<ValidatingWebhookConfiguration>,
+    pub mutating_webhooks: Store<MutatingWebhookConfiguration>,
+    /// Custom resources of the kinds worth judging (the Gateway API's, and those whose
+    /// schema gives status conditions) that were served when the operator started, each with
+    /// whether it is namespaced.
+    pub custom: Vec<(ApiResource, bool, Store<DynamicObject>)>,
     /// K8sGPT's Results, when its CRD is installed.
     pub results: Option<Store<K8sgptResult>>,
     pub incidents: Store<IncidentResource>,
@@ -397,6 +409,76 @@ where
     reader
 }
 
+/// The custom object a cached one is, when it is worth judging.
+fn custom_object(
+    resource: &ApiResource,
+    object: &DynamicObject,
+) -> Option<aegis_core::state::CustomObject> {
+    let status = object.data.get("status").cloned().unwrap_or_default();
+    aegis_cluster::keeps_custom(&resource.group, &resource.kind, &status).then(|| {
+        aegis_core::state::CustomObject {
+            api_version: resource.api_version.clone(),
+            kind: resource.kind.clone(),
+            metadata: object.metadata.clone(),
+            spec: object.data.get("spec").cloned().unwrap_or_default(),
+            status,
+        }
+    })
+}
+
+/// Reflectors of the custom kinds worth judging that the API server serves now (found from the
+/// CustomResourceDefinitions; a kind defined later is watched after a restart). Each change
+/// marks the object's namespace, or the pass over cluster-scoped objects.
+pub(crate) async fn custom_caches(
+    client: &Client,
+    dirty: &Arc<Dirty>,
+) -> Vec<(ApiResource, bool, Store<DynamicObject>)> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let definitions: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let listed = match definitions.list(&kube::api::ListParams::default()).await {
+        Ok(listed) => listed,
+        Err(error) => {
+            tracing::warn!(%error, "cannot list CustomResourceDefinitions; custom resources are not watched");
+            return Vec::new();
+        }
+    };
+    let mut caches = Vec::new();
+    for (resource, namespaced) in listed
+        .items
+        .iter()
+        .filter_map(aegis_cluster::live::analysed_custom_kind)
+    {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        let writer = reflector::store::Writer::new(resource.clone());
+        let reader = writer.as_reader();
+        let stream = watcher(api, watcher::Config::default().page_size(500))
+            .default_backoff()
+            .modify(strip::<DynamicObject>)
+            .reflect(writer)
+            .touched_objects();
+        let dirty = dirty.clone();
+        let kind = resource.kind.clone();
+        tokio::spawn(async move {
+            futures::pin_mut!(stream);
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(object) => dirty.touch(Touch::namespace(
+                        object.metadata.namespace.clone().unwrap_or_default(),
+                    )),
+                    Err(error) => {
+                        ::metrics::counter!(metrics::WATCH_ERRORS, "kind" => kind.clone())
+                            .increment(1);
+                        tracing::warn!(kind, %error, "watch failed; retrying with backoff");
+                    }
+                }
+            }
+        });
+        caches.push((resource, namespaced, reader));
+    }
+    tracing::info!(kinds = caches.len(), "custom resource kinds watched");
+    caches
+}
+
 /// [`cache`] of `K`, marking each object's own namespace (for tests).
 #[cfg(test)]
 pub(crate) fn cache_for_tests<K>(client: &Client, dirty: &Arc<Dirty>) -> Store<K>
@@ -436,6 +518,11 @@ impl Caches {
             config_maps: empty(),
             events: empty(),
             revisions: empty(),
+            disruption_budgets: empty(),
+            network_policies: empty(),
+            validating_webhooks: empty(),
+            mutating_webhooks: empty(),
+            custom: Vec::new(),
             results: None,
             incidents: empty(),
         }
@@ -456,10 +543,12 @@ where
 }
 
 impl Caches {
-    /// Starts every watch. K8sGPT's Results are watched when their CRD is installed.
+    /// Starts every watch. K8sGPT's Results are watched when their CRD is installed; custom
+    /// kinds worth judging, when their CRDs are served at start.
     pub async fn start(client: &Client) -> Self {
         use aegis_core::ResourceKind as Kind;
         let dirty = Arc::new(Dirty::default());
+        let custom = custom_caches(client, &dirty).await;
         let results = match crate::crd::installed(client, crate::crd::K8SGPT_RESULTS).await {
             Ok(true) => Some(cache::<K8sgptResult>(client, &dirty, "Result", |result| {
                 result
@@ -504,8 +593,18 @@ impl Caches {
             config_maps: cache(client, &dirty, "ConfigMap", own_namespace),
             events: cache(client, &dirty, "Event", the_subject),
             revisions: cache(client, &dirty, "ControllerRevision", own_namespace),
+            disruption_budgets: cache(client, &dirty, "PodDisruptionBudget", own_namespace),
+            network_policies: cache(client, &dirty, "NetworkPolicy", own_namespace),
+            // Cluster-scoped: judged in the pass over cluster-scoped objects.
+            validating_webhooks: cache(client, &dirty, "ValidatingWebhookConfiguration", |_| {
+                Some(Touch::namespace(CLUSTER))
+            }),
+            mutating_webhooks: cache(client, &dirty, "MutatingWebhookConfiguration", |_| {
+                Some(Touch::namespace(CLUSTER))
+            }),
             // Incidents are the operator's own output; their changes are the controller's.
             incidents: cache(client, &dirty, "Incident", |_| None),
+            custom,
             results,
             dirty,
         }
@@ -535,8 +634,17 @@ impl Caches {
             self.revisions.wait_until_ready(),
             self.incidents.wait_until_ready(),
         );
+        let _ = futures::join!(
+            self.disruption_budgets.wait_until_ready(),
+            self.network_policies.wait_until_ready(),
+            self.validating_webhooks.wait_until_ready(),
+            self.mutating_webhooks.wait_until_ready(),
+        );
         if let Some(results) = &self.results {
             let _ = results.wait_until_ready().await;
+        }
+        for (_, _, store) in &self.custom {
+            let _ = store.wait_until_ready().await;
         }
     }
 
@@ -556,6 +664,13 @@ impl Caches {
             ("ConfigMap", self.config_maps.len()),
             ("Event", self.events.len()),
             ("ControllerRevision", self.revisions.len()),
+            ("PodDisruptionBudget", self.disruption_budgets.len()),
+            ("NetworkPolicy", self.network_policies.len()),
+            (
+                "ValidatingWebhookConfiguration",
+                self.validating_webhooks.len(),
+            ),
+            ("MutatingWebhookConfiguration", self.mutating_webhooks.len()),
             ("Incident", self.incidents.len()),
             ("Result", self.results.as_ref().map_or(0, Store::len)),
         ]
@@ -608,8 +723,70 @@ impl Caches {
                 }
             }),
             controller_revisions: copies(&self.revisions, |o| here(&o.metadata)),
+            pod_disruption_budgets: copies(&self.disruption_budgets, |o| here(&o.metadata)),
+            network_policies: copies(&self.network_policies, |o| here(&o.metadata)),
             ..ClusterState::default()
         };
+        let mut custom_kinds = Vec::new();
+        for (resource, namespaced, store) in &self.custom {
+            custom_kinds.push(resource.kind.clone());
+            // GatewayClasses and Gateways are the context of every namespace's routes (their
+            // own incidents are recorded by the pass of their own namespace).
+            let context = resource.group == aegis_cluster::GATEWAY_GROUP
+                && matches!(resource.kind.as_str(), "GatewayClass" | "Gateway");
+            let wanted = |o: &DynamicObject| {
+                if *namespaced {
+                    !cluster && (context || here(&o.metadata))
+                } else {
+                    cluster || context
+                }
+            };
+            state.custom_objects.extend(
+                store
+                    .state()
+                    .iter()
+                    .filter(|o| wanted(o))
+                    .filter_map(|o| custom_object(resource, o)),
+            );
+        }
+        if cluster {
+            // Admission webhooks are cluster-scoped; whether they can answer is read from the
+            // Services (and their EndpointSlices) they call, wherever those live.
+            state.validating_webhooks = copies(&self.validating_webhooks, |_| true);
+            state.mutating_webhooks = copies(&self.mutating_webhooks, |_| true);
+            let called: BTreeSet<(String, String)> = state
+                .validating_webhooks
+                .iter()
+                .flat_map(|c| c.webhooks.iter().flatten().map(|w| &w.client_config))
+                .chain(
+                    state
+                        .mutating_webhooks
+                        .iter()
+                        .flat_map(|c| c.webhooks.iter().flatten().map(|w| &w.client_config)),
+                )
+                .filter_map(|config| {
+                    let service = config.service.as_ref()?;
+                    Some((service.namespace.clone(), service.name.clone()))
+                })
+                .collect();
+            let is_called = |namespace: Option<&String>, name: Option<&String>| {
+                namespace
+                    .zip(name)
+                    .is_some_and(|(ns, name)| called.contains(&(ns.clone(), name.clone())))
+            };
+            state.services = copies(&self.services, |s| {
+                is_called(s.metadata.namespace.as_ref(), s.metadata.name.as_ref())
+            });
+            state.endpoint_slices = copies(&self.endpoint_slices, |s| {
+                is_called(
+                    s.metadata.namespace.as_ref(),
+                    s.metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get("kubernetes.io/service-name")),
+                )
+            });
+        }
         state.read_kinds = Some(
             [
                 "Namespace",
@@ -630,9 +807,14 @@ impl Caches {
                 "ConfigMap",
                 "Event",
                 "ControllerRevision",
+                "PodDisruptionBudget",
+                "NetworkPolicy",
+                "ValidatingWebhookConfiguration",
+                "MutatingWebhookConfiguration",
             ]
             .into_iter()
             .map(str::to_owned)
+            .chain(custom_kinds)
             .collect(),
         );
         state

@@ -111,3 +111,94 @@ fn a_pod_marks_its_controller_so_a_pod_that_is_gone_still_names_its_workload() {
         Some(Touch::part(Some("shop"), Part::Pod("web-abc-1".to_owned())))
     );
 }
+
+/// A store holding `objects`, as a reflector's first list leaves it.
+fn store_of<K>(objects: Vec<serde_json::Value>) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + 'static,
+{
+    let (reader, mut writer) = reflector::store();
+    for object in objects {
+        let object: K = serde_json::from_value(object).expect("a valid object");
+        writer.apply_watcher_event(&watcher::Event::Apply(object));
+    }
+    reader
+}
+
+#[test]
+fn the_policies_of_a_namespace_and_the_webhooks_with_the_services_they_call_are_analysed() {
+    let mut caches = Caches::detached();
+    caches.namespaces = store_of(vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}}),
+    ]);
+    caches.services = store_of(vec![
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "checker", "namespace": "a"},
+               "spec": {"selector": {"app": "checker"}, "ports": [{"port": 443}]}}),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "a"},
+               "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}),
+    ]);
+    caches.endpoint_slices = store_of(vec![json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+        "metadata": {"name": "checker-x", "namespace": "a", "labels": {"kubernetes.io/service-name": "checker"}},
+        "endpoints": [{"addresses": ["10.0.0.9"], "conditions": {"ready": false}}]})]);
+    caches.validating_webhooks = store_of(vec![json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "policy"},
+        "webhooks": [{"name": "check.example.com", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+                      "clientConfig": {"service": {"namespace": "a", "name": "checker"}}}]})]);
+    caches.network_policies = store_of(vec![json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "stale", "namespace": "a"},
+        "spec": {"podSelector": {"matchLabels": {"app": "legacy"}}}})]);
+    caches.disruption_budgets = store_of(vec![json!({
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "typo", "namespace": "a", "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"selector": {"matchLabels": {"app": "wbe"}}, "minAvailable": 1}})]);
+
+    let reasons = |state: &ClusterState| -> Vec<String> {
+        let mut found: Vec<String> = aegis_k8sgpt::analyze(
+            &state.index(),
+            &aegis_k8sgpt::AnalyzerConfig::default(),
+            None,
+            None,
+        )
+        .into_iter()
+        .map(|d| {
+            format!(
+                "{}:{} {}",
+                d.finding.analyzer, d.finding.reason, d.finding.resource
+            )
+        })
+        .collect();
+        found.sort();
+        found
+    };
+    // The pass over cluster-scoped objects holds the webhook and only the Service it calls.
+    let cluster = caches.state_of(CLUSTER);
+    assert_eq!(cluster.validating_webhooks.len(), 1);
+    let services: Vec<_> = cluster
+        .services
+        .iter()
+        .filter_map(|s| s.metadata.name.as_deref())
+        .collect();
+    assert_eq!(services, ["checker"]);
+    assert!(
+        reasons(&cluster)
+            .contains(&"ValidatingWebhookConfiguration:NoReadyEndpoints ValidatingWebhookConfiguration/policy".to_owned()),
+        "{:?}",
+        reasons(&cluster)
+    );
+    // A namespace's pass holds its policies, not the webhooks.
+    let namespace = caches.state_of("a");
+    assert!(namespace.validating_webhooks.is_empty());
+    let found = reasons(&namespace);
+    for expected in [
+        "NetworkPolicy:SelectsNoPods a/NetworkPolicy/stale",
+        "PodDisruptionBudget:SelectsNoPods a/PodDisruptionBudget/typo",
+    ] {
+        assert!(
+            found.contains(&expected.to_owned()),
+            "{expected}: {found:?}"
+        );
+    }
+}
