@@ -16,6 +16,7 @@ mod objects;
 pub mod sim;
 pub mod snapshot;
 pub mod write;
+mod yaml;
 
 use std::path::PathBuf;
 

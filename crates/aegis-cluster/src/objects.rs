@@ -43,7 +43,14 @@ impl Decoder for Value {
 pub struct YamlText<'a>(pub &'a str);
 
 impl Decoder for YamlText<'_> {
+    /// kubectl's YAML through the fast reader and serde_json; anything else (or anything the
+    /// fast reading cannot decode) through the general YAML parser.
     fn decode<T: DeserializeOwned>(self) -> Result<T, String> {
+        if let Some(json) = crate::yaml::to_json(self.0)
+            && let Ok(value) = serde_json::from_str(&json)
+        {
+            return Ok(value);
+        }
         serde_yaml::from_str(self.0).map_err(|e| e.to_string())
     }
 }

@@ -436,7 +436,11 @@ fn decode_units(units: &[Unit<'_>], scope: &Scope) -> (ObjectSink, Vec<LoadWarni
 }
 
 fn parse_yaml_document(text: &str) -> Result<Value, String> {
-    let value: Value = serde_yaml::from_str(text).map_err(|e| format!("invalid YAML: {e}"))?;
+    let fast = crate::yaml::to_json(text).and_then(|json| serde_json::from_str(&json).ok());
+    let value: Value = match fast {
+        Some(value) => value,
+        None => serde_yaml::from_str(text).map_err(|e| format!("invalid YAML: {e}"))?,
+    };
     match value {
         Value::Object(_) => Ok(value),
         Value::Array(_) => Err("expected Kubernetes objects, found a YAML sequence".to_owned()),
@@ -453,6 +457,84 @@ mod tests {
         let path = dir.join(name);
         fs::create_dir_all(path.parent().expect("has parent")).expect("mkdir");
         fs::write(path, text).expect("write");
+    }
+
+    /// Every YAML file of the project's fixtures and examples (real-world snapshots, kubectl
+    /// dumps, the demo manifests), split as a snapshot load splits it.
+    fn fixture_units() -> Vec<(String, String)> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                    out.push(path);
+                }
+            }
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut files = Vec::new();
+        walk(&root.join("tests/fixtures"), &mut files);
+        walk(&root.join("examples"), &mut files);
+        let mut units = Vec::new();
+        for file in files {
+            let text = fs::read_to_string(&file).expect("readable");
+            for document in split_documents(&text) {
+                match list_items(document) {
+                    Some(items) => {
+                        for (index, item) in items.into_iter().enumerate() {
+                            if let Unit::Item { location, text, .. } =
+                                item_unit(&file.display().to_string(), index, item)
+                            {
+                                units.push((location, text));
+                            }
+                        }
+                    }
+                    None => units.push((file.display().to_string(), document.to_owned())),
+                }
+            }
+        }
+        units
+    }
+
+    #[test]
+    fn the_fast_yaml_reader_reads_every_fixture_as_the_general_parser_does() {
+        let units = fixture_units();
+        assert!(units.len() > 500, "{} units", units.len());
+        // Written by hand with flow style or folded text, not as kubectl writes.
+        let by_hand = |location: &str| {
+            ["expect.yaml", "llm-hostile", "examples/"]
+                .iter()
+                .any(|part| location.contains(part))
+        };
+        let (mut fast, mut block) = (0, 0);
+        let mut slow = Vec::new();
+        for (location, text) in &units {
+            let Ok(general) = serde_yaml::from_str::<Value>(text) else {
+                continue;
+            };
+            let json = crate::yaml::to_json(text);
+            if !by_hand(location) {
+                block += 1;
+                if json.is_none() {
+                    slow.push(location.as_str());
+                }
+            }
+            if let Some(json) = json {
+                fast += 1;
+                let read: Value = serde_json::from_str(&json)
+                    .unwrap_or_else(|e| panic!("{location}: invalid JSON {json}: {e}"));
+                assert_eq!(read, general, "{location}");
+            }
+        }
+        // The fast reader serves everything written as kubectl writes.
+        assert!(fast > 900, "{fast} units read fast");
+        assert!(
+            slow.is_empty(),
+            "{} of {block} block-style units not read fast: {:?}",
+            slow.len(),
+            &slow[..slow.len().min(15)]
+        );
     }
 
     const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web-0\n  namespace: shop\n  creationTimestamp: \"2026-01-02T03:04:05Z\"\nspec:\n  containers:\n  - name: web\n    image: nginx\n";
