@@ -11,6 +11,8 @@ use anyhow::Result;
 use serde_json::{Value, json};
 
 const REPLICAS: usize = 10;
+/// Namespaces and nodes of a 10,000-pod snapshot; larger ones have more of both (a namespace
+/// per 500 pods, a node per 100), as larger clusters do.
 const NAMESPACES: usize = 20;
 const NODES: usize = 100;
 const NOW: &str = "2026-03-14T09:30:00Z";
@@ -48,8 +50,10 @@ fn write_list(dir: &Path, file: &str, items: &[Value]) -> Result<usize> {
 pub fn generate(dir: &Path, pods: usize) -> Result<usize> {
     fs::create_dir_all(dir)?;
     let deployments = pods.div_ceil(REPLICAS);
+    let node_count = NODES.max(pods / 100);
+    let namespace_count = NAMESPACES.max(pods / 500);
     let mut nodes = Vec::new();
-    for n in 0..NODES {
+    for n in 0..node_count {
         nodes.push(json!({
             "apiVersion": "v1", "kind": "Node",
             "metadata": {"name": format!("node-{n:03}"), "uid": format!("node-uid-{n}"), "labels": {"kubernetes.io/hostname": format!("node-{n:03}")}},
@@ -57,7 +61,7 @@ pub fn generate(dir: &Path, pods: usize) -> Result<usize> {
                 "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "lastHeartbeatTime": NOW, "lastTransitionTime": CREATED}]},
         }));
     }
-    let namespaces: Vec<Value> = (0..NAMESPACES)
+    let namespaces: Vec<Value> = (0..namespace_count)
         .map(|n| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("team-{n:02}")}, "status": {"phase": "Active"}}))
         .collect();
     let mut deployment_list = Vec::new();
@@ -70,7 +74,7 @@ pub fn generate(dir: &Path, pods: usize) -> Result<usize> {
     let mut pod_index = 0;
     for d in 0..deployments {
         let failure = failure_of(d);
-        let namespace = format!("team-{:02}", d % NAMESPACES);
+        let namespace = format!("team-{:02}", d % namespace_count);
         let name = format!("svc-{d:04}");
         let deployment_uid = format!("dep-uid-{d}");
         let rs_name = format!("{name}-7c9f6d5b8{}", d % 10);
@@ -131,7 +135,7 @@ pub fn generate(dir: &Path, pods: usize) -> Result<usize> {
         for r in 0..replicas {
             let pod_name = format!("{rs_name}-p{r:03}");
             let pod_uid = format!("pod-uid-{pod_index}");
-            let node = format!("node-{:03}", pod_index % NODES);
+            let node = format!("node-{:03}", pod_index % node_count);
             let ip = format!(
                 "10.{}.{}.{}",
                 pod_index / 65536,
@@ -184,8 +188,8 @@ pub fn generate(dir: &Path, pods: usize) -> Result<usize> {
                 status["podIP"] = json!(ip);
                 status["hostIP"] = json!(format!(
                     "192.168.{}.{}",
-                    pod_index % NODES / 256,
-                    pod_index % NODES
+                    pod_index % node_count / 256,
+                    pod_index % node_count % 256
                 ));
                 status["conditions"] = json!([
                     {"type": "PodScheduled", "status": "True", "lastTransitionTime": CREATED},

@@ -361,7 +361,16 @@ impl LiveSource {
                     });
                 }
             };
-            items.extend(page.items);
+            // What analysis never reads is dropped page by page, so memory does not grow with
+            // it: the fields' managers and kubectl's copy of the last applied object.
+            items.extend(page.items.into_iter().map(|mut item| {
+                let meta = item.meta_mut();
+                meta.managed_fields = None;
+                if let Some(annotations) = &mut meta.annotations {
+                    annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+                }
+                item
+            }));
             match page.metadata.continue_.filter(|token| !token.is_empty()) {
                 Some(token) => params = params.continue_token(&token),
                 None => return Ok((items, None)),
