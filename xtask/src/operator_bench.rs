@@ -29,6 +29,12 @@ const TARGET_MB: f64 = 100.0;
 
 /// Runs the benchmark with `aegis` (a release build); returns the report's rows.
 pub fn run(aegis: &Path, dir: &Path, idle: Duration) -> Result<String> {
+    fresh_runtime(dir)?.block_on(measure(aegis, dir, idle))
+}
+
+/// A runtime for a benchmark on the control plane, with `dir` emptied of an earlier run (its
+/// programs stopped first).
+pub(crate) fn fresh_runtime(dir: &Path) -> Result<tokio::runtime::Runtime> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -38,7 +44,7 @@ pub fn run(aegis: &Path, dir: &Path, idle: Duration) -> Result<String> {
         std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
     }
     std::fs::create_dir_all(dir)?;
-    runtime.block_on(measure(aegis, dir, idle))
+    Ok(runtime)
 }
 
 async fn measure(aegis: &Path, dir: &Path, idle: Duration) -> Result<String> {

@@ -10,25 +10,15 @@ use aegis_e2e::binaries::Binaries;
 use aegis_e2e::cluster::Cluster;
 use aegis_e2e::demo::apply_and_wait;
 use aegis_e2e::k8sgpt::K8sgpt;
-use aegis_e2e::process::stop_dir;
 use aegis_e2e::versus::{self, Filler};
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::operator_bench::thousands;
 
 /// Runs the comparison with `aegis` (a release build) in `dir`; returns the report's table and
 /// a line per size saying how far apart the two were.
 pub fn run(aegis: &Path, dir: &Path) -> Result<String> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    if dir.exists() {
-        stop_dir(dir)?;
-        std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
-    }
-    std::fs::create_dir_all(dir)?;
-    runtime.block_on(compare(aegis, dir))
+    crate::operator_bench::fresh_runtime(dir)?.block_on(compare(aegis, dir))
 }
 
 async fn compare(aegis: &Path, dir: &Path) -> Result<String> {

@@ -86,6 +86,27 @@ fn said(c: &CustomCondition<'_>) -> String {
     format!("{}={}{reason}{message}", c.type_, c.status)
 }
 
+/// A detection about `resource` (its own workload) resting on a failing condition.
+fn condition_detection(
+    index: &StateIndex<'_>,
+    analyzer: Analyzer,
+    reason: &str,
+    message: String,
+    resource: &ResourceRef,
+    field: &str,
+    condition: &CustomCondition<'_>,
+) -> Detection {
+    detection(
+        index,
+        analyzer,
+        reason,
+        message,
+        resource.clone(),
+        resource.clone(),
+        vec![condition_evidence(resource, field, condition)],
+    )
+}
+
 /// GatewayClasses no controller has accepted.
 pub fn gateway_classes(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Vec<Detection>) {
     for class in of_kind(index, "GatewayClass") {
@@ -93,7 +114,7 @@ pub fn gateway_classes(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mu
         let controller = class.spec["controllerName"].as_str().unwrap_or_default();
         for condition in class.conditions() {
             if condition.type_ == "Accepted" && failing(index, config, class, &condition, "True") {
-                out.push(detection(
+                out.push(condition_detection(
                     index,
                     Analyzer::GatewayClass,
                     "NotAccepted",
@@ -102,13 +123,9 @@ pub fn gateway_classes(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mu
                         resource.name,
                         said(&condition)
                     ),
-                    resource.clone(),
-                    resource.clone(),
-                    vec![condition_evidence(
-                        &resource,
-                        "status.conditions",
-                        &condition,
-                    )],
+                    &resource,
+                    "status.conditions",
+                    &condition,
                 ));
             }
         }
@@ -150,7 +167,7 @@ pub fn gateways(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Vec<D
             if matches!(condition.type_, "Accepted" | "Programmed")
                 && failing(index, config, gateway, &condition, "True")
             {
-                out.push(detection(
+                out.push(condition_detection(
                     index,
                     Analyzer::Gateway,
                     if condition.type_ == "Accepted" {
@@ -159,13 +176,9 @@ pub fn gateways(index: &StateIndex<'_>, config: &AnalyzerConfig, out: &mut Vec<D
                         "NotProgrammed"
                     },
                     format!("Gateway {} has {}", resource.name, said(&condition)),
-                    resource.clone(),
-                    resource.clone(),
-                    vec![condition_evidence(
-                        &resource,
-                        "status.conditions",
-                        &condition,
-                    )],
+                    &resource,
+                    "status.conditions",
+                    &condition,
                 ));
             }
         }
