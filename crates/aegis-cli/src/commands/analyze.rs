@@ -292,6 +292,9 @@ pub async fn run(
         elapsed_ms = started.elapsed().as_millis(),
         "incidents recorded"
     );
+    // The process ends with this command: handing every object of a large state back to the
+    // allocator one by one costs about a tenth of the analysis, and the exit frees it at once.
+    std::mem::forget(loaded);
     Ok(())
 }
 
