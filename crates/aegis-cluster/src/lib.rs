@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use aegis_core::{ClusterState, SourceKind};
 use futures::future::BoxFuture;
 
-pub use objects::{GATEWAY_GROUP, ObjectSink, keeps_custom};
+pub use objects::{GATEWAY_GROUP, ObjectSink};
 pub use write::{ClusterWrite, DryRun, ObjectRef, WriteError, WriteResult};
 
 /// What part of the cluster to read.

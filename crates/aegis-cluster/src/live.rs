@@ -124,6 +124,30 @@ pub fn analysed_custom_kind(definition: &CustomResourceDefinition) -> Option<(Ap
 /// A custom kind's List: the kind, its objects, why it could not be listed.
 type Listed = (ApiResource, (Vec<DynamicObject>, Option<LoadWarning>));
 
+/// The custom object a listed or watched object of `resource` is, when it is worth judging
+/// ([`keeps_custom`]).
+pub fn custom_object(resource: &ApiResource, mut object: DynamicObject) -> Option<CustomObject> {
+    let mut take = |field: &str| {
+        object
+            .data
+            .get_mut(field)
+            .map(serde_json::Value::take)
+            .unwrap_or_default()
+    };
+    let status = take("status");
+    if !keeps_custom(&resource.group, &resource.kind, &status) {
+        return None;
+    }
+    let spec = take("spec");
+    Some(CustomObject {
+        api_version: resource.api_version.clone(),
+        kind: resource.kind.clone(),
+        metadata: object.metadata,
+        spec,
+        status,
+    })
+}
+
 /// Lists of custom kinds in flight at once.
 const LIST_CONCURRENCY: usize = 8;
 
@@ -303,27 +327,11 @@ impl LiveSource {
                 Some(warning) => warnings.push(warning),
                 None => kinds.push(resource.kind.clone()),
             }
-            for mut item in items {
-                let status = item
-                    .data
-                    .get_mut("status")
-                    .map(serde_json::Value::take)
-                    .unwrap_or_default();
-                if !keeps_custom(&resource.group, &resource.kind, &status) {
-                    continue;
-                }
-                objects.push(CustomObject {
-                    api_version: resource.api_version.clone(),
-                    kind: resource.kind.clone(),
-                    metadata: item.metadata,
-                    spec: item
-                        .data
-                        .get_mut("spec")
-                        .map(serde_json::Value::take)
-                        .unwrap_or_default(),
-                    status,
-                });
-            }
+            objects.extend(
+                items
+                    .into_iter()
+                    .filter_map(|item| custom_object(&resource, item)),
+            );
         }
         Ok((objects, kinds, warnings))
     }

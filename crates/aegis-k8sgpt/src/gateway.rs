@@ -21,9 +21,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use aegis_core::state::{CustomCondition, CustomObject, StateIndex};
 use aegis_core::{Evidence, EvidenceSource, ResourceRef};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::Value;
 
 use crate::evidence::object_evidence;
+use crate::policy::selector_matches;
 use crate::{Analyzer, AnalyzerConfig, Detection, detection};
 
 /// The Gateway API's group.
@@ -433,36 +435,12 @@ fn admits(
 ) -> bool {
     match allowed["from"].as_str().unwrap_or("Same") {
         "Same" => namespace == gateway_namespace,
-        "Selector" => {
-            let selector = &allowed["selector"];
-            let labels_match = selector["matchLabels"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str());
-            let expressions_match = selector["matchExpressions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .all(|e| {
-                    let key = e["key"].as_str().unwrap_or_default();
-                    let values: Vec<&str> = e["values"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Value::as_str)
-                        .collect();
-                    let value = labels.get(key).map(String::as_str);
-                    match e["operator"].as_str().unwrap_or_default() {
-                        "In" => value.is_some_and(|v| values.contains(&v)),
-                        "NotIn" => value.is_none_or(|v| !values.contains(&v)),
-                        "Exists" => value.is_some(),
-                        "DoesNotExist" => value.is_none(),
-                        _ => false,
-                    }
-                });
-            labels_match && expressions_match
-        }
+        "Selector" => match &allowed["selector"] {
+            // No selector selects every namespace.
+            Value::Null => true,
+            selector => serde_json::from_value::<LabelSelector>(selector.clone())
+                .is_ok_and(|selector| selector_matches(&selector, Some(labels))),
+        },
         // `All`, or a value this version does not know (never claim the route is refused).
         _ => true,
     }

@@ -376,8 +376,24 @@ fn cache<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    let api: Api<K> = Api::all(client.clone());
-    let (reader, writer) = reflector::store();
+    let (_, writer) = reflector::store();
+    reflect(Api::all(client.clone()), writer, dirty, kind, touched)
+}
+
+/// Starts a reflector of `api` filling `writer`'s store; every change marks what `touched` names.
+fn reflect<K>(
+    api: Api<K>,
+    writer: reflector::store::Writer<K>,
+    dirty: &Arc<Dirty>,
+    kind: impl Into<String>,
+    touched: impl Fn(&K) -> Option<Touch> + Send + 'static,
+) -> Store<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let kind: String = kind.into();
+    let reader = writer.as_reader();
     let stream = watcher(
         api,
         // Consistent lists in pages of 500: a list served from the API server's cache
@@ -400,30 +416,13 @@ where
                     }
                 }
                 Err(error) => {
-                    ::metrics::counter!(metrics::WATCH_ERRORS, "kind" => kind).increment(1);
+                    ::metrics::counter!(metrics::WATCH_ERRORS, "kind" => kind.clone()).increment(1);
                     tracing::warn!(kind, %error, "watch failed; retrying with backoff");
                 }
             }
         }
     });
     reader
-}
-
-/// The custom object a cached one is, when it is worth judging.
-fn custom_object(
-    resource: &ApiResource,
-    object: &DynamicObject,
-) -> Option<aegis_core::state::CustomObject> {
-    let status = object.data.get("status").cloned().unwrap_or_default();
-    aegis_cluster::keeps_custom(&resource.group, &resource.kind, &status).then(|| {
-        aegis_core::state::CustomObject {
-            api_version: resource.api_version.clone(),
-            kind: resource.kind.clone(),
-            metadata: object.metadata.clone(),
-            spec: object.data.get("spec").cloned().unwrap_or_default(),
-            status,
-        }
-    })
 }
 
 /// Reflectors of the custom kinds worth judging that the API server serves now (found from the
@@ -448,31 +447,17 @@ pub(crate) async fn custom_caches(
         .iter()
         .filter_map(aegis_cluster::live::analysed_custom_kind)
     {
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-        let writer = reflector::store::Writer::new(resource.clone());
-        let reader = writer.as_reader();
-        let stream = watcher(api, watcher::Config::default().page_size(500))
-            .default_backoff()
-            .modify(strip::<DynamicObject>)
-            .reflect(writer)
-            .touched_objects();
-        let dirty = dirty.clone();
-        let kind = resource.kind.clone();
-        tokio::spawn(async move {
-            futures::pin_mut!(stream);
-            while let Some(item) = stream.next().await {
-                match item {
-                    Ok(object) => dirty.touch(Touch::namespace(
-                        object.metadata.namespace.clone().unwrap_or_default(),
-                    )),
-                    Err(error) => {
-                        ::metrics::counter!(metrics::WATCH_ERRORS, "kind" => kind.clone())
-                            .increment(1);
-                        tracing::warn!(kind, %error, "watch failed; retrying with backoff");
-                    }
-                }
-            }
-        });
+        let reader = reflect(
+            Api::all_with(client.clone(), &resource),
+            reflector::store::Writer::new(resource.clone()),
+            dirty,
+            resource.kind.clone(),
+            |object: &DynamicObject| {
+                Some(Touch::namespace(
+                    object.metadata.namespace.clone().unwrap_or_default(),
+                ))
+            },
+        );
         caches.push((resource, namespaced, reader));
     }
     tracing::info!(kinds = caches.len(), "custom resource kinds watched");
@@ -741,13 +726,11 @@ impl Caches {
                     cluster || context
                 }
             };
-            state.custom_objects.extend(
-                store
-                    .state()
-                    .iter()
-                    .filter(|o| wanted(o))
-                    .filter_map(|o| custom_object(resource, o)),
-            );
+            state
+                .custom_objects
+                .extend(store.state().iter().filter(|o| wanted(o)).filter_map(|o| {
+                    aegis_cluster::live::custom_object(resource, DynamicObject::clone(o))
+                }));
         }
         if cluster {
             // Admission webhooks are cluster-scoped; whether they can answer is read from the

@@ -19,6 +19,8 @@ use kube::Api;
 use kube::api::{ListParams, PostParams};
 use serde_json::{Value, json};
 
+use aegis_core::state::pod_is_ready;
+
 use crate::cluster::{Cluster, OPERATOR_USER, requests_by};
 use crate::demo::EXPECTED;
 use crate::k8sgpt::K8sgpt;
@@ -125,7 +127,7 @@ impl Filler {
         let deadline = Instant::now() + Duration::from_secs(1800);
         loop {
             let list = pods.list(&ListParams::default()).await?;
-            let ready = list.items.iter().filter(|p| is_ready(p)).count();
+            let ready = list.items.iter().filter(|p| pod_is_ready(p)).count();
             let pulling = list.items.iter().filter(|p| cannot_pull(p)).count();
             let available: usize = deployments
                 .list(&ListParams::default())
@@ -170,13 +172,6 @@ impl Filler {
             tokio::time::sleep(Duration::from_secs(3)).await;
         }
     }
-}
-
-fn is_ready(pod: &Pod) -> bool {
-    pod.status
-        .iter()
-        .flat_map(|s| s.conditions.iter().flatten())
-        .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
 fn cannot_pull(pod: &Pod) -> bool {
