@@ -145,16 +145,37 @@ impl Store {
     /// Records what an analysis found at `now` (RFC 3339), keeping each incident's history.
     pub fn record(&self, incidents: &[Incident], source: SourceKind, now: &str) -> StoreResult<()> {
         let _lock = self.lock()?;
-        for incident in incidents {
+        let record_one = |incident: &Incident| -> StoreResult<()> {
             let path = self.path(&incident.id);
-            let previous = Self::read(&path).ok();
-            let stored = match previous {
+            let stored = match Self::read(&path).ok() {
                 Some(previous) => seen_again(previous, incident, source, now),
                 None => first_seen(incident, source, now),
             };
-            Self::write(&path, &stored)?;
+            Self::write(&path, &stored)
+        };
+        // Each incident is its own file: a large analysis records them on every core.
+        let workers = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .min(incidents.len().div_ceil(64))
+            .max(1);
+        if workers == 1 {
+            return incidents.iter().try_for_each(record_one);
         }
-        Ok(())
+        let share = incidents.len().div_ceil(workers);
+        std::thread::scope(|threads| {
+            let handles: Vec<_> = incidents
+                .chunks(share)
+                .map(|chunk| threads.spawn(|| chunk.iter().try_for_each(&record_one)))
+                .collect();
+            handles.into_iter().try_for_each(|handle| {
+                handle.join().unwrap_or_else(|_| {
+                    Err(StoreError::Encode {
+                        path: self.dir.clone(),
+                        reason: "a thread recording incidents panicked".to_owned(),
+                    })
+                })
+            })
+        })
     }
 
     /// Moves one incident (by id or unique prefix) by `action`, recording who and why; refused

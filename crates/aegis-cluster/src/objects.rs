@@ -38,20 +38,35 @@ impl Decoder for Value {
     }
 }
 
-/// The YAML text of one object.
+/// The YAML text of one item of a List as kubectl writes it: `- ` before its first line and
+/// every other line indented by two spaces.
 #[derive(Debug, Clone, Copy)]
-pub struct YamlText<'a>(pub &'a str);
+pub struct YamlItem<'a>(pub &'a str);
 
-impl Decoder for YamlText<'_> {
-    /// kubectl's YAML through the fast reader and serde_json; anything else (or anything the
-    /// fast reading cannot decode) through the general YAML parser.
+impl YamlItem<'_> {
+    /// The item's text re-indented to stand alone.
+    pub fn standalone(self) -> String {
+        let mut text = String::with_capacity(self.0.len());
+        for (number, line) in self.0.split_inclusive('\n').enumerate() {
+            let line = if number == 0 {
+                line.strip_prefix("- ").unwrap_or(line)
+            } else {
+                line.strip_prefix("  ").unwrap_or(line)
+            };
+            text.push_str(line);
+        }
+        text
+    }
+}
+
+impl Decoder for YamlItem<'_> {
+    /// Straight from the List's text through the fast reader; anything it cannot read, through
+    /// the general YAML parser after re-indenting.
     fn decode<T: DeserializeOwned>(self) -> Result<T, String> {
-        if let Some(json) = crate::yaml::to_json(self.0)
-            && let Ok(value) = serde_json::from_str(&json)
-        {
+        if let Some(value) = crate::yaml::from_item(self.0) {
             return Ok(value);
         }
-        serde_yaml::from_str(self.0).map_err(|e| e.to_string())
+        serde_yaml::from_str(&self.standalone()).map_err(|e| e.to_string())
     }
 }
 
@@ -316,6 +331,27 @@ impl ObjectSink {
             None => e,
         })?;
         Ok(usize::from(self.push(object)))
+    }
+
+    /// Makes room for `count` more objects of `kind` ahead of a large load, so that the
+    /// biggest kinds are not copied as their lists grow. Only for a scope of every namespace,
+    /// where every object offered is kept.
+    pub fn reserve(&mut self, kind: &str, count: usize) {
+        if self.scope.namespace.is_some() {
+            return;
+        }
+        let state = &mut self.state;
+        match kind {
+            "Pod" => state.pods.reserve_exact(count),
+            "Event" => state.events.reserve_exact(count),
+            "ReplicaSet" => state.replica_sets.reserve_exact(count),
+            "Deployment" => state.deployments.reserve_exact(count),
+            "EndpointSlice" => state.endpoint_slices.reserve_exact(count),
+            "Service" => state.services.reserve_exact(count),
+            "ConfigMap" => state.config_maps.reserve_exact(count),
+            "Node" => state.nodes.reserve_exact(count),
+            _ => {}
+        }
     }
 
     /// Files a typed object; returns whether it was inside the scope.

@@ -5,6 +5,7 @@
 //! reason, and the rest still loads. The snapshot's "now" is its newest timestamp.
 
 use std::fs;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use aegis_core::SourceKind;
@@ -13,7 +14,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
-use crate::objects::{Object, YamlText};
+use crate::objects::{Object, YamlItem};
 use crate::{ClusterRead, Error, LoadWarning, Loaded, ObjectSink, Result, Scope};
 
 /// Reads a snapshot from disk.
@@ -51,29 +52,40 @@ impl SnapshotSource {
         manifests.sort();
         log_files.sort();
 
+        // One file at a time, so that only one file's text is held beside the objects.
         let mut warnings = Vec::new();
-        let mut files = Vec::new();
+        let mut state = aegis_core::ClusterState {
+            // A snapshot read the kinds it holds, and no others (SPEC §6, coverage).
+            read_kinds: Some(std::collections::BTreeSet::new()),
+            ..aegis_core::ClusterState::default()
+        };
+        let mut objects_read = 0;
+        // One buffer serves every file: its pages are touched once, not once per file.
+        let mut text = String::new();
         for path in &manifests {
-            match fs::read_to_string(path) {
-                Ok(text) => files.push((path, text)),
-                Err(e) => warnings.push(LoadWarning {
+            text.clear();
+            if let Err(e) = fs::File::open(path).and_then(|mut file| file.read_to_string(&mut text))
+            {
+                warnings.push(LoadWarning {
                     location: path.display().to_string(),
                     reason: e.to_string(),
-                }),
+                });
+                continue;
             }
-        }
-        let mut units = Vec::new();
-        for (path, text) in &files {
-            match split_units(path, text) {
-                Ok(found) => units.extend(found),
+            match split_units(path, &text) {
+                Ok(units) => {
+                    let (found, unit_warnings, read) = decode_in_parallel(&units, scope);
+                    state.absorb(found);
+                    warnings.extend(unit_warnings);
+                    objects_read += read;
+                }
                 Err(reason) => warnings.push(LoadWarning {
                     location: path.display().to_string(),
                     reason,
                 }),
             }
         }
-        let (state, unit_warnings, objects_read) = decode_in_parallel(&units, scope);
-        warnings.extend(unit_warnings);
+        drop(text);
         if objects_read == 0 && log_files.is_empty() {
             let detail = match warnings.first() {
                 Some(w) => format!(" that could be read: {w}"),
@@ -85,7 +97,6 @@ impl SnapshotSource {
                 detail,
             });
         }
-        let mut state = state;
         for (key, path) in log_files {
             if !scope.includes(Some(&key.namespace)) {
                 continue;
@@ -185,12 +196,12 @@ fn collect_logs(logs_dir: &Path, logs: &mut Vec<(LogKey, PathBuf)>) -> std::io::
 /// or one JSON file.
 #[derive(Debug)]
 enum Unit<'a> {
-    /// The YAML text of one List item, re-indented to stand alone, with its kind.
+    /// The YAML text of one List item as the List holds it, with its kind.
     Item {
         location: String,
         api_version: String,
         kind: String,
-        text: String,
+        text: &'a str,
     },
     /// A YAML document of any other shape.
     Document {
@@ -207,8 +218,9 @@ impl Unit<'_> {
     /// Bytes of text to decode.
     fn size(&self) -> usize {
         match self {
-            Self::Item { text, .. } => text.len(),
-            Self::Document { text, .. } | Self::Json { text, .. } => text.len(),
+            Self::Item { text, .. } | Self::Document { text, .. } | Self::Json { text, .. } => {
+                text.len()
+            }
         }
     }
 }
@@ -307,29 +319,30 @@ fn list_items(document: &str) -> Option<Vec<&str>> {
     (is_list && !items.is_empty()).then_some(items)
 }
 
-/// Re-indents one List item to stand alone and reads its kind and apiVersion.
-fn item_unit<'a>(location: &str, index: usize, item: &str) -> Unit<'a> {
-    let mut text = String::with_capacity(item.len());
+/// One List item with its kind and apiVersion, read from its own top-level keys.
+fn item_unit<'a>(location: &str, index: usize, item: &'a str) -> Unit<'a> {
     let mut api_version = String::new();
     let mut kind = String::new();
     for (number, line) in item.split_inclusive('\n').enumerate() {
         let line = if number == 0 {
-            &line[2..]
+            line.get(2..).unwrap_or_default()
         } else {
-            line.strip_prefix("  ").unwrap_or(line)
+            match line.strip_prefix("  ") {
+                Some(inner) if !inner.starts_with(' ') => inner,
+                _ => continue,
+            }
         };
         if let Some(value) = line.strip_prefix("kind: ") {
             kind = value.trim().trim_matches(['"', '\'']).to_owned();
         } else if let Some(value) = line.strip_prefix("apiVersion: ") {
             api_version = value.trim().trim_matches(['"', '\'']).to_owned();
         }
-        text.push_str(line);
     }
     Unit::Item {
         location: format!("{location} (item {})", index + 1),
         api_version,
         kind,
-        text,
+        text: item,
     }
 }
 
@@ -375,23 +388,33 @@ fn decode_in_parallel(
             })
             .collect()
     });
-    let mut state = aegis_core::ClusterState::default();
+    let mut state = aegis_core::ClusterState {
+        read_kinds: Some(std::collections::BTreeSet::new()),
+        ..aegis_core::ClusterState::default()
+    };
     let mut warnings = Vec::new();
     let mut read = 0;
-    // A snapshot read the kinds it holds, and no others (SPEC §6, coverage).
-    let mut kinds = std::collections::BTreeSet::new();
     for (sink, found, count) in results {
-        state.absorb(sink.state);
-        kinds.extend(sink.kinds);
+        let mut found_state = sink.state;
+        found_state.read_kinds = Some(sink.kinds);
+        state.absorb(found_state);
         warnings.extend(found);
         read += count;
     }
-    state.read_kinds = Some(kinds);
     (state, warnings, read)
 }
 
 fn decode_units(units: &[Unit<'_>], scope: &Scope) -> (ObjectSink, Vec<LoadWarning>, usize) {
     let mut sink = ObjectSink::new(scope.clone());
+    let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for unit in units {
+        if let Unit::Item { kind, .. } = unit {
+            *counts.entry(kind.as_str()).or_default() += 1;
+        }
+    }
+    for (kind, count) in counts {
+        sink.reserve(kind, count);
+    }
     let mut warnings = Vec::new();
     let mut read = 0;
     for unit in units {
@@ -403,7 +426,7 @@ fn decode_units(units: &[Unit<'_>], scope: &Scope) -> (ObjectSink, Vec<LoadWarni
                 text,
             } => {
                 read += 1;
-                let result = Object::decode(api_version, kind, YamlText(text)).map(|object| {
+                let result = Object::decode(api_version, kind, YamlItem(text)).map(|object| {
                     sink.push(object);
                 });
                 (location, result)
@@ -436,8 +459,7 @@ fn decode_units(units: &[Unit<'_>], scope: &Scope) -> (ObjectSink, Vec<LoadWarni
 }
 
 fn parse_yaml_document(text: &str) -> Result<Value, String> {
-    let fast = crate::yaml::to_json(text).and_then(|json| serde_json::from_str(&json).ok());
-    let value: Value = match fast {
+    let value: Value = match crate::yaml::from_str(text) {
         Some(value) => value,
         None => serde_yaml::from_str(text).map_err(|e| format!("invalid YAML: {e}"))?,
     };
@@ -460,8 +482,9 @@ mod tests {
     }
 
     /// Every YAML file of the project's fixtures and examples (real-world snapshots, kubectl
-    /// dumps, the demo manifests), split as a snapshot load splits it.
-    fn fixture_units() -> Vec<(String, String)> {
+    /// dumps, the demo manifests), split as a snapshot load splits it: where each unit is, its
+    /// text standing alone and, for a List item, its text as the List holds it.
+    fn fixture_units() -> Vec<(String, String, Option<String>)> {
         fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
             for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
                 let path = entry.path();
@@ -486,15 +509,51 @@ mod tests {
                             if let Unit::Item { location, text, .. } =
                                 item_unit(&file.display().to_string(), index, item)
                             {
-                                units.push((location, text));
+                                units.push((
+                                    location,
+                                    YamlItem(text).standalone(),
+                                    Some(text.to_owned()),
+                                ));
                             }
                         }
                     }
-                    None => units.push((file.display().to_string(), document.to_owned())),
+                    None => units.push((file.display().to_string(), document.to_owned(), None)),
                 }
             }
         }
         units
+    }
+
+    /// The typed object the fast reader decodes straight from the text is the one the
+    /// general parser's tree decodes to (options, numbers, quantities, times, int-or-string).
+    fn typed_alike(location: &str, text: &str, item: Option<&str>, general: &Value) {
+        fn check<T>(location: &str, text: &str, item: Option<&str>, general: &Value)
+        where
+            T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+        {
+            let Ok(expected) = serde_json::from_value::<T>(general.clone()) else {
+                return;
+            };
+            let read: Option<T> = match item {
+                Some(item) => crate::yaml::from_item(item),
+                None => crate::yaml::from_str(text),
+            };
+            assert_eq!(read.as_ref(), Some(&expected), "{location}");
+        }
+        use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+        use k8s_openapi::api::core::v1::{Event, Node, Pod, Service};
+        use k8s_openapi::api::discovery::v1::EndpointSlice;
+        match general.get("kind").and_then(Value::as_str) {
+            Some("Pod") => check::<Pod>(location, text, item, general),
+            Some("Deployment") => check::<Deployment>(location, text, item, general),
+            Some("ReplicaSet") => check::<ReplicaSet>(location, text, item, general),
+            Some("StatefulSet") => check::<StatefulSet>(location, text, item, general),
+            Some("Event") => check::<Event>(location, text, item, general),
+            Some("Node") => check::<Node>(location, text, item, general),
+            Some("Service") => check::<Service>(location, text, item, general),
+            Some("EndpointSlice") => check::<EndpointSlice>(location, text, item, general),
+            _ => {}
+        }
     }
 
     #[test]
@@ -509,22 +568,25 @@ mod tests {
         };
         let (mut fast, mut block) = (0, 0);
         let mut slow = Vec::new();
-        for (location, text) in &units {
+        for (location, text, item) in &units {
+            let item = item.as_deref();
             let Ok(general) = serde_yaml::from_str::<Value>(text) else {
                 continue;
             };
-            let json = crate::yaml::to_json(text);
+            let read = match item {
+                Some(item) => crate::yaml::from_item::<Value>(item),
+                None => crate::yaml::from_str::<Value>(text),
+            };
             if !by_hand(location) {
                 block += 1;
-                if json.is_none() {
+                if read.is_none() {
                     slow.push(location.as_str());
                 }
             }
-            if let Some(json) = json {
+            if let Some(read) = read {
                 fast += 1;
-                let read: Value = serde_json::from_str(&json)
-                    .unwrap_or_else(|e| panic!("{location}: invalid JSON {json}: {e}"));
                 assert_eq!(read, general, "{location}");
+                typed_alike(location, text, item, &general);
             }
         }
         // The fast reader serves everything written as kubectl writes.

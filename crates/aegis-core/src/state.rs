@@ -183,33 +183,39 @@ impl ClusterState {
 
     /// Moves every object and log of `other` into this state.
     pub fn absorb(&mut self, other: Self) {
-        self.namespaces.extend(other.namespaces);
-        self.pods.extend(other.pods);
-        self.deployments.extend(other.deployments);
-        self.replica_sets.extend(other.replica_sets);
-        self.stateful_sets.extend(other.stateful_sets);
-        self.daemon_sets.extend(other.daemon_sets);
-        self.jobs.extend(other.jobs);
-        self.cron_jobs.extend(other.cron_jobs);
-        self.services.extend(other.services);
-        self.endpoint_slices.extend(other.endpoint_slices);
-        self.nodes.extend(other.nodes);
-        self.persistent_volume_claims
-            .extend(other.persistent_volume_claims);
-        self.ingresses.extend(other.ingresses);
-        self.horizontal_pod_autoscalers
-            .extend(other.horizontal_pod_autoscalers);
-        self.config_maps.extend(other.config_maps);
-        self.secrets.extend(other.secrets);
-        self.events.extend(other.events);
-        self.controller_revisions.extend(other.controller_revisions);
-        self.storage_classes.extend(other.storage_classes);
-        self.pod_disruption_budgets
-            .extend(other.pod_disruption_budgets);
-        self.network_policies.extend(other.network_policies);
-        self.custom_objects.extend(other.custom_objects);
-        self.validating_webhooks.extend(other.validating_webhooks);
-        self.mutating_webhooks.extend(other.mutating_webhooks);
+        merge(&mut self.namespaces, other.namespaces);
+        merge(&mut self.pods, other.pods);
+        merge(&mut self.deployments, other.deployments);
+        merge(&mut self.replica_sets, other.replica_sets);
+        merge(&mut self.stateful_sets, other.stateful_sets);
+        merge(&mut self.daemon_sets, other.daemon_sets);
+        merge(&mut self.jobs, other.jobs);
+        merge(&mut self.cron_jobs, other.cron_jobs);
+        merge(&mut self.services, other.services);
+        merge(&mut self.endpoint_slices, other.endpoint_slices);
+        merge(&mut self.nodes, other.nodes);
+        merge(
+            &mut self.persistent_volume_claims,
+            other.persistent_volume_claims,
+        );
+        merge(&mut self.ingresses, other.ingresses);
+        merge(
+            &mut self.horizontal_pod_autoscalers,
+            other.horizontal_pod_autoscalers,
+        );
+        merge(&mut self.config_maps, other.config_maps);
+        merge(&mut self.secrets, other.secrets);
+        merge(&mut self.events, other.events);
+        merge(&mut self.controller_revisions, other.controller_revisions);
+        merge(&mut self.storage_classes, other.storage_classes);
+        merge(
+            &mut self.pod_disruption_budgets,
+            other.pod_disruption_budgets,
+        );
+        merge(&mut self.network_policies, other.network_policies);
+        merge(&mut self.custom_objects, other.custom_objects);
+        merge(&mut self.validating_webhooks, other.validating_webhooks);
+        merge(&mut self.mutating_webhooks, other.mutating_webhooks);
         self.logs.extend(other.logs);
         self.other_objects += other.other_objects;
         self.read_kinds = match (self.read_kinds.take(), other.read_kinds) {
@@ -706,4 +712,13 @@ fn controller_uid(meta: &ObjectMeta) -> Option<&str> {
         .flatten()
         .find(|o| o.controller == Some(true))
         .map(|o| o.uid.as_str())
+}
+/// Appends `from` to `into`, taking `from`'s allocation when `into` is empty: a large state is
+/// merged from its parts without a second copy of every object.
+fn merge<T>(into: &mut Vec<T>, from: Vec<T>) {
+    if into.is_empty() {
+        *into = from;
+    } else {
+        into.extend(from);
+    }
 }

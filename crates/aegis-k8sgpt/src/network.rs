@@ -29,7 +29,7 @@ pub fn services(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
     if !state.has_read("Pod") {
         return;
     }
-    // Pods and slices by namespace, so that each Service looks only at its own namespace.
+    // Slices by Service, so that each Service looks only at its own.
     let mut slices_by_service: HashMap<(&str, &str), Vec<&EndpointSlice>> = HashMap::new();
     for slice in &state.endpoint_slices {
         if let Some(service) = slice
@@ -47,12 +47,17 @@ pub fn services(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
                 .push(slice);
         }
     }
-    let mut namespace_pods: HashMap<&str, Vec<&Pod>> = HashMap::new();
+    // Pods by namespace and label: a selector's candidates are the pods carrying its first
+    // label, not every pod of the namespace.
+    let mut labelled: HashMap<(&str, &str, &str), Vec<&Pod>> = HashMap::new();
     for pod in &state.pods {
-        namespace_pods
-            .entry(pod.metadata.namespace.as_deref().unwrap_or_default())
-            .or_default()
-            .push(pod);
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+        for (key, value) in pod.metadata.labels.iter().flatten() {
+            labelled
+                .entry((namespace, key.as_str(), value.as_str()))
+                .or_default()
+                .push(pod);
+        }
     }
     for service in &state.services {
         let Some(spec) = &service.spec else { continue };
@@ -82,10 +87,12 @@ pub fn services(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
             format!("service/{namespace}/{}: spec.selector", resource.name),
             selector_text.clone(),
         );
-        let pods = selected_pods(
-            namespace_pods.get(namespace).map_or(&[][..], Vec::as_slice),
-            selector,
-        );
+        let candidates = selector
+            .iter()
+            .next()
+            .and_then(|(key, value)| labelled.get(&(namespace, key.as_str(), value.as_str())))
+            .map_or(&[][..], Vec::as_slice);
+        let pods = selected_pods(candidates, selector);
         let slice_evidence = Evidence::new(
             EvidenceSource::Status,
             format!("endpointslice/{namespace}/{}: endpoints", resource.name),
