@@ -274,44 +274,85 @@ impl Agent {
                 .or_default()
                 .push(detection);
         }
-        let mut incidents = Vec::new();
-        for (workload, detections) in by_workload {
-            let mut gathered: Vec<Evidence> = Vec::new();
-            for detection in &detections {
-                for item in &detection.evidence {
-                    if !gathered.contains(item) {
-                        gathered.push(item.clone());
-                    }
-                }
+        // Each workload is diagnosed on its own: a large state's workloads are shared out
+        // over every core, in contiguous runs so the incidents keep their order.
+        let by_workload: Vec<(&ResourceRef, Vec<&Detection>)> = by_workload.into_iter().collect();
+        let diagnose = |runs: &[(&ResourceRef, Vec<&Detection>)]| {
+            let mut incidents = Vec::new();
+            for (workload, detections) in runs {
+                self.workload_incidents(lookup, request, workload, detections, &mut incidents);
             }
-            for diagnosis in self.rules.diagnose(lookup, workload, &detections) {
-                let incident = Incident {
-                    id: incident_id(workload, diagnosis.category),
-                    resource: diagnosis.resource,
-                    workload: workload.clone(),
-                    findings: diagnosis.findings,
-                    rca: diagnosis.rca,
-                    verification: Verification {
-                        result: VerificationResult::skipped(if diagnosis.fix.is_some() {
-                            NOT_VERIFIED
-                        } else {
-                            NO_FIX
-                        }),
-                        plan: diagnosis.plan,
-                    },
-                    fix: diagnosis.fix,
-                    alternative_fixes: diagnosis.alternatives,
-                };
-                if request
-                    .target
-                    .as_ref()
-                    .is_none_or(|t| concerns(&incident, t))
-                {
-                    incidents.push((incident, gathered.clone()));
+            incidents
+        };
+        let workers = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .min(by_workload.len().div_ceil(64))
+            .max(1);
+        if workers == 1 {
+            return Ok(diagnose(&by_workload));
+        }
+        let share = by_workload.len().div_ceil(workers);
+        let mut chunks = by_workload.chunks(share);
+        let first = chunks.next().unwrap_or_default();
+        let incidents = std::thread::scope(|threads| {
+            let handles: Vec<_> = chunks
+                .map(|runs| threads.spawn(move || diagnose(runs)))
+                .collect();
+            let mut incidents = vec![diagnose(first)];
+            // A diagnosis that panics panics the analysis, as it would on one thread.
+            incidents.extend(handles.into_iter().map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            }));
+            incidents
+        });
+        Ok(incidents.into_iter().flatten().collect())
+    }
+
+    /// The incidents of one workload's detections, pushed onto `out`.
+    fn workload_incidents(
+        &self,
+        lookup: &Lookup<'_>,
+        request: &AnalyzeRequest,
+        workload: &ResourceRef,
+        detections: &[&Detection],
+        out: &mut Vec<(Incident, Vec<Evidence>)>,
+    ) {
+        let mut gathered: Vec<Evidence> = Vec::new();
+        for detection in detections {
+            for item in &detection.evidence {
+                if !gathered.contains(item) {
+                    gathered.push(item.clone());
                 }
             }
         }
-        Ok(incidents)
+        for diagnosis in self.rules.diagnose(lookup, workload, detections) {
+            let incident = Incident {
+                id: incident_id(workload, diagnosis.category),
+                resource: diagnosis.resource,
+                workload: workload.clone(),
+                findings: diagnosis.findings,
+                rca: diagnosis.rca,
+                verification: Verification {
+                    result: VerificationResult::skipped(if diagnosis.fix.is_some() {
+                        NOT_VERIFIED
+                    } else {
+                        NO_FIX
+                    }),
+                    plan: diagnosis.plan,
+                },
+                fix: diagnosis.fix,
+                alternative_fixes: diagnosis.alternatives,
+            };
+            if request
+                .target
+                .as_ref()
+                .is_none_or(|t| concerns(&incident, t))
+            {
+                out.push((incident, gathered.clone()));
+            }
+        }
     }
 }
 

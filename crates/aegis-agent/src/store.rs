@@ -162,18 +162,21 @@ impl Store {
             return incidents.iter().try_for_each(record_one);
         }
         let share = incidents.len().div_ceil(workers);
+        let mut chunks = incidents.chunks(share);
+        let first = chunks.next().unwrap_or_default();
         std::thread::scope(|threads| {
-            let handles: Vec<_> = incidents
-                .chunks(share)
+            let handles: Vec<_> = chunks
                 .map(|chunk| threads.spawn(|| chunk.iter().try_for_each(&record_one)))
                 .collect();
-            handles.into_iter().try_for_each(|handle| {
-                handle.join().unwrap_or_else(|_| {
+            let here = first.iter().try_for_each(&record_one);
+            handles.into_iter().fold(here, |result, handle| {
+                let joined = handle.join().unwrap_or_else(|_| {
                     Err(StoreError::Encode {
                         path: self.dir.clone(),
                         reason: "a thread recording incidents panicked".to_owned(),
                     })
-                })
+                });
+                result.and(joined)
             })
         })
     }

@@ -370,23 +370,24 @@ fn decode_in_parallel(
         }
     }
     ranges.push(&units[start..]);
+    // The first range is decoded here, the others on threads of their own.
+    let mut ranges = ranges.into_iter();
+    let first = ranges.next().unwrap_or_default();
     let results: Vec<(ObjectSink, Vec<LoadWarning>, usize)> = std::thread::scope(|threads| {
         let handles: Vec<_> = ranges
-            .into_iter()
             .map(|range| threads.spawn(move || decode_units(range, scope)))
             .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle.join().unwrap_or_else(|_| {
-                    let warning = LoadWarning {
-                        location: "snapshot".to_owned(),
-                        reason: "a decoder thread panicked".to_owned(),
-                    };
-                    (ObjectSink::new(scope.clone()), vec![warning], 0)
-                })
+        let mut results = vec![decode_units(first, scope)];
+        results.extend(handles.into_iter().map(|handle| {
+            handle.join().unwrap_or_else(|_| {
+                let warning = LoadWarning {
+                    location: "snapshot".to_owned(),
+                    reason: "a decoder thread panicked".to_owned(),
+                };
+                (ObjectSink::new(scope.clone()), vec![warning], 0)
             })
-            .collect()
+        }));
+        results
     });
     let mut state = aegis_core::ClusterState {
         read_kinds: Some(std::collections::BTreeSet::new()),

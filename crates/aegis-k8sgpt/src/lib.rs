@@ -188,84 +188,112 @@ pub fn analyze(
 ) -> Vec<Detection> {
     let wanted =
         |analyzer: Analyzer| filter.map_or(analyzer.by_default(), |f| f.contains(&analyzer));
+    // Pods are most of a state: a large one's are analysed on a core of their own while the
+    // other analyzers run here; their detections still come first.
     let mut detections = Vec::new();
-    if wanted(Analyzer::Pod) {
-        // Pods are most of a state: those out of scope are skipped before they are looked at.
+    let mut rest = Vec::new();
+    if !wanted(Analyzer::Pod) {
+        others(index, config, &wanted, &mut rest);
+    } else if index.state().pods.len() < 1_000 {
         pod::analyze(index, config, scope, &mut detections);
+        others(index, config, &wanted, &mut rest);
+    } else {
+        std::thread::scope(|threads| {
+            let pods = threads.spawn(|| {
+                let mut found = Vec::new();
+                // Those out of scope are skipped before they are looked at.
+                pod::analyze(index, config, scope, &mut found);
+                found
+            });
+            others(index, config, &wanted, &mut rest);
+            detections = pods
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        });
     }
-    if wanted(Analyzer::Deployment) {
-        workload::deployments(index, config, &mut detections);
-    }
-    if wanted(Analyzer::ReplicaSet) {
-        workload::replica_sets(index, &mut detections);
-    }
-    if wanted(Analyzer::StatefulSet) {
-        workload::stateful_sets(index, config, &mut detections);
-    }
-    if wanted(Analyzer::Job) {
-        workload::jobs(index, &mut detections);
-    }
-    if wanted(Analyzer::PersistentVolumeClaim) {
-        workload::claims(index, config, &mut detections);
-    }
-    if wanted(Analyzer::Node) {
-        workload::nodes(index, &mut detections);
-    }
-    if wanted(Analyzer::Service) {
-        network::services(index, &mut detections);
-    }
-    if wanted(Analyzer::Ingress) {
-        network::ingresses(index, &mut detections);
-    }
-    if wanted(Analyzer::DaemonSet) {
-        controllers::daemon_sets(index, config, &mut detections);
-    }
-    if wanted(Analyzer::CronJob) {
-        controllers::cron_jobs(index, &mut detections);
-    }
-    if wanted(Analyzer::HorizontalPodAutoscaler) {
-        controllers::autoscalers(index, &mut detections);
-    }
-    if wanted(Analyzer::ConfigMap) {
-        config::config_maps(index, &mut detections);
-    }
-    if wanted(Analyzer::PodDisruptionBudget) {
-        policy::disruption_budgets(index, config, &mut detections);
-    }
-    if wanted(Analyzer::NetworkPolicy) {
-        policy::network_policies(index, &mut detections);
-    }
-    if wanted(Analyzer::ValidatingWebhookConfiguration) {
-        webhook::validating(index, &mut detections);
-    }
-    if wanted(Analyzer::MutatingWebhookConfiguration) {
-        webhook::mutating(index, &mut detections);
-    }
-    if wanted(Analyzer::GatewayClass) {
-        gateway::gateway_classes(index, config, &mut detections);
-    }
-    if wanted(Analyzer::Gateway) {
-        gateway::gateways(index, config, &mut detections);
-    }
-    if wanted(Analyzer::HTTPRoute) {
-        gateway::http_routes(index, config, &mut detections);
-    }
-    if wanted(Analyzer::CustomResource) {
-        gateway::custom_resources(index, config, &mut detections);
-    }
-    if wanted(Analyzer::Storage) {
-        storage::storage(index, &mut detections);
-    }
-    if wanted(Analyzer::Security) {
-        security::security(index, &mut detections);
-    }
-    if wanted(Analyzer::Log) {
-        logs::logs(index, &mut detections);
-    }
+    detections.append(&mut rest);
     if let Some(scope) = scope {
         detections.retain(|d| scope.contains(&d.workload));
     }
     detections
+}
+
+/// Every analyzer but the pods', in their order.
+fn others(
+    index: &StateIndex<'_>,
+    config: &AnalyzerConfig,
+    wanted: &dyn Fn(Analyzer) -> bool,
+    detections: &mut Vec<Detection>,
+) {
+    if wanted(Analyzer::Deployment) {
+        workload::deployments(index, config, detections);
+    }
+    if wanted(Analyzer::ReplicaSet) {
+        workload::replica_sets(index, detections);
+    }
+    if wanted(Analyzer::StatefulSet) {
+        workload::stateful_sets(index, config, detections);
+    }
+    if wanted(Analyzer::Job) {
+        workload::jobs(index, detections);
+    }
+    if wanted(Analyzer::PersistentVolumeClaim) {
+        workload::claims(index, config, detections);
+    }
+    if wanted(Analyzer::Node) {
+        workload::nodes(index, detections);
+    }
+    if wanted(Analyzer::Service) {
+        network::services(index, detections);
+    }
+    if wanted(Analyzer::Ingress) {
+        network::ingresses(index, detections);
+    }
+    if wanted(Analyzer::DaemonSet) {
+        controllers::daemon_sets(index, config, detections);
+    }
+    if wanted(Analyzer::CronJob) {
+        controllers::cron_jobs(index, detections);
+    }
+    if wanted(Analyzer::HorizontalPodAutoscaler) {
+        controllers::autoscalers(index, detections);
+    }
+    if wanted(Analyzer::ConfigMap) {
+        config::config_maps(index, detections);
+    }
+    if wanted(Analyzer::PodDisruptionBudget) {
+        policy::disruption_budgets(index, config, detections);
+    }
+    if wanted(Analyzer::NetworkPolicy) {
+        policy::network_policies(index, detections);
+    }
+    if wanted(Analyzer::ValidatingWebhookConfiguration) {
+        webhook::validating(index, detections);
+    }
+    if wanted(Analyzer::MutatingWebhookConfiguration) {
+        webhook::mutating(index, detections);
+    }
+    if wanted(Analyzer::GatewayClass) {
+        gateway::gateway_classes(index, config, detections);
+    }
+    if wanted(Analyzer::Gateway) {
+        gateway::gateways(index, config, detections);
+    }
+    if wanted(Analyzer::HTTPRoute) {
+        gateway::http_routes(index, config, detections);
+    }
+    if wanted(Analyzer::CustomResource) {
+        gateway::custom_resources(index, config, detections);
+    }
+    if wanted(Analyzer::Storage) {
+        storage::storage(index, detections);
+    }
+    if wanted(Analyzer::Security) {
+        security::security(index, detections);
+    }
+    if wanted(Analyzer::Log) {
+        logs::logs(index, detections);
+    }
 }
 
 fn detection(

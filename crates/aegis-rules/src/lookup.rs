@@ -1,7 +1,7 @@
 //! Lookups the rules need, built once per analysis so that large clusters cost one pass.
 
-use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
 
 use aegis_core::state::{StateIndex, ref_of};
 use aegis_core::{ClusterState, ResourceKind, ResourceRef, quantity};
@@ -18,12 +18,12 @@ pub struct Lookup<'a> {
     pods: HashMap<(&'a str, &'a str), &'a Pod>,
     objects: HashMap<(ResourceKind, &'a str, &'a str), usize>,
     // Computed on first use, once per analysis.
-    ready_images: OnceCell<Vec<(String, String)>>,
-    roomiest_node: OnceCell<Option<NodeRoom>>,
-    template_labels: OnceCell<HashMap<String, Vec<WorkloadLabels>>>,
-    pod_specs: OnceCell<HashMap<&'a str, Vec<WorkloadPodSpec<'a>>>>,
-    config_map_keys: OnceCell<HashMap<&'a str, Vec<NamedKeys>>>,
-    secret_keys: OnceCell<HashMap<&'a str, Vec<NamedKeys>>>,
+    ready_images: OnceLock<Vec<(String, String)>>,
+    roomiest_node: OnceLock<Option<NodeRoom>>,
+    template_labels: OnceLock<HashMap<String, Vec<WorkloadLabels>>>,
+    pod_specs: OnceLock<HashMap<&'a str, Vec<WorkloadPodSpec<'a>>>>,
+    config_map_keys: OnceLock<HashMap<&'a str, Vec<NamedKeys>>>,
+    secret_keys: OnceLock<HashMap<&'a str, Vec<NamedKeys>>>,
 }
 
 /// A workload (or the workload of a pod) and a pod spec it runs.
@@ -74,12 +74,12 @@ impl<'a> Lookup<'a> {
             index: state.index(),
             pods,
             objects,
-            ready_images: OnceCell::new(),
-            roomiest_node: OnceCell::new(),
-            template_labels: OnceCell::new(),
-            pod_specs: OnceCell::new(),
-            config_map_keys: OnceCell::new(),
-            secret_keys: OnceCell::new(),
+            ready_images: OnceLock::new(),
+            roomiest_node: OnceLock::new(),
+            template_labels: OnceLock::new(),
+            pod_specs: OnceLock::new(),
+            config_map_keys: OnceLock::new(),
+            secret_keys: OnceLock::new(),
         }
     }
 
