@@ -1333,14 +1333,9 @@ fn selector_fixes(
     // Among selectors found by shared labels, those keyed as the namespace's other Services
     // select come first: `app` where every sibling selects by `app`.
     let sibling_keys: std::collections::BTreeSet<String> = lookup
-        .index()
-        .state()
-        .services
+        .services_in(namespace)
         .iter()
-        .filter(|s| {
-            s.metadata.namespace.as_deref() == Some(namespace)
-                && s.metadata.name.as_deref() != Some(service.name.as_str())
-        })
+        .filter(|s| s.metadata.name.as_deref() != Some(service.name.as_str()))
         .flat_map(|s| {
             s.spec
                 .iter()

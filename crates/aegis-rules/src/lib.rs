@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 use aegis_core::policy::{self, PolicyDecision};
 use aegis_core::settings::ShadowSettings;
 use aegis_core::{
-    Category, ClusterState, Evidence, Finding, Fix, PatchType, Rca, ResourceKind, ResourceRef,
-    Risk, VerificationPlan,
+    Category, Evidence, Finding, Fix, PatchType, Rca, ResourceKind, ResourceRef, Risk,
+    VerificationPlan,
 };
 use aegis_k8sgpt::Detection;
 use k8s_openapi::api::core::v1::Pod;
@@ -576,7 +576,6 @@ fn policy_step(decision: &PolicyDecision) -> String {
 
 /// Services whose selector matches the pods of `workload`.
 pub fn services_selecting(lookup: &Lookup<'_>, workload: &ResourceRef) -> Vec<String> {
-    let state: &ClusterState = lookup.index().state();
     let labels = lookup
         .pod_template_labels(workload.namespace_str())
         .iter()
@@ -585,10 +584,9 @@ pub fn services_selecting(lookup: &Lookup<'_>, workload: &ResourceRef) -> Vec<St
     let Some(labels) = labels.filter(|l| !l.is_empty()) else {
         return Vec::new();
     };
-    state
-        .services
+    lookup
+        .services_in(workload.namespace_str())
         .iter()
-        .filter(|s| s.metadata.namespace.as_deref() == workload.namespace.as_deref())
         .filter(|s| {
             s.spec
                 .as_ref()

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use aegis_core::state::{StateIndex, ref_of};
 use aegis_core::{ClusterState, ResourceKind, ResourceRef, quantity};
-use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, Service};
 use k8s_openapi::serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -18,6 +18,8 @@ pub struct Lookup<'a> {
     pods: HashMap<(&'a str, &'a str), &'a Pod>,
     objects: HashMap<(ResourceKind, &'a str, &'a str), usize>,
     // Computed on first use, once per analysis.
+    services: OnceLock<HashMap<&'a str, Vec<&'a Service>>>,
+    largest_node_memory: OnceLock<Option<u64>>,
     ready_images: OnceLock<Vec<(String, String)>>,
     roomiest_node: OnceLock<Option<NodeRoom>>,
     template_labels: OnceLock<HashMap<String, Vec<WorkloadLabels>>>,
@@ -74,6 +76,8 @@ impl<'a> Lookup<'a> {
             index: state.index(),
             pods,
             objects,
+            services: OnceLock::new(),
+            largest_node_memory: OnceLock::new(),
             ready_images: OnceLock::new(),
             roomiest_node: OnceLock::new(),
             template_labels: OnceLock::new(),
@@ -238,9 +242,28 @@ impl<'a> Lookup<'a> {
 
     /// The memory of the largest schedulable node.
     pub fn largest_node_memory(&self) -> Option<u64> {
-        self.ready_nodes()
-            .filter_map(|n| Self::allocatable(n, "memory").and_then(|q| quantity::bytes(&q)))
-            .max()
+        *self.largest_node_memory.get_or_init(|| {
+            self.ready_nodes()
+                .filter_map(|n| Self::allocatable(n, "memory").and_then(|q| quantity::bytes(&q)))
+                .max()
+        })
+    }
+
+    /// The Services of a namespace (`""` for those that name none), in the state's order.
+    pub fn services_in(&self, namespace: &str) -> &[&'a Service] {
+        self.services
+            .get_or_init(|| {
+                let mut by_namespace: HashMap<&str, Vec<&Service>> = HashMap::new();
+                for service in &self.state.services {
+                    by_namespace
+                        .entry(service.metadata.namespace.as_deref().unwrap_or_default())
+                        .or_default()
+                        .push(service);
+                }
+                by_namespace
+            })
+            .get(namespace)
+            .map_or(&[], Vec::as_slice)
     }
 
     /// The schedulable node with the most free memory: name, free CPU (millicores), free memory
@@ -478,10 +501,8 @@ impl<'a> Lookup<'a> {
 
     /// The Services of a namespace with their ports (number, name).
     pub fn service_ports(&self, namespace: &str) -> Vec<ServicePorts> {
-        self.state
-            .services
+        self.services_in(namespace)
             .iter()
-            .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
             .filter_map(|s| {
                 let ports = s
                     .spec
