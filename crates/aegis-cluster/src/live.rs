@@ -369,6 +369,15 @@ impl LiveSource {
                     });
                 }
             };
+            // The first page says how many items follow: the list is allocated once, at its
+            // final size, rather than copied as it doubles (a count past any real cluster's is
+            // not taken at its word).
+            if items.is_empty()
+                && let Some(remaining) = page.metadata.remaining_item_count
+            {
+                let remaining = usize::try_from(remaining.clamp(0, 200_000)).unwrap_or_default();
+                items.reserve_exact(page.items.len() + remaining);
+            }
             // What analysis never reads is dropped page by page, so memory does not grow with
             // it: the fields' managers and kubectl's copy of the last applied object.
             items.extend(page.items.into_iter().map(|mut item| {
