@@ -349,3 +349,38 @@ fn an_analysis_without_verification_keeps_the_verdict_of_the_same_fix() {
     );
     assert_eq!(stored.lifecycle.phase, Phase::Verified);
 }
+
+#[test]
+fn a_large_analysis_is_recorded_whole_on_every_core_and_seen_again() {
+    let (_dir, store) = store();
+    let template = incidents().into_iter().next().expect("an incident");
+    // Enough incidents that the store shares them out over threads.
+    let many: Vec<Incident> = (0..300)
+        .map(|n| {
+            let mut incident = template.clone();
+            incident.id = format!("inc-many-{n:03}");
+            incident
+        })
+        .collect();
+    store.record(&many, SourceKind::Mock, T1).expect("records");
+    store
+        .record(&many, SourceKind::Mock, T2)
+        .expect("records again");
+    let (stored, problems) = store.list().expect("lists");
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(stored.len(), many.len());
+    assert!(
+        stored
+            .iter()
+            .all(|s| s.times_seen == 2 && s.first_seen == T1 && s.last_seen == T2),
+        "{:?}",
+        stored
+            .iter()
+            .map(|s| (&s.incident.id, s.times_seen))
+            .collect::<Vec<_>>()
+    );
+    let mut ids: Vec<&str> = stored.iter().map(|s| s.incident.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), many.len());
+}
