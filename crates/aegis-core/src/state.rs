@@ -713,6 +713,7 @@ fn controller_uid(meta: &ObjectMeta) -> Option<&str> {
         .find(|o| o.controller == Some(true))
         .map(|o| o.uid.as_str())
 }
+
 /// Appends `from` to `into`, taking `from`'s allocation when `into` is empty: a large state is
 /// merged from its parts without a second copy of every object.
 fn merge<T>(into: &mut Vec<T>, from: Vec<T>) {
