@@ -2,13 +2,16 @@
 //! and the operator.
 //!
 //! Analyses record what they find; each record keeps when the incident was first and last seen
-//! and its lifecycle (`aegis_core::lifecycle`) across analyses. Re-analysis updates findings,
+//! and its lifecycle (`aegis_core::lifecycle`) across analyses. When an incident was last seen
+//! changes at every analysis, so it is also kept for all incidents in one file (`.sightings`):
+//! an analysis rewrites only the records whose substance changed, and that one file. Re-analysis updates findings,
 //! evidence and verdicts; a fix whose patch changed sends the incident back to `diagnosed`,
 //! which voids an approval instead of silently keeping it. Writers take an exclusive lock on the
 //! store for each read-modify-write, so two terminals (or a terminal and the operator) cannot
 //! lose each other's updates; files are written to a temporary name and renamed, so a crash
 //! never leaves half an incident behind.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -64,6 +67,42 @@ impl StoredIncident {
         })
     }
 }
+
+/// When an incident was last seen, how often and by what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Sighting {
+    last_seen: String,
+    times_seen: u64,
+    source: SourceKind,
+}
+
+impl Sighting {
+    fn of(stored: &StoredIncident) -> Self {
+        Self {
+            last_seen: stored.last_seen.clone(),
+            times_seen: stored.times_seen,
+            source: stored.source,
+        }
+    }
+
+    /// Puts this sighting into `stored` when it is the later one: a record is rewritten with
+    /// the sighting of its last substantive change, the sightings file at every analysis, and
+    /// either may be the newer after a crash between the two.
+    fn settle(&self, stored: &mut StoredIncident) {
+        if self.times_seen > stored.times_seen {
+            self.put(stored);
+        }
+    }
+
+    fn put(&self, stored: &mut StoredIncident) {
+        stored.last_seen.clone_from(&self.last_seen);
+        stored.times_seen = self.times_seen;
+        stored.source = self.source;
+    }
+}
+
+/// The name of the file holding every incident's latest sighting, by id.
+const SIGHTINGS: &str = ".sightings";
 
 /// A fix of this incident undone in production before, and whether it is the fix proposed now.
 struct Undone<'a> {
@@ -143,42 +182,72 @@ impl Store {
     }
 
     /// Records what an analysis found at `now` (RFC 3339), keeping each incident's history.
+    /// A record whose substance did not change is left as it is; every incident's sighting
+    /// goes into the sightings file, written last, so a crash in between loses at most the
+    /// sightings of this analysis.
     pub fn record(&self, incidents: &[Incident], source: SourceKind, now: &str) -> StoreResult<()> {
         let _lock = self.lock()?;
-        let record_one = |incident: &Incident| -> StoreResult<()> {
+        let mut sightings = self.sightings();
+        let seen = &sightings;
+        let record_one = |incident: &Incident| -> StoreResult<(String, Sighting)> {
             let path = self.path(&incident.id);
-            let stored = match Self::read(&path).ok() {
-                Some(previous) => seen_again(previous, incident, source, now),
-                None => first_seen(incident, source, now),
+            let on_file = fs::read_to_string(&path).ok().and_then(|text| {
+                let stored: StoredIncident = serde_json::from_str(&text).ok()?;
+                Some((text, stored))
+            });
+            let Some((text, mut previous)) = on_file else {
+                let stored = first_seen(incident, source, now);
+                Self::write(&path, &stored)?;
+                return Ok((incident.id.clone(), Sighting::of(&stored)));
             };
-            Self::write(&path, &stored)
+            let written = Sighting::of(&previous);
+            if let Some(sighting) = seen.get(&incident.id) {
+                sighting.settle(&mut previous);
+            }
+            let mut stored = seen_again(previous, incident, source, now);
+            let sighting = Sighting::of(&stored);
+            // The record as it would read with the sighting it was written with: when that is
+            // the text on file, only the sighting changed.
+            written.put(&mut stored);
+            let unchanged = Self::encode(&path, &stored)? == text;
+            sighting.put(&mut stored);
+            if !unchanged {
+                Self::write(&path, &stored)?;
+            }
+            Ok((incident.id.clone(), sighting))
         };
+        let record_all = |chunk: &[Incident]| chunk.iter().map(&record_one).collect();
         // Each incident is its own file: a large analysis records them on every core.
         let workers = std::thread::available_parallelism()
             .map_or(1, std::num::NonZero::get)
             .min(incidents.len().div_ceil(64))
             .max(1);
-        if workers == 1 {
-            return incidents.iter().try_for_each(record_one);
-        }
-        let share = incidents.len().div_ceil(workers);
+        let share = incidents.len().div_ceil(workers).max(1);
         let mut chunks = incidents.chunks(share);
         let first = chunks.next().unwrap_or_default();
-        std::thread::scope(|threads| {
+        let recorded: StoreResult<Vec<Vec<(String, Sighting)>>> = std::thread::scope(|threads| {
             let handles: Vec<_> = chunks
-                .map(|chunk| threads.spawn(|| chunk.iter().try_for_each(&record_one)))
+                .map(|chunk| threads.spawn(move || record_all(chunk)))
                 .collect();
-            let here = first.iter().try_for_each(&record_one);
-            handles.into_iter().fold(here, |result, handle| {
-                let joined = handle.join().unwrap_or_else(|_| {
-                    Err(StoreError::Encode {
-                        path: self.dir.clone(),
-                        reason: "a thread recording incidents panicked".to_owned(),
+            let here = record_all(first);
+            std::iter::once(here)
+                .chain(handles.into_iter().map(|handle| {
+                    handle.join().unwrap_or_else(|_| {
+                        Err(StoreError::Encode {
+                            path: self.dir.clone(),
+                            reason: "a thread recording incidents panicked".to_owned(),
+                        })
                     })
-                });
-                result.and(joined)
-            })
-        })
+                }))
+                .collect()
+        });
+        sightings.extend(recorded?.into_iter().flatten());
+        let path = self.dir.join(SIGHTINGS);
+        let text = serde_json::to_string(&sightings).map_err(|e| StoreError::Encode {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        Self::replace(&path, &text)
     }
 
     /// Moves one incident (by id or unique prefix) by `action`, recording who and why; refused
@@ -209,6 +278,7 @@ impl Store {
         let _lock = self.lock()?;
         let mut stored = self.find(id)?;
         let value = change(&mut stored)?;
+        // The record now carries its latest sighting, so the sightings file needs no change.
         Self::write(&self.path(&stored.incident.id), &stored)?;
         Ok((stored, value))
     }
@@ -229,13 +299,19 @@ impl Store {
         };
         let mut incidents = Vec::new();
         let mut problems = Vec::new();
+        let sightings = self.sightings();
         for entry in entries.flatten() {
             let path = entry.path();
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
                 continue;
             }
             match Self::read(&path) {
-                Ok(stored) => incidents.push(stored),
+                Ok(mut stored) => {
+                    if let Some(sighting) = sightings.get(&stored.incident.id) {
+                        sighting.settle(&mut stored);
+                    }
+                    incidents.push(stored);
+                }
                 Err(reason) => problems.push(format!("{}: {reason}", path.display())),
             }
         }
@@ -271,12 +347,39 @@ impl Store {
         self.dir.join(format!("{id}.json"))
     }
 
-    fn write(path: &Path, stored: &StoredIncident) -> StoreResult<()> {
-        let text = serde_json::to_string_pretty(stored).map_err(|e| StoreError::Encode {
+    /// Every incident's latest sighting. The file is only ever replaced whole; should it not
+    /// read, each record's own sighting stands (said in the log) and the next analysis writes
+    /// it anew.
+    fn sightings(&self) -> BTreeMap<String, Sighting> {
+        let path = self.dir.join(SIGHTINGS);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return BTreeMap::new(),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "the incidents' sightings do not read; each record's own stands");
+                return BTreeMap::new();
+            }
+        };
+        serde_json::from_str(&text).unwrap_or_else(|e| {
+            tracing::warn!(path = %path.display(), error = %e, "the incidents' sightings do not decode; each record's own stands");
+            BTreeMap::new()
+        })
+    }
+
+    fn encode(path: &Path, stored: &StoredIncident) -> StoreResult<String> {
+        serde_json::to_string_pretty(stored).map_err(|e| StoreError::Encode {
             path: path.to_owned(),
             reason: e.to_string(),
-        })?;
-        let temporary = path.with_extension(format!("json.{}.tmp", std::process::id()));
+        })
+    }
+
+    fn write(path: &Path, stored: &StoredIncident) -> StoreResult<()> {
+        Self::replace(path, &Self::encode(path, stored)?)
+    }
+
+    /// Writes `text` to a temporary name beside `path` and renames it over `path`.
+    fn replace(path: &Path, text: &str) -> StoreResult<()> {
+        let temporary = path.with_extension(format!("{}.tmp", std::process::id()));
         fs::write(&temporary, text).map_err(io(&temporary))?;
         fs::rename(&temporary, path).map_err(io(path))
     }

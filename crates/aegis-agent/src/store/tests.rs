@@ -384,3 +384,114 @@ fn a_large_analysis_is_recorded_whole_on_every_core_and_seen_again() {
     ids.dedup();
     assert_eq!(ids.len(), many.len());
 }
+
+#[test]
+fn an_unchanged_incident_is_seen_again_without_rewriting_its_record() {
+    let (_dir, store) = store();
+    let all = incidents();
+    let unverified = all
+        .iter()
+        .find(|i| i.fix.is_some())
+        .cloned()
+        .expect("a fix");
+    assert_eq!(unverified.verification.result.verdict, Verdict::Skipped);
+    let kept = verified(unverified.clone(), Verdict::Successful);
+    let changing = all
+        .iter()
+        .find(|i| i.id != kept.id)
+        .cloned()
+        .expect("a second incident");
+    store
+        .record(&[kept.clone(), changing.clone()], SourceKind::Mock, T1)
+        .expect("records");
+    let kept_path = store.path(&kept.id);
+    let written = fs::read_to_string(&kept_path).expect("the record is on file");
+
+    let mut changed = changing.clone();
+    changed.rca.summary = "a different root cause".to_owned();
+    // Seen again by an analysis that did not verify: the verdict stands, nothing new is said.
+    store
+        .record(&[unverified, changed], SourceKind::Mock, T2)
+        .expect("records again");
+    assert_eq!(
+        fs::read_to_string(&kept_path).expect("still on file"),
+        written,
+        "only the sighting changed, so the record is not rewritten"
+    );
+    let on_file: StoredIncident =
+        serde_json::from_str(&fs::read_to_string(store.path(&changing.id)).expect("on file"))
+            .expect("decodes");
+    assert_eq!(
+        (on_file.incident.rca.summary.as_str(), on_file.times_seen),
+        ("a different root cause", 2),
+        "a record whose substance changed is rewritten with its sighting"
+    );
+    for id in [&kept.id, &changing.id] {
+        let stored = store.find(id).expect("found");
+        assert_eq!(
+            (
+                stored.first_seen.as_str(),
+                stored.last_seen.as_str(),
+                stored.times_seen
+            ),
+            (T1, T2, 2),
+            "{id} reads with its latest sighting"
+        );
+    }
+    // An approval writes the record with its latest sighting.
+    let approved = store
+        .advance(&kept.id, Action::Approve, "sre", "looks right", T2)
+        .expect("approves");
+    assert_eq!(approved.times_seen, 2);
+    let on_file: StoredIncident =
+        serde_json::from_str(&fs::read_to_string(&kept_path).expect("on file")).expect("decodes");
+    assert_eq!((on_file.times_seen, on_file.last_seen.as_str()), (2, T2));
+}
+
+#[test]
+fn the_later_of_a_record_and_its_sighting_stands_after_a_crash_between_them() {
+    let (dir, store) = store();
+    let incident = incidents().into_iter().next().expect("an incident");
+    store
+        .record(std::slice::from_ref(&incident), SourceKind::Mock, T1)
+        .expect("records");
+    let sightings = dir.path().join("incidents").join(SIGHTINGS);
+    let first = fs::read_to_string(&sightings).expect("the sightings are on file");
+    store
+        .record(std::slice::from_ref(&incident), SourceKind::Mock, T2)
+        .expect("records again");
+    // The sightings as a crash before their rewrite leaves them, beside a record rewritten by
+    // a later change: the record's sighting is the later one.
+    let mut changed = incident.clone();
+    changed.rca.summary = "a different root cause".to_owned();
+    store
+        .record(
+            std::slice::from_ref(&changed),
+            SourceKind::Mock,
+            "2026-12-02T20:10:00Z",
+        )
+        .expect("records a change");
+    fs::write(&sightings, &first).expect("rewinds the sightings");
+    let stored = store.find(&incident.id).expect("found");
+    assert_eq!(
+        (stored.times_seen, stored.last_seen.as_str()),
+        (3, "2026-12-02T20:10:00Z")
+    );
+    // Sightings that do not decode leave each record's own; the next analysis writes them anew.
+    fs::write(&sightings, "{not json").expect("spoils the sightings");
+    assert_eq!(store.find(&incident.id).expect("found").times_seen, 3);
+    store
+        .record(
+            std::slice::from_ref(&changed),
+            SourceKind::Mock,
+            "2026-12-02T20:15:00Z",
+        )
+        .expect("records over spoiled sightings");
+    assert_eq!(store.find(&incident.id).expect("found").times_seen, 4);
+    assert!(
+        serde_json::from_str::<serde_json::Value>(
+            &fs::read_to_string(&sightings).expect("rewritten")
+        )
+        .is_ok()
+    );
+}
