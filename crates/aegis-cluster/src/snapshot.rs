@@ -263,6 +263,14 @@ fn split_units<'a>(path: &Path, text: &'a str) -> Result<Vec<Unit<'a>>, String> 
 
 /// Splits multi-document YAML on `---` lines, dropping documents with no content.
 fn split_documents(text: &str) -> Vec<&str> {
+    // Most files hold one document: no `---` at the start of any line.
+    if !text.starts_with("---") && !text.contains("\n---") {
+        return if has_content(text) {
+            vec![text]
+        } else {
+            Vec::new()
+        };
+    }
     let mut documents = Vec::new();
     let mut start = 0;
     let mut offset = 0;
@@ -275,13 +283,14 @@ fn split_documents(text: &str) -> Vec<&str> {
         offset += line.len();
     }
     documents.push(&text[start..]);
-    documents
-        .into_iter()
-        .filter(|d| {
-            d.lines()
-                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-        })
-        .collect()
+    documents.into_iter().filter(|d| has_content(d)).collect()
+}
+
+/// Whether a document holds more than blank lines and comments.
+fn has_content(document: &str) -> bool {
+    document
+        .lines()
+        .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
 }
 
 /// The items of a List written the way kubectl writes it (`items:` then `- ` entries at the
@@ -336,6 +345,10 @@ fn item_unit<'a>(location: &str, index: usize, item: &'a str) -> Unit<'a> {
             kind = value.trim().trim_matches(['"', '\'']).to_owned();
         } else if let Some(value) = line.strip_prefix("apiVersion: ") {
             api_version = value.trim().trim_matches(['"', '\'']).to_owned();
+        }
+        // kubectl writes both first; the rest of the item is not read here.
+        if !kind.is_empty() && !api_version.is_empty() {
+            break;
         }
     }
     Unit::Item {

@@ -46,6 +46,10 @@ pub fn from_item<T: DeserializeOwned>(item: &str) -> Option<T> {
 
 /// The lines of a document; for a List item, with the item's own indentation taken off.
 fn lines(document: &str, item: bool) -> Option<Vec<Line<'_>>> {
+    // A tab may be indentation, which this reader does not follow.
+    if document.contains('\t') {
+        return None;
+    }
     let mut lines: Vec<Line<'_>> = Vec::with_capacity(document.len() / 24);
     for (number, raw) in document.lines().enumerate() {
         let raw = if !item {
@@ -59,9 +63,6 @@ fn lines(document: &str, item: bool) -> Option<Vec<Line<'_>>> {
         } else {
             return None;
         };
-        if raw.contains('\t') {
-            return None;
-        }
         let text = raw.trim_start_matches(' ');
         let indent = raw.len() - text.len();
         let text = text.trim_end();
@@ -542,7 +543,7 @@ fn plain(text: &str) -> Option<Plain<'_>> {
     if "-?:".contains(first) && chars.next().is_none_or(|c| c == ' ') {
         return None;
     }
-    if text.contains(" #") || text.contains(": ") || text.ends_with(':') {
+    if text.ends_with(':') || holds_key_or_comment(text) {
         return None;
     }
     Some(match text {
@@ -554,6 +555,13 @@ fn plain(text: &str) -> Option<Plain<'_>> {
         _ if text.starts_with("<<") => return None,
         _ => Plain::String(text),
     })
+}
+
+/// Whether `text` holds `: ` (which would make it a key) or ` #` (a comment).
+fn holds_key_or_comment(text: &str) -> bool {
+    text.as_bytes()
+        .windows(2)
+        .any(|pair| matches!(pair, [b':', b' '] | [b' ', b'#']))
 }
 
 /// A number written the way JSON writes it too: an integer without leading zeros, or a
@@ -575,6 +583,17 @@ fn is_number(text: &str) -> bool {
 /// `1.27.2` is text to both.
 fn looks_numeric(text: &str) -> bool {
     let body = text.trim_start_matches(['-', '+']);
+    // Past its sign, every such form starts with a digit, a dot or an underscore, but for the
+    // words Rust reads as floats.
+    if !body
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_digit() || b == b'.' || b == b'_')
+    {
+        return ["inf", "infinity", "nan"]
+            .iter()
+            .any(|word| body.eq_ignore_ascii_case(word));
+    }
     text.parse::<f64>().is_ok()
         || body.starts_with('.')
         || [("0x", 16), ("0o", 8), ("0b", 2)]
@@ -797,6 +816,11 @@ status:
             "a: .inf\n",
             "a: nan\n",
             "a: +1\n",
+            "a: -.inf\n",
+            "a: Infinity\n",
+            "a: -NaN\n",
+            "a: 1_000\n",
+            "a: text # a comment\n",
             "- a\n- b\n",
             "a: |2\n   indented\n",
         ] {
