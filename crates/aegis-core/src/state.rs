@@ -503,21 +503,24 @@ impl ClusterState {
     }
 }
 
+/// A hash map for analysis's own indexes: a fast hash, seeded per process.
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Lookup tables over a [`ClusterState`], built once per analysis.
 #[derive(Debug)]
 pub struct StateIndex<'a> {
     state: &'a ClusterState,
-    events: HashMap<String, Vec<&'a Event>>,
-    by_uid: HashMap<&'a str, ResourceRef>,
-    pods_by_owner: HashMap<&'a str, Vec<&'a Pod>>,
-    replica_sets_by_owner: HashMap<&'a str, Vec<&'a ReplicaSet>>,
-    jobs_by_owner: HashMap<&'a str, Vec<&'a Job>>,
-    owners: HashMap<&'a str, &'a str>,
+    events: FastMap<String, Vec<&'a Event>>,
+    by_uid: FastMap<&'a str, ResourceRef>,
+    pods_by_owner: FastMap<&'a str, Vec<&'a Pod>>,
+    replica_sets_by_owner: FastMap<&'a str, Vec<&'a ReplicaSet>>,
+    jobs_by_owner: FastMap<&'a str, Vec<&'a Job>>,
+    owners: FastMap<&'a str, &'a str>,
 }
 
 impl<'a> StateIndex<'a> {
     fn new(state: &'a ClusterState) -> Self {
-        let mut events: HashMap<String, Vec<&Event>> = HashMap::new();
+        let mut events: FastMap<_, Vec<&Event>> = FastMap::default();
         for event in &state.events {
             let object = &event.involved_object;
             let key = event_key(
@@ -533,11 +536,11 @@ impl<'a> StateIndex<'a> {
         let mut index = Self {
             state,
             events,
-            by_uid: HashMap::new(),
-            pods_by_owner: HashMap::new(),
-            replica_sets_by_owner: HashMap::new(),
-            jobs_by_owner: HashMap::new(),
-            owners: HashMap::new(),
+            by_uid: FastMap::default(),
+            pods_by_owner: FastMap::default(),
+            replica_sets_by_owner: FastMap::default(),
+            jobs_by_owner: FastMap::default(),
+            owners: FastMap::default(),
         };
         let metas = state
             .deployments

@@ -1,8 +1,8 @@
 //! Analyzers of Services (through their EndpointSlices) and Ingresses.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use aegis_core::state::{StateIndex, pod_is_ready, ref_of};
+use aegis_core::state::{FastMap, StateIndex, pod_is_ready, ref_of};
 use aegis_core::{Evidence, EvidenceSource, ResourceKind};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -30,7 +30,7 @@ pub fn services(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
         return;
     }
     // Slices by Service, so that each Service looks only at its own.
-    let mut slices_by_service: HashMap<(&str, &str), Vec<&EndpointSlice>> = HashMap::new();
+    let mut slices_by_service: FastMap<(&str, &str), Vec<&EndpointSlice>> = FastMap::default();
     for slice in &state.endpoint_slices {
         if let Some(service) = slice
             .metadata
@@ -49,7 +49,7 @@ pub fn services(index: &StateIndex<'_>, out: &mut Vec<Detection>) {
     }
     // Pods by namespace and label: a selector's candidates are the pods carrying its first
     // label, not every pod of the namespace.
-    let mut labelled: HashMap<(&str, &str, &str), Vec<&Pod>> = HashMap::new();
+    let mut labelled: FastMap<(&str, &str, &str), Vec<&Pod>> = FastMap::default();
     for pod in &state.pods {
         let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
         for (key, value) in pod.metadata.labels.iter().flatten() {

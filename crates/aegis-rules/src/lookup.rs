@@ -1,9 +1,9 @@
 //! Lookups the rules need, built once per analysis so that large clusters cost one pass.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use aegis_core::state::{StateIndex, ref_of};
+use aegis_core::state::{FastMap, StateIndex, ref_of};
 use aegis_core::{ClusterState, ResourceKind, ResourceRef, quantity};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, Service};
 use k8s_openapi::serde::Serialize;
@@ -15,17 +15,17 @@ use serde_json::{Map, Value};
 pub struct Lookup<'a> {
     state: &'a ClusterState,
     index: StateIndex<'a>,
-    pods: HashMap<(&'a str, &'a str), &'a Pod>,
-    objects: HashMap<(ResourceKind, &'a str, &'a str), usize>,
+    pods: FastMap<(&'a str, &'a str), &'a Pod>,
+    objects: FastMap<(ResourceKind, &'a str, &'a str), usize>,
     // Computed on first use, once per analysis.
-    services: OnceLock<HashMap<&'a str, Vec<&'a Service>>>,
+    services: OnceLock<FastMap<&'a str, Vec<&'a Service>>>,
     largest_node_memory: OnceLock<Option<u64>>,
     ready_images: OnceLock<Vec<(String, String)>>,
     roomiest_node: OnceLock<Option<NodeRoom>>,
-    template_labels: OnceLock<HashMap<String, Vec<WorkloadLabels>>>,
-    pod_specs: OnceLock<HashMap<&'a str, Vec<WorkloadPodSpec<'a>>>>,
-    config_map_keys: OnceLock<HashMap<&'a str, Vec<NamedKeys>>>,
-    secret_keys: OnceLock<HashMap<&'a str, Vec<NamedKeys>>>,
+    template_labels: OnceLock<FastMap<String, Vec<WorkloadLabels>>>,
+    pod_specs: OnceLock<FastMap<&'a str, Vec<WorkloadPodSpec<'a>>>>,
+    config_map_keys: OnceLock<FastMap<&'a str, Vec<NamedKeys>>>,
+    secret_keys: OnceLock<FastMap<&'a str, Vec<NamedKeys>>>,
 }
 
 /// A workload (or the workload of a pod) and a pod spec it runs.
@@ -53,27 +53,43 @@ fn key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (&s
 
 impl<'a> Lookup<'a> {
     pub fn new(state: &'a ClusterState) -> Self {
-        let pods = state.pods.iter().map(|p| (key(&p.metadata), p)).collect();
-        let mut objects = HashMap::new();
-        macro_rules! add {
-            ($kind:expr, $list:expr) => {
-                for (position, object) in $list.iter().enumerate() {
-                    let (namespace, name) = key(&object.metadata);
-                    objects.insert(($kind, namespace, name), position);
-                }
-            };
-        }
-        add!(ResourceKind::Deployment, state.deployments);
-        add!(ResourceKind::ReplicaSet, state.replica_sets);
-        add!(ResourceKind::StatefulSet, state.stateful_sets);
-        add!(ResourceKind::DaemonSet, state.daemon_sets);
-        add!(ResourceKind::Job, state.jobs);
-        add!(ResourceKind::CronJob, state.cron_jobs);
-        add!(ResourceKind::Service, state.services);
-        add!(ResourceKind::Ingress, state.ingresses);
+        let own = || {
+            let pods: FastMap<_, _> = state.pods.iter().map(|p| (key(&p.metadata), p)).collect();
+            let mut objects = FastMap::default();
+            macro_rules! add {
+                ($kind:expr, $list:expr) => {
+                    for (position, object) in $list.iter().enumerate() {
+                        let (namespace, name) = key(&object.metadata);
+                        objects.insert(($kind, namespace, name), position);
+                    }
+                };
+            }
+            add!(ResourceKind::Deployment, state.deployments);
+            add!(ResourceKind::ReplicaSet, state.replica_sets);
+            add!(ResourceKind::StatefulSet, state.stateful_sets);
+            add!(ResourceKind::DaemonSet, state.daemon_sets);
+            add!(ResourceKind::Job, state.jobs);
+            add!(ResourceKind::CronJob, state.cron_jobs);
+            add!(ResourceKind::Service, state.services);
+            add!(ResourceKind::Ingress, state.ingresses);
+            (pods, objects)
+        };
+        // A large state builds the shared index and the rules' own tables side by side.
+        let (index, (pods, objects)) = if state.pods.len() < 1_000 {
+            (state.index(), own())
+        } else {
+            std::thread::scope(|threads| {
+                let index = threads.spawn(|| state.index());
+                let own = own();
+                let index = index
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (index, own)
+            })
+        };
         Self {
             state,
-            index: state.index(),
+            index,
             pods,
             objects,
             services: OnceLock::new(),
@@ -127,7 +143,7 @@ impl<'a> Lookup<'a> {
     pub fn config_map_keys(&self, namespace: &str) -> &[NamedKeys] {
         self.config_map_keys
             .get_or_init(|| {
-                let mut by_namespace: HashMap<&'a str, Vec<NamedKeys>> = HashMap::new();
+                let mut by_namespace: FastMap<&'a str, Vec<NamedKeys>> = FastMap::default();
                 for c in &self.state.config_maps {
                     let keys = c
                         .data
@@ -151,7 +167,7 @@ impl<'a> Lookup<'a> {
     pub fn secret_keys(&self, namespace: &str) -> &[NamedKeys] {
         self.secret_keys
             .get_or_init(|| {
-                let mut by_namespace: HashMap<&'a str, Vec<NamedKeys>> = HashMap::new();
+                let mut by_namespace: FastMap<&'a str, Vec<NamedKeys>> = FastMap::default();
                 for secret in &self.state.secrets {
                     by_namespace
                         .entry(secret.metadata.namespace.as_deref().unwrap_or("default"))
@@ -253,7 +269,7 @@ impl<'a> Lookup<'a> {
     pub fn services_in(&self, namespace: &str) -> &[&'a Service] {
         self.services
             .get_or_init(|| {
-                let mut by_namespace: HashMap<&str, Vec<&Service>> = HashMap::new();
+                let mut by_namespace: FastMap<&str, Vec<&Service>> = FastMap::default();
                 for service in &self.state.services {
                     by_namespace
                         .entry(service.metadata.namespace.as_deref().unwrap_or_default())
@@ -275,7 +291,7 @@ impl<'a> Lookup<'a> {
     }
 
     fn compute_roomiest_node(&self) -> Option<NodeRoom> {
-        let mut used: HashMap<&str, (u64, u64)> = HashMap::new();
+        let mut used: FastMap<&str, (u64, u64)> = FastMap::default();
         for pod in &self.state.pods {
             let phase = pod
                 .status
@@ -328,7 +344,7 @@ impl<'a> Lookup<'a> {
     ) -> &[(ResourceRef, BTreeMap<String, String>)] {
         self.template_labels
             .get_or_init(|| {
-                let mut by_namespace: HashMap<String, Vec<_>> = HashMap::new();
+                let mut by_namespace: FastMap<String, Vec<_>> = FastMap::default();
                 for (reference, labels) in self.compute_template_labels() {
                     by_namespace
                         .entry(reference.namespace_str().to_owned())
@@ -422,7 +438,8 @@ impl<'a> Lookup<'a> {
         self.pod_specs
             .get_or_init(|| {
                 let state = self.state;
-                let mut by_namespace: HashMap<&'a str, Vec<WorkloadPodSpec<'a>>> = HashMap::new();
+                let mut by_namespace: FastMap<&'a str, Vec<WorkloadPodSpec<'a>>> =
+                    FastMap::default();
                 let mut add =
                     |meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
                      workload: ResourceRef,
