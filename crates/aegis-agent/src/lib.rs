@@ -95,7 +95,7 @@ impl Agent {
         request: &AnalyzeRequest,
     ) -> Result<AnalysisReport> {
         let lookup = Lookup::new(state);
-        let incidents = self.incidents(state, &lookup, request)?;
+        let incidents = self.incidents(state, &lookup, request, Gather::No)?;
         Ok(report(
             source,
             incidents.into_iter().map(|(i, _)| i).collect(),
@@ -142,7 +142,7 @@ impl Agent {
         let lookup = Lookup::new(state);
         let mut usage = LlmUsage::default();
         let mut incidents: Vec<Incident> = Vec::new();
-        let all = self.incidents(state, &lookup, request)?;
+        let all = self.incidents(state, &lookup, request, Gather::Evidence)?;
         // Which incidents get a call: those the rules could not diagnose, then the least
         // confident, up to the limit.
         let mut order: Vec<usize> = (0..all.len()).collect();
@@ -223,12 +223,13 @@ impl Agent {
     }
 
     /// The incidents of a state, each with every piece of evidence the analyzers gathered for
-    /// its workload (the LLM's prompt is built from it).
+    /// its workload when `gather` asks for it (the LLM's prompt is built from it).
     fn incidents<'a>(
         &self,
         state: &'a ClusterState,
         lookup: &Lookup<'a>,
         request: &AnalyzeRequest,
+        gather: Gather,
     ) -> Result<Vec<(Incident, Vec<Evidence>)>> {
         if let Some(target) = &request.target
             && !state.contains(target.kind, target.namespace_str(), &target.name)
@@ -280,7 +281,14 @@ impl Agent {
         let diagnose = |runs: &[(&ResourceRef, Vec<&Detection>)]| {
             let mut incidents = Vec::new();
             for (workload, detections) in runs {
-                self.workload_incidents(lookup, request, workload, detections, &mut incidents);
+                self.workload_incidents(
+                    lookup,
+                    request,
+                    workload,
+                    detections,
+                    gather,
+                    &mut incidents,
+                );
             }
             incidents
         };
@@ -317,10 +325,11 @@ impl Agent {
         request: &AnalyzeRequest,
         workload: &ResourceRef,
         detections: &[&Detection],
+        gather: Gather,
         out: &mut Vec<(Incident, Vec<Evidence>)>,
     ) {
         let mut gathered: Vec<Evidence> = Vec::new();
-        for detection in detections {
+        for detection in detections.iter().filter(|_| gather == Gather::Evidence) {
             for item in &detection.evidence {
                 if !gathered.contains(item) {
                     gathered.push(item.clone());
@@ -354,6 +363,13 @@ impl Agent {
             }
         }
     }
+}
+
+/// Whether an analysis keeps, beside each incident, the evidence of its workload's findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gather {
+    No,
+    Evidence,
 }
 
 /// What the LLM calls of one analysis cost.

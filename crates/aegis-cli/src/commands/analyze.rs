@@ -14,7 +14,7 @@ use aegis_core::settings::{LlmBackendChoice, Settings};
 use aegis_core::{Incident, ResourceRef, VerificationResult};
 use aegis_llm::{Consultant, OllamaConfig};
 
-use super::{print, warn};
+use super::{print, print_data, warn};
 use crate::args::{AnalyzeArgs, GlobalArgs, LlmChoice, OutputFormat};
 use crate::config::{Resolved, default_state_dir};
 use crate::error::{CliError, CliResult};
@@ -280,11 +280,10 @@ pub async fn run(
         );
     }
     let started = std::time::Instant::now();
-    let text = match global.output {
-        OutputFormat::Table => render::report(&report, style),
-        format => render::data(&report, format)?,
-    };
-    print(&text)?;
+    match global.output {
+        OutputFormat::Table => print(&render::report(&report, style))?,
+        format => print_data(&report, format)?,
+    }
     tracing::info!(elapsed_ms = started.elapsed().as_millis(), "report printed");
     let started = std::time::Instant::now();
     record(resolved, &report);
