@@ -4,12 +4,12 @@
 //! Analyses record what they find; each record keeps when the incident was first and last seen
 //! and its lifecycle (`aegis_core::lifecycle`) across analyses. When an incident was last seen
 //! changes at every analysis, so it is also kept for all incidents in one file (`.sightings`):
-//! an analysis rewrites only the records whose substance changed, and that one file. Re-analysis updates findings,
-//! evidence and verdicts; a fix whose patch changed sends the incident back to `diagnosed`,
-//! which voids an approval instead of silently keeping it. Writers take an exclusive lock on the
-//! store for each read-modify-write, so two terminals (or a terminal and the operator) cannot
-//! lose each other's updates; files are written to a temporary name and renamed, so a crash
-//! never leaves half an incident behind.
+//! an analysis rewrites only the records whose substance changed, and that one file.
+//! Re-analysis updates findings, evidence and verdicts; a fix whose patch changed sends the
+//! incident back to `diagnosed`, which voids an approval instead of silently keeping it. Writers
+//! take an exclusive lock on the store for each read-modify-write, so two terminals (or a
+//! terminal and the operator) cannot lose each other's updates; files are written to a temporary
+//! name and renamed, so a crash never leaves half an incident behind.
 
 use std::collections::BTreeMap;
 use std::fs;
