@@ -617,7 +617,6 @@ impl<'a> StateIndex<'a> {
     /// The workload that ultimately owns an object: a Pod's ReplicaSet's Deployment, a Job's
     /// CronJob. An object nothing owns is its own workload.
     pub fn workload_of(&self, kind: ResourceKind, meta: &ObjectMeta) -> ResourceRef {
-        let mut current = ref_of(kind, meta);
         let uid = meta.uid.as_deref();
         let mut owner_uid = if kind == ResourceKind::Pod {
             uid.and(controller_uid(meta))
@@ -625,6 +624,8 @@ impl<'a> StateIndex<'a> {
             uid.and_then(|u| self.owners.get(u).copied())
         };
         // Owner chains are short (Pod → ReplicaSet → Deployment); the bound guards against cycles.
+        // Only the last owner is copied out.
+        let mut top: Option<&ResourceRef> = None;
         for _ in 0..8 {
             let Some(next) = owner_uid else {
                 break;
@@ -632,10 +633,11 @@ impl<'a> StateIndex<'a> {
             let Some(owner) = self.by_uid.get(next) else {
                 break;
             };
-            current = owner.clone();
+            top = Some(owner);
             owner_uid = self.owners.get(next).copied();
         }
-        if current.kind == kind && current.name == meta.name.as_deref().unwrap_or_default() {
+        let name = meta.name.as_deref().unwrap_or_default();
+        if top.is_none_or(|owner| owner.kind == kind && owner.name == name) {
             // No owner object in the state; fall back to the owner reference itself so a pod of
             // a Deployment whose ReplicaSet was not captured still names a workload.
             if let Some(owner) = meta
@@ -648,7 +650,7 @@ impl<'a> StateIndex<'a> {
                 return ResourceRef::new(owner_kind, meta.namespace.as_deref(), &owner.name);
             }
         }
-        current
+        top.cloned().unwrap_or_else(|| ref_of(kind, meta))
     }
 
     /// Pods controlled by the object with this uid.
@@ -730,5 +732,89 @@ fn merge<T>(into: &mut Vec<T>, from: Vec<T>) {
         *into = from;
     } else {
         into.extend(from);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
+        serde_json::from_value(value).expect("a valid object")
+    }
+
+    fn owned(
+        kind: &str,
+        name: &str,
+        uid: &str,
+        owner: Option<(&str, &str, &str)>,
+    ) -> serde_json::Value {
+        let mut meta = serde_json::json!({"name": name, "namespace": "shop", "uid": uid});
+        if let Some((owner_kind, owner_name, owner_uid)) = owner {
+            meta["ownerReferences"] = serde_json::json!([{
+                "apiVersion": "apps/v1", "kind": owner_kind, "name": owner_name,
+                "uid": owner_uid, "controller": true
+            }]);
+        }
+        serde_json::json!({"kind": kind, "metadata": meta})
+    }
+
+    #[test]
+    fn a_workload_is_found_up_the_owner_chain_or_from_the_owner_reference() {
+        let state = ClusterState {
+            deployments: vec![object(owned("Deployment", "web", "d1", None))],
+            replica_sets: vec![object(owned(
+                "ReplicaSet",
+                "web-5d8f",
+                "r1",
+                Some(("Deployment", "web", "d1")),
+            ))],
+            pods: vec![
+                object(owned(
+                    "Pod",
+                    "web-5d8f-a",
+                    "p1",
+                    Some(("ReplicaSet", "web-5d8f", "r1")),
+                )),
+                // Its ReplicaSet was not captured: the owner reference names the workload.
+                object(owned(
+                    "Pod",
+                    "api-7c9f-b",
+                    "p2",
+                    Some(("ReplicaSet", "api-7c9f", "r2")),
+                )),
+                object(owned("Pod", "bare", "p3", None)),
+            ],
+            ..ClusterState::default()
+        };
+        let index = state.index();
+        let of = |position: usize| {
+            index
+                .workload_of(ResourceKind::Pod, &state.pods[position].metadata)
+                .to_string()
+        };
+        let deployment = ResourceRef::new(ResourceKind::Deployment, Some("shop"), "web");
+        assert_eq!(of(0), deployment.to_string());
+        assert_eq!(
+            of(1),
+            ResourceRef::new(ResourceKind::ReplicaSet, Some("shop"), "api-7c9f").to_string()
+        );
+        assert_eq!(
+            of(2),
+            ResourceRef::new(ResourceKind::Pod, Some("shop"), "bare").to_string()
+        );
+        assert_eq!(
+            index
+                .workload_of(ResourceKind::ReplicaSet, &state.replica_sets[0].metadata)
+                .to_string(),
+            deployment.to_string()
+        );
+        assert_eq!(
+            index
+                .workload_of(ResourceKind::Deployment, &state.deployments[0].metadata)
+                .to_string(),
+            deployment.to_string()
+        );
+        assert_eq!(index.pods_owned_by("r1").len(), 1);
     }
 }
