@@ -4,7 +4,8 @@
 //! Analyses record what they find; each record keeps when the incident was first and last seen
 //! and its lifecycle (`aegis_core::lifecycle`) across analyses. When an incident was last seen
 //! changes at every analysis, so it is also kept for all incidents in one file (`.sightings`):
-//! an analysis rewrites only the records whose substance changed, and that one file.
+//! an analysis rewrites only the records whose substance changed, and that one file (an
+//! analysis of a few incidents writes their records instead, leaving the file alone).
 //! Re-analysis updates findings, evidence and verdicts; a fix whose patch changed sends the
 //! incident back to `diagnosed`, which voids an approval instead of silently keeping it. Writers
 //! take an exclusive lock on the store for each read-modify-write, so two terminals (or a
@@ -104,6 +105,17 @@ impl Sighting {
 /// The name of the file holding every incident's latest sighting, by id.
 const SIGHTINGS: &str = ".sightings";
 
+/// Up to this many incidents, an analysis writes each record with its sighting instead.
+const FEW: usize = 16;
+
+/// One incident's sighting in the sightings file's text, found by its key without decoding the
+/// rest (ids are plain: `inc-` and hex digits).
+fn sighting_in(text: &str, id: &str) -> Option<Sighting> {
+    let key = format!("\"{id}\":");
+    let at = text.find(&key)? + key.len();
+    Sighting::deserialize(&mut serde_json::Deserializer::from_str(&text[at..])).ok()
+}
+
 /// A fix of this incident undone in production before, and whether it is the fix proposed now.
 struct Undone<'a> {
     change: &'a ChangeRecord,
@@ -187,6 +199,9 @@ impl Store {
     /// sightings of this analysis.
     pub fn record(&self, incidents: &[Incident], source: SourceKind, now: &str) -> StoreResult<()> {
         let _lock = self.lock()?;
+        if incidents.len() <= FEW {
+            return self.record_few(incidents, source, now);
+        }
         let mut sightings = self.sightings();
         let seen = &sightings;
         let record_one = |incident: &Incident| -> StoreResult<(String, Sighting)> {
@@ -248,6 +263,30 @@ impl Store {
             reason: e.to_string(),
         })?;
         Self::replace(&path, &text)
+    }
+
+    /// Records a few incidents each in its record, with its sighting, and leaves the sightings
+    /// file as it is (its entries for them are older, and the later sighting stands): a small
+    /// analysis costs a few files, not the whole store's sightings.
+    fn record_few(&self, incidents: &[Incident], source: SourceKind, now: &str) -> StoreResult<()> {
+        let sightings = self.sightings_text();
+        for incident in incidents {
+            let path = self.path(&incident.id);
+            let stored = match Self::read(&path).ok() {
+                Some(mut previous) => {
+                    if let Some(sighting) = sightings
+                        .as_deref()
+                        .and_then(|text| sighting_in(text, &incident.id))
+                    {
+                        sighting.settle(&mut previous);
+                    }
+                    seen_again(previous, incident, source, now)
+                }
+                None => first_seen(incident, source, now),
+            };
+            Self::write(&path, &stored)?;
+        }
+        Ok(())
     }
 
     /// Moves one incident (by id or unique prefix) by `action`, recording who and why; refused
@@ -351,19 +390,27 @@ impl Store {
     /// read, each record's own sighting stands (said in the log) and the next analysis writes
     /// it anew.
     fn sightings(&self) -> BTreeMap<String, Sighting> {
-        let path = self.dir.join(SIGHTINGS);
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return BTreeMap::new(),
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "the incidents' sightings do not read; each record's own stands");
-                return BTreeMap::new();
-            }
+        let Some(text) = self.sightings_text() else {
+            return BTreeMap::new();
         };
+        let path = self.dir.join(SIGHTINGS);
         serde_json::from_str(&text).unwrap_or_else(|e| {
             tracing::warn!(path = %path.display(), error = %e, "the incidents' sightings do not decode; each record's own stands");
             BTreeMap::new()
         })
+    }
+
+    /// The sightings file's text, if there is one that reads.
+    fn sightings_text(&self) -> Option<String> {
+        let path = self.dir.join(SIGHTINGS);
+        match fs::read_to_string(&path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "the incidents' sightings do not read; each record's own stands");
+                None
+            }
+        }
     }
 
     fn encode(path: &Path, stored: &StoredIncident) -> StoreResult<String> {

@@ -81,7 +81,7 @@ fn an_approval_survives_re_analysis_and_a_changed_fix_voids_it() {
         Verdict::Successful,
     );
     store
-        .record(std::slice::from_ref(&incident), SourceKind::Mock, T1)
+        .record(&many(std::slice::from_ref(&incident)), SourceKind::Mock, T1)
         .expect("records");
     let approved = store
         .advance(&incident.id, Action::Approve, "alice", "looks right", T1)
@@ -90,7 +90,7 @@ fn an_approval_survives_re_analysis_and_a_changed_fix_voids_it() {
 
     // The same fix seen again: the approval stands.
     store
-        .record(std::slice::from_ref(&incident), SourceKind::Mock, T2)
+        .record(&many(std::slice::from_ref(&incident)), SourceKind::Mock, T2)
         .expect("records");
     let again = store.find(&incident.id).expect("found");
     assert_eq!(again.lifecycle.phase, Phase::Approved);
@@ -121,7 +121,7 @@ fn a_refused_transition_changes_nothing_and_says_what_is_allowed() {
         .find(|i| i.fix.is_some())
         .expect("a fix");
     store
-        .record(std::slice::from_ref(&incident), SourceKind::Mock, T1)
+        .record(&many(std::slice::from_ref(&incident)), SourceKind::Mock, T1)
         .expect("records");
     let before = std::fs::read_to_string(store.path(&incident.id)).expect("record");
     let error = store
@@ -152,7 +152,7 @@ fn concurrent_writers_lose_no_update() {
             let incident = incident.clone();
             scope.spawn(move || {
                 store
-                    .record(std::slice::from_ref(&incident), SourceKind::Mock, T1)
+                    .record(&many(std::slice::from_ref(&incident)), SourceKind::Mock, T1)
                     .expect("records");
             });
         }
@@ -227,7 +227,7 @@ fn any_fix_proposed_after_a_rollback_is_escalated_until_one_is_confirmed() {
             undone_fix
         };
         store
-            .record(std::slice::from_ref(&incident), SourceKind::Mock, T1)
+            .record(&many(std::slice::from_ref(&incident)), SourceKind::Mock, T1)
             .expect("records");
         store
             .advance(&incident.id, Action::Approve, "alice", "ok", T1)
@@ -242,7 +242,7 @@ fn any_fix_proposed_after_a_rollback_is_escalated_until_one_is_confirmed() {
             })
             .expect("records the rollback");
         store
-            .record(std::slice::from_ref(&incident), SourceKind::Mock, T2)
+            .record(&many(std::slice::from_ref(&incident)), SourceKind::Mock, T2)
             .expect("records");
         let again = store.find(&incident.id).expect("found");
         assert_eq!(
@@ -255,7 +255,7 @@ fn any_fix_proposed_after_a_rollback_is_escalated_until_one_is_confirmed() {
         assert!(last.reason.contains("oscillate"), "{}", last.reason);
         // Seen once more, it stays with the human; a human may still approve it.
         store
-            .record(std::slice::from_ref(&incident), SourceKind::Mock, T2)
+            .record(&many(std::slice::from_ref(&incident)), SourceKind::Mock, T2)
             .expect("records");
         assert_eq!(
             store.find(&incident.id).expect("found").lifecycle.phase,
@@ -265,7 +265,7 @@ fn any_fix_proposed_after_a_rollback_is_escalated_until_one_is_confirmed() {
             .advance(&incident.id, Action::Approve, "bob", "one more try", T2)
             .expect("approves");
         store
-            .record(std::slice::from_ref(&incident), SourceKind::Mock, T2)
+            .record(&many(std::slice::from_ref(&incident)), SourceKind::Mock, T2)
             .expect("records");
         assert_eq!(
             store.find(&incident.id).expect("found").lifecycle.phase,
@@ -277,7 +277,7 @@ fn any_fix_proposed_after_a_rollback_is_escalated_until_one_is_confirmed() {
     let (_dir, store) = store();
     let incident = with_result("r1");
     store
-        .record(std::slice::from_ref(&incident), SourceKind::Mock, T1)
+        .record(&many(std::slice::from_ref(&incident)), SourceKind::Mock, T1)
         .expect("records");
     store
         .advance(&incident.id, Action::Approve, "alice", "ok", T1)
@@ -335,7 +335,7 @@ fn an_analysis_without_verification_keeps_the_verdict_of_the_same_fix() {
         Verdict::Successful,
     );
     store
-        .record(std::slice::from_ref(&incident), SourceKind::Mock, T1)
+        .record(&many(std::slice::from_ref(&incident)), SourceKind::Mock, T1)
         .expect("records");
     let mut unverified = incident.clone();
     unverified.verification.result = aegis_core::VerificationResult::skipped("--no-verify");
@@ -385,6 +385,17 @@ fn a_large_analysis_is_recorded_whole_on_every_core_and_seen_again() {
     assert_eq!(ids.len(), many.len());
 }
 
+/// `incidents` and enough others that the store records them as a large analysis does.
+fn many(incidents: &[Incident]) -> Vec<Incident> {
+    let mut all = incidents.to_vec();
+    all.extend((0..=FEW).map(|n| {
+        let mut other = incidents[0].clone();
+        other.id = format!("inc-other-{n:02}");
+        other
+    }));
+    all
+}
+
 #[test]
 fn an_unchanged_incident_is_seen_again_without_rewriting_its_record() {
     let (_dir, store) = store();
@@ -402,7 +413,11 @@ fn an_unchanged_incident_is_seen_again_without_rewriting_its_record() {
         .cloned()
         .expect("a second incident");
     store
-        .record(&[kept.clone(), changing.clone()], SourceKind::Mock, T1)
+        .record(
+            &many(&[kept.clone(), changing.clone()]),
+            SourceKind::Mock,
+            T1,
+        )
         .expect("records");
     let kept_path = store.path(&kept.id);
     let written = fs::read_to_string(&kept_path).expect("the record is on file");
@@ -411,7 +426,7 @@ fn an_unchanged_incident_is_seen_again_without_rewriting_its_record() {
     changed.rca.summary = "a different root cause".to_owned();
     // Seen again by an analysis that did not verify: the verdict stands, nothing new is said.
     store
-        .record(&[unverified, changed], SourceKind::Mock, T2)
+        .record(&many(&[unverified, changed]), SourceKind::Mock, T2)
         .expect("records again");
     assert_eq!(
         fs::read_to_string(&kept_path).expect("still on file"),
@@ -453,12 +468,12 @@ fn the_later_of_a_record_and_its_sighting_stands_after_a_crash_between_them() {
     let (dir, store) = store();
     let incident = incidents().into_iter().next().expect("an incident");
     store
-        .record(std::slice::from_ref(&incident), SourceKind::Mock, T1)
+        .record(&many(std::slice::from_ref(&incident)), SourceKind::Mock, T1)
         .expect("records");
     let sightings = dir.path().join("incidents").join(SIGHTINGS);
     let first = fs::read_to_string(&sightings).expect("the sightings are on file");
     store
-        .record(std::slice::from_ref(&incident), SourceKind::Mock, T2)
+        .record(&many(std::slice::from_ref(&incident)), SourceKind::Mock, T2)
         .expect("records again");
     // The sightings as a crash before their rewrite leaves them, beside a record rewritten by
     // a later change: the record's sighting is the later one.
@@ -466,7 +481,7 @@ fn the_later_of_a_record_and_its_sighting_stands_after_a_crash_between_them() {
     changed.rca.summary = "a different root cause".to_owned();
     store
         .record(
-            std::slice::from_ref(&changed),
+            &many(std::slice::from_ref(&changed)),
             SourceKind::Mock,
             "2026-12-02T20:10:00Z",
         )
@@ -482,7 +497,7 @@ fn the_later_of_a_record_and_its_sighting_stands_after_a_crash_between_them() {
     assert_eq!(store.find(&incident.id).expect("found").times_seen, 3);
     store
         .record(
-            std::slice::from_ref(&changed),
+            &many(std::slice::from_ref(&changed)),
             SourceKind::Mock,
             "2026-12-02T20:15:00Z",
         )
@@ -494,4 +509,54 @@ fn the_later_of_a_record_and_its_sighting_stands_after_a_crash_between_them() {
         )
         .is_ok()
     );
+}
+
+#[test]
+fn a_small_analysis_writes_its_records_and_leaves_the_sightings_of_the_rest() {
+    let (dir, store) = store();
+    let incident = incidents().into_iter().next().expect("an incident");
+    let large = many(std::slice::from_ref(&incident));
+    store.record(&large, SourceKind::Mock, T1).expect("records");
+    store
+        .record(&large, SourceKind::Mock, T2)
+        .expect("records again");
+    let sightings = dir.path().join("incidents").join(SIGHTINGS);
+    let before = fs::read_to_string(&sightings).expect("the sightings are on file");
+    let on_file = || -> StoredIncident {
+        serde_json::from_str(&fs::read_to_string(store.path(&incident.id)).expect("on file"))
+            .expect("decodes")
+    };
+    // The record still carries its first sighting; the sightings file holds the second.
+    assert_eq!(on_file().times_seen, 1);
+
+    let t3 = "2026-12-02T20:10:00Z";
+    store
+        .record(std::slice::from_ref(&incident), SourceKind::Mock, t3)
+        .expect("records one");
+    assert_eq!(
+        fs::read_to_string(&sightings).expect("still on file"),
+        before,
+        "a small analysis leaves the sightings file alone"
+    );
+    assert_eq!(
+        (on_file().times_seen, on_file().last_seen),
+        (3, t3.to_owned()),
+        "the record counts from the sightings file's later sighting"
+    );
+    let (listed, problems) = store.list().expect("lists");
+    assert!(problems.is_empty(), "{problems:?}");
+    let seen = |id: &str| {
+        listed
+            .iter()
+            .find(|s| s.incident.id == id)
+            .map(|s| (s.times_seen, s.last_seen.clone()))
+    };
+    assert_eq!(seen(&incident.id), Some((3, t3.to_owned())));
+    assert_eq!(seen("inc-other-00"), Some((2, T2.to_owned())));
+    // A large analysis after it counts on from the record's sighting.
+    store
+        .record(&large, SourceKind::Mock, "2026-12-02T20:15:00Z")
+        .expect("records all again");
+    assert_eq!(store.find(&incident.id).expect("found").times_seen, 4);
+    assert_eq!(store.find("inc-other-00").expect("found").times_seen, 3);
 }
