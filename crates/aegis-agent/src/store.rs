@@ -108,6 +108,14 @@ const SIGHTINGS: &str = ".sightings";
 /// Up to this many incidents, an analysis writes each record with its sighting instead.
 const FEW: usize = 16;
 
+/// Whether a record whose substance did not change is written again with its new sighting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rewrite {
+    /// The sightings file keeps the new sighting.
+    WhenChanged,
+    Always,
+}
+
 /// One incident's sighting in the sightings file's text, found by its key without decoding the
 /// rest (ids are plain: `inc-` and hex digits).
 fn sighting_in(text: &str, id: &str) -> Option<Sighting> {
@@ -205,31 +213,10 @@ impl Store {
         let mut sightings = self.sightings();
         let seen = &sightings;
         let record_one = |incident: &Incident| -> StoreResult<(String, Sighting)> {
-            let path = self.path(&incident.id);
-            let on_file = fs::read_to_string(&path).ok().and_then(|text| {
-                let stored: StoredIncident = serde_json::from_str(&text).ok()?;
-                Some((text, stored))
-            });
-            let Some((text, mut previous)) = on_file else {
-                let stored = first_seen(incident, source, now);
-                Self::write(&path, &stored)?;
-                return Ok((incident.id.clone(), Sighting::of(&stored)));
-            };
-            let written = Sighting::of(&previous);
-            if let Some(sighting) = seen.get(&incident.id) {
-                sighting.settle(&mut previous);
-            }
-            let mut stored = seen_again(previous, incident, source, now);
-            let sighting = Sighting::of(&stored);
-            // The record as it would read with the sighting it was written with: when that is
-            // the text on file, only the sighting changed.
-            written.put(&mut stored);
-            let unchanged = Self::encode(&path, &stored)? == text;
-            sighting.put(&mut stored);
-            if !unchanged {
-                Self::write(&path, &stored)?;
-            }
-            Ok((incident.id.clone(), sighting))
+            let sighting = seen.get(&incident.id);
+            let recorded =
+                self.record_one(incident, source, now, sighting, Rewrite::WhenChanged)?;
+            Ok((incident.id.clone(), recorded))
         };
         let record_all = |chunk: &[Incident]| chunk.iter().map(&record_one).collect();
         // Each incident is its own file: a large analysis records them on every core.
@@ -271,22 +258,53 @@ impl Store {
     fn record_few(&self, incidents: &[Incident], source: SourceKind, now: &str) -> StoreResult<()> {
         let sightings = self.sightings_text();
         for incident in incidents {
-            let path = self.path(&incident.id);
-            let stored = match Self::read(&path).ok() {
-                Some(mut previous) => {
-                    if let Some(sighting) = sightings
-                        .as_deref()
-                        .and_then(|text| sighting_in(text, &incident.id))
-                    {
-                        sighting.settle(&mut previous);
-                    }
-                    seen_again(previous, incident, source, now)
-                }
-                None => first_seen(incident, source, now),
-            };
-            Self::write(&path, &stored)?;
+            let sighting = sightings
+                .as_deref()
+                .and_then(|text| sighting_in(text, &incident.id));
+            self.record_one(incident, source, now, sighting.as_ref(), Rewrite::Always)?;
         }
         Ok(())
+    }
+
+    /// Records one incident seen at `now`: its record on file, settled with `sighting` (its
+    /// entry in the sightings file), moves on as [`seen_again`] says, or starts as
+    /// [`first_seen`] says. Returns its sighting now.
+    fn record_one(
+        &self,
+        incident: &Incident,
+        source: SourceKind,
+        now: &str,
+        sighting: Option<&Sighting>,
+        rewrite: Rewrite,
+    ) -> StoreResult<Sighting> {
+        let path = self.path(&incident.id);
+        let on_file = fs::read_to_string(&path).ok().and_then(|text| {
+            let stored: StoredIncident = serde_json::from_str(&text).ok()?;
+            Some((text, stored))
+        });
+        let Some((text, mut previous)) = on_file else {
+            let stored = first_seen(incident, source, now);
+            Self::write(&path, &stored)?;
+            return Ok(Sighting::of(&stored));
+        };
+        let written = Sighting::of(&previous);
+        if let Some(sighting) = sighting {
+            sighting.settle(&mut previous);
+        }
+        let mut stored = seen_again(previous, incident, source, now);
+        let seen_now = Sighting::of(&stored);
+        if rewrite == Rewrite::WhenChanged {
+            // The record as it would read with the sighting it was written with: when that is
+            // the text on file, only the sighting changed, and the sightings file keeps it.
+            written.put(&mut stored);
+            let unchanged = Self::encode(&path, &stored)? == text;
+            seen_now.put(&mut stored);
+            if unchanged {
+                return Ok(seen_now);
+            }
+        }
+        Self::write(&path, &stored)?;
+        Ok(seen_now)
     }
 
     /// Moves one incident (by id or unique prefix) by `action`, recording who and why; refused

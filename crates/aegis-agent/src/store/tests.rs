@@ -81,7 +81,7 @@ fn an_approval_survives_re_analysis_and_a_changed_fix_voids_it() {
         Verdict::Successful,
     );
     store
-        .record(&many(std::slice::from_ref(&incident)), SourceKind::Mock, T1)
+        .record(std::slice::from_ref(&incident), SourceKind::Mock, T1)
         .expect("records");
     let approved = store
         .advance(&incident.id, Action::Approve, "alice", "looks right", T1)
@@ -90,7 +90,7 @@ fn an_approval_survives_re_analysis_and_a_changed_fix_voids_it() {
 
     // The same fix seen again: the approval stands.
     store
-        .record(&many(std::slice::from_ref(&incident)), SourceKind::Mock, T2)
+        .record(std::slice::from_ref(&incident), SourceKind::Mock, T2)
         .expect("records");
     let again = store.find(&incident.id).expect("found");
     assert_eq!(again.lifecycle.phase, Phase::Approved);
@@ -121,7 +121,7 @@ fn a_refused_transition_changes_nothing_and_says_what_is_allowed() {
         .find(|i| i.fix.is_some())
         .expect("a fix");
     store
-        .record(&many(std::slice::from_ref(&incident)), SourceKind::Mock, T1)
+        .record(std::slice::from_ref(&incident), SourceKind::Mock, T1)
         .expect("records");
     let before = std::fs::read_to_string(store.path(&incident.id)).expect("record");
     let error = store
@@ -152,7 +152,7 @@ fn concurrent_writers_lose_no_update() {
             let incident = incident.clone();
             scope.spawn(move || {
                 store
-                    .record(&many(std::slice::from_ref(&incident)), SourceKind::Mock, T1)
+                    .record(std::slice::from_ref(&incident), SourceKind::Mock, T1)
                     .expect("records");
             });
         }
@@ -227,7 +227,7 @@ fn any_fix_proposed_after_a_rollback_is_escalated_until_one_is_confirmed() {
             undone_fix
         };
         store
-            .record(&many(std::slice::from_ref(&incident)), SourceKind::Mock, T1)
+            .record(std::slice::from_ref(&incident), SourceKind::Mock, T1)
             .expect("records");
         store
             .advance(&incident.id, Action::Approve, "alice", "ok", T1)
@@ -242,7 +242,7 @@ fn any_fix_proposed_after_a_rollback_is_escalated_until_one_is_confirmed() {
             })
             .expect("records the rollback");
         store
-            .record(&many(std::slice::from_ref(&incident)), SourceKind::Mock, T2)
+            .record(std::slice::from_ref(&incident), SourceKind::Mock, T2)
             .expect("records");
         let again = store.find(&incident.id).expect("found");
         assert_eq!(
@@ -255,7 +255,7 @@ fn any_fix_proposed_after_a_rollback_is_escalated_until_one_is_confirmed() {
         assert!(last.reason.contains("oscillate"), "{}", last.reason);
         // Seen once more, it stays with the human; a human may still approve it.
         store
-            .record(&many(std::slice::from_ref(&incident)), SourceKind::Mock, T2)
+            .record(std::slice::from_ref(&incident), SourceKind::Mock, T2)
             .expect("records");
         assert_eq!(
             store.find(&incident.id).expect("found").lifecycle.phase,
@@ -265,7 +265,7 @@ fn any_fix_proposed_after_a_rollback_is_escalated_until_one_is_confirmed() {
             .advance(&incident.id, Action::Approve, "bob", "one more try", T2)
             .expect("approves");
         store
-            .record(&many(std::slice::from_ref(&incident)), SourceKind::Mock, T2)
+            .record(std::slice::from_ref(&incident), SourceKind::Mock, T2)
             .expect("records");
         assert_eq!(
             store.find(&incident.id).expect("found").lifecycle.phase,
@@ -277,7 +277,7 @@ fn any_fix_proposed_after_a_rollback_is_escalated_until_one_is_confirmed() {
     let (_dir, store) = store();
     let incident = with_result("r1");
     store
-        .record(&many(std::slice::from_ref(&incident)), SourceKind::Mock, T1)
+        .record(std::slice::from_ref(&incident), SourceKind::Mock, T1)
         .expect("records");
     store
         .advance(&incident.id, Action::Approve, "alice", "ok", T1)
@@ -335,7 +335,7 @@ fn an_analysis_without_verification_keeps_the_verdict_of_the_same_fix() {
         Verdict::Successful,
     );
     store
-        .record(&many(std::slice::from_ref(&incident)), SourceKind::Mock, T1)
+        .record(std::slice::from_ref(&incident), SourceKind::Mock, T1)
         .expect("records");
     let mut unverified = incident.clone();
     unverified.verification.result = aegis_core::VerificationResult::skipped("--no-verify");
