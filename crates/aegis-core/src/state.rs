@@ -503,6 +503,30 @@ impl ClusterState {
     }
 }
 
+/// From this many pods on, analysis runs its independent parts on cores of their own; below
+/// it, a thread costs more than it saves.
+const LARGE_STATE_PODS: usize = 1_000;
+
+/// Runs `beside` on a thread of its own and `here` on the calling one when the state is large
+/// (a thousand pods or more), else one after the other; a panic in either is the caller's.
+pub fn side_by_side<A: Send, B>(
+    state: &ClusterState,
+    beside: impl FnOnce() -> A + Send,
+    here: impl FnOnce() -> B,
+) -> (A, B) {
+    if state.pods.len() < LARGE_STATE_PODS {
+        return (beside(), here());
+    }
+    std::thread::scope(|threads| {
+        let beside = threads.spawn(beside);
+        let here = here();
+        let beside = beside
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (beside, here)
+    })
+}
+
 /// A hash map for analysis's own indexes: a fast hash, seeded per process.
 pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 

@@ -190,27 +190,26 @@ pub fn analyze(
         |analyzer: Analyzer| filter.map_or(analyzer.by_default(), |f| f.contains(&analyzer));
     // Pods are most of a state: a large one's are analysed on a core of their own while the
     // other analyzers run here; their detections still come first.
-    let mut detections = Vec::new();
-    let mut rest = Vec::new();
-    if !wanted(Analyzer::Pod) {
-        others(index, config, &wanted, &mut rest);
-    } else if index.state().pods.len() < 1_000 {
-        pod::analyze(index, config, scope, &mut detections);
-        others(index, config, &wanted, &mut rest);
-    } else {
-        std::thread::scope(|threads| {
-            let pods = threads.spawn(|| {
+    let (mut detections, mut rest) = if wanted(Analyzer::Pod) {
+        aegis_core::state::side_by_side(
+            index.state(),
+            || {
                 let mut found = Vec::new();
                 // Those out of scope are skipped before they are looked at.
                 pod::analyze(index, config, scope, &mut found);
                 found
-            });
-            others(index, config, &wanted, &mut rest);
-            detections = pods
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        });
-    }
+            },
+            || {
+                let mut rest = Vec::new();
+                others(index, config, &wanted, &mut rest);
+                rest
+            },
+        )
+    } else {
+        let mut rest = Vec::new();
+        others(index, config, &wanted, &mut rest);
+        (Vec::new(), rest)
+    };
     detections.append(&mut rest);
     if let Some(scope) = scope {
         detections.retain(|d| scope.contains(&d.workload));

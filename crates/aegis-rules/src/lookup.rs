@@ -75,18 +75,8 @@ impl<'a> Lookup<'a> {
             (pods, objects)
         };
         // A large state builds the shared index and the rules' own tables side by side.
-        let (index, (pods, objects)) = if state.pods.len() < 1_000 {
-            (state.index(), own())
-        } else {
-            std::thread::scope(|threads| {
-                let index = threads.spawn(|| state.index());
-                let own = own();
-                let index = index
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                (index, own)
-            })
-        };
+        let (index, (pods, objects)) =
+            aegis_core::state::side_by_side(state, || state.index(), own);
         Self {
             state,
             index,
