@@ -596,13 +596,15 @@ pub fn seen_again(
         .or_else(|| previous.last_undone().map(|change| (change, false)))
         .map(|(change, same_fix)| (change.clone(), same_fix));
     let verified_now = incident.verification.result.verdict != Verdict::Skipped;
-    // An analysis that did not verify (`--no-verify`) keeps the verdict the same fix had.
+    // An analysis that did not verify (`--no-verify`, or the operator's detector between
+    // shadows) keeps the verdict the same patch had: what a shadow proved is the patch on its
+    // target, whatever the fix's summary or revision numbers say this time.
     let mut incident = incident.clone();
     let previous_result = &previous.incident.verification.result;
     if !changed
         && incident.verification.result.verdict == Verdict::Skipped
         && previous_result.verdict != Verdict::Skipped
-        && previous.incident.fix == incident.fix
+        && same_patch(previous.incident.fix.as_ref(), incident.fix.as_ref())
     {
         incident.verification = previous.incident.verification.clone();
     }
@@ -628,6 +630,17 @@ pub fn seen_again(
         lifecycle,
         incident: incident.clone(),
         changes: previous.changes,
+    }
+}
+
+/// Whether two fixes make the same change: the same patch of the same kind on the same object.
+fn same_patch(a: Option<&aegis_core::Fix>, b: Option<&aegis_core::Fix>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            a.target == b.target && a.patch_type == b.patch_type && a.patch == b.patch
+        }
+        (None, None) => true,
+        _ => false,
     }
 }
 

@@ -351,6 +351,53 @@ fn an_analysis_without_verification_keeps_the_verdict_of_the_same_fix() {
 }
 
 #[test]
+fn the_verdict_stays_with_the_same_patch_whatever_its_summary_says() {
+    let (_dir, store) = store();
+    let incident = verified(
+        incidents()
+            .into_iter()
+            .find(|i| i.fix.is_some())
+            .expect("a fix"),
+        Verdict::Successful,
+    );
+    store
+        .record(std::slice::from_ref(&incident), SourceKind::Mock, T1)
+        .expect("records");
+    // The next analysis words the same patch differently (a revision number moved).
+    let mut reworded = incident.clone();
+    reworded.verification.result = aegis_core::VerificationResult::skipped("not verified");
+    let fix = reworded.fix.as_mut().expect("a fix");
+    fix.summary.push_str(" (reworded)");
+    fix.requires_approval = !fix.requires_approval;
+    store
+        .record(std::slice::from_ref(&reworded), SourceKind::Mock, T2)
+        .expect("records");
+    let stored = store.find(&incident.id).expect("found");
+    assert_eq!(
+        stored.incident.verification.result.verdict,
+        Verdict::Successful
+    );
+    assert_eq!(stored.lifecycle.phase, Phase::Verified);
+    assert!(
+        stored
+            .incident
+            .fix
+            .as_ref()
+            .is_some_and(|f| f.summary.ends_with("(reworded)")),
+        "the fix reads as the latest analysis words it"
+    );
+    // Another patch is not what the shadow proved.
+    let mut other = reworded.clone();
+    other.fix.as_mut().expect("a fix").patch = json!({"spec": {"replicas": 9}});
+    store
+        .record(&[other], SourceKind::Mock, "2026-12-02T20:10:00Z")
+        .expect("records");
+    let stored = store.find(&incident.id).expect("found");
+    assert_eq!(stored.incident.verification.result.verdict, Verdict::Skipped);
+    assert_eq!(stored.lifecycle.phase, Phase::Diagnosed);
+}
+
+#[test]
 fn a_large_analysis_is_recorded_whole_on_every_core_and_seen_again() {
     let (_dir, store) = store();
     let template = incidents().into_iter().next().expect("an incident");
