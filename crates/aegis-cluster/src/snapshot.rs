@@ -388,9 +388,12 @@ fn decode_in_parallel(
     let first = ranges.next().unwrap_or_default();
     let results: Vec<(ObjectSink, Vec<LoadWarning>, usize)> = std::thread::scope(|threads| {
         let handles: Vec<_> = ranges
-            .map(|range| threads.spawn(move || decode_units(range, scope)))
+            .map(|range| threads.spawn(move || decode_units(range, range, scope)))
             .collect();
-        let mut results = vec![decode_units(first, scope)];
+        // The first range's lists are made room for every range's objects: the others are
+        // then moved into them without growing (growing a list copies all of it while the
+        // old copy still stands, which was the peak of a large load).
+        let mut results = vec![decode_units(first, units, scope)];
         results.extend(handles.into_iter().map(|handle| {
             handle.join().unwrap_or_else(|_| {
                 let warning = LoadWarning {
@@ -418,10 +421,15 @@ fn decode_in_parallel(
     (state, warnings, read)
 }
 
-fn decode_units(units: &[Unit<'_>], scope: &Scope) -> (ObjectSink, Vec<LoadWarning>, usize) {
+/// Decodes `units` into a sink whose lists have room for the objects of `room_for`.
+fn decode_units(
+    units: &[Unit<'_>],
+    room_for: &[Unit<'_>],
+    scope: &Scope,
+) -> (ObjectSink, Vec<LoadWarning>, usize) {
     let mut sink = ObjectSink::new(scope.clone());
     let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    for unit in units {
+    for unit in room_for {
         if let Unit::Item { kind, .. } = unit {
             *counts.entry(kind.as_str()).or_default() += 1;
         }

@@ -393,7 +393,10 @@ fn the_verdict_stays_with_the_same_patch_whatever_its_summary_says() {
         .record(&[other], SourceKind::Mock, "2026-12-02T20:10:00Z")
         .expect("records");
     let stored = store.find(&incident.id).expect("found");
-    assert_eq!(stored.incident.verification.result.verdict, Verdict::Skipped);
+    assert_eq!(
+        stored.incident.verification.result.verdict,
+        Verdict::Skipped
+    );
     assert_eq!(stored.lifecycle.phase, Phase::Diagnosed);
 }
 
