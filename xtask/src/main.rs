@@ -36,7 +36,7 @@ fn usage() -> &'static str {
     "usage: cargo xtask <command>\n\n\
      commands:\n  \
      test                            the whole test suite: rustfmt, clippy, every test\n  \
-     codegen                         write generated files: deploy/crds/ from the Rust types\n  \
+     codegen                         write generated files: the CRDs in deploy/ from the Rust types\n  \
      cluster up|down|env|status      a real control plane on loopback (built from Go modules)\n  \
      ollama up|down|env|status       a real Ollama with SmolLM2-135M on loopback (Go module, PyPI)\n  \
      bench [--runs N] [--out FILE]   measure the SPEC §13 targets and print a report\n    \
@@ -104,15 +104,18 @@ fn step(name: &str, command: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// Writes the files generated from Rust types: the Incident CRD in `deploy/crds/` (a test in
-/// aegis-operator fails when it is stale).
+/// Writes the files generated from Rust types: the Incident CRD in `deploy/crds/` and in the
+/// Helm chart's `crds/` (a test in aegis-operator fails when either is stale).
 fn codegen() -> Result<()> {
-    let dir = workspace_root().join("deploy/crds");
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join(format!("{}.yaml", aegis_operator::crd::NAME));
     let yaml = aegis_operator::crd::yaml().context("cannot render the Incident CRD")?;
-    std::fs::write(&path, yaml).with_context(|| format!("cannot write {}", path.display()))?;
-    eprintln!("wrote {}", path.display());
+    for dir in aegis_operator::crd::GENERATED_IN {
+        let dir = workspace_root().join(dir);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join(format!("{}.yaml", aegis_operator::crd::NAME));
+        std::fs::write(&path, &yaml).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
     Ok(())
 }
 

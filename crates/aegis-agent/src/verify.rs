@@ -31,6 +31,7 @@ impl VerifyOptions {
                 max_concurrent: settings.max_concurrent as usize,
                 max_candidates: settings.max_candidates as usize,
                 keep: false,
+                grant: settings.grant.clone(),
             },
             concurrency: settings.max_concurrent.max(1) as usize,
         }

@@ -190,15 +190,19 @@ async fn shadows_expire_and_are_collected() {
     let shadows = aegis_shadow::list(&world).await.expect("list");
     assert_eq!(shadows.len(), 1);
     assert_eq!(shadows[0].verdict, Some(Verdict::Successful));
-    assert!(
-        aegis_shadow::collect_garbage(&world)
-            .await
-            .expect("gc")
-            .is_empty()
+    let kept = aegis_shadow::collect_garbage(&world).await.expect("gc");
+    assert_eq!(
+        kept,
+        aegis_shadow::Collection {
+            deleted: vec![],
+            left: 1,
+            expired_left: 0
+        }
     );
     world.advance(std::time::Duration::from_secs(31 * 60));
     let collected = aegis_shadow::collect_garbage(&world).await.expect("gc");
-    assert_eq!(collected, vec![shadows[0].name.clone()]);
+    assert_eq!(collected.deleted, vec![shadows[0].name.clone()]);
+    assert_eq!((collected.left, collected.expired_left), (0, 0));
     assert!(aegis_shadow::list(&world).await.expect("list").is_empty());
     assert!(world.now() > state.now());
 }

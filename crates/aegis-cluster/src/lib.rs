@@ -33,6 +33,9 @@ pub struct Scope {
     pub namespace: Option<String>,
     /// Whether cluster-scoped objects (Namespaces, Nodes) are read too.
     pub cluster_objects: bool,
+    /// Whether Secrets are listed (their values are blanked on arrival). The operator lists
+    /// them only in shadow namespaces: its RBAC grants no Secret reads anywhere else.
+    pub secrets: bool,
 }
 
 impl Default for Scope {
@@ -46,6 +49,7 @@ impl Scope {
         Self {
             namespace: None,
             cluster_objects: true,
+            secrets: true,
         }
     }
 
@@ -54,15 +58,25 @@ impl Scope {
         Self {
             namespace: Some(namespace.to_owned()),
             cluster_objects: true,
+            secrets: true,
         }
     }
 
-    /// One namespace's objects alone: what watching a shadow needs, at every interval, without
-    /// listing every Node and Namespace of a large cluster.
+    /// One namespace's objects alone, without its Secrets: what watching a production change
+    /// needs, at every interval, without listing every Node and Namespace of a large cluster.
     pub fn namespace_only(namespace: &str) -> Self {
         Self {
             namespace: Some(namespace.to_owned()),
             cluster_objects: false,
+            secrets: false,
+        }
+    }
+
+    /// A shadow namespace's objects, its Secrets (the placeholders AEGIS wrote) included.
+    pub fn shadow(namespace: &str) -> Self {
+        Self {
+            secrets: true,
+            ..Self::namespace_only(namespace)
         }
     }
 

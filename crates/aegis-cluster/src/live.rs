@@ -435,7 +435,13 @@ impl LiveSource {
             self.list::<Ingress>(scope),
             self.list::<HorizontalPodAutoscaler>(scope),
             self.list::<ConfigMap>(scope),
-            self.list::<Secret>(scope),
+            async {
+                if scope.secrets {
+                    self.list::<Secret>(scope).await
+                } else {
+                    Ok((Vec::new(), None))
+                }
+            },
             self.list::<Event>(scope),
             self.list::<ControllerRevision>(scope),
             self.list_cluster::<StorageClass>(scope),
@@ -490,6 +496,7 @@ impl LiveSource {
         let mut read_kinds: std::collections::BTreeSet<String> = LISTED_KINDS
             .iter()
             .filter(|(_, cluster_scoped)| scope.cluster_objects || !cluster_scoped)
+            .filter(|(kind, _)| scope.secrets || *kind != "Secret")
             .map(|(kind, _)| (*kind).to_owned())
             .collect();
         for warning in &warnings {

@@ -356,6 +356,9 @@ impl ObjectSink {
 
     /// Files a typed object; returns whether it was inside the scope.
     pub fn push(&mut self, object: Object) -> bool {
+        if matches!(object, Object::Secret(_)) && !self.scope.secrets {
+            return false;
+        }
         if let Some(kind) = object.kind()
             && !self.kinds.contains(kind)
         {

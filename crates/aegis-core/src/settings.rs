@@ -137,6 +137,22 @@ pub struct ShadowSettings {
     pub failure_limit: u32,
     /// Seconds after which an undecided verification is `inconclusive`.
     pub timeout_seconds: u64,
+    /// What each shadow namespace grants the operator: a RoleBinding there to this ClusterRole
+    /// for this ServiceAccount, written right after the namespace. The operator's own RBAC then
+    /// needs no write outside shadows (the Helm chart sets it); unset, nothing is granted and
+    /// the caller's credentials must allow the shadow's writes themselves.
+    pub grant: Option<ShadowGrant>,
+}
+
+/// The RoleBinding written into every shadow namespace (see [`ShadowSettings::grant`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowGrant {
+    /// The ClusterRole bound in the shadow.
+    pub cluster_role: String,
+    /// The ServiceAccount it is bound to, and its namespace.
+    pub service_account: String,
+    pub namespace: String,
 }
 
 impl Default for ShadowSettings {
@@ -150,6 +166,7 @@ impl Default for ShadowSettings {
             success_threshold: 2,
             failure_limit: 3,
             timeout_seconds: 300,
+            grant: None,
         }
     }
 }

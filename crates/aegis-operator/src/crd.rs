@@ -1,5 +1,5 @@
 //! The `Incident` CustomResourceDefinition: printed by `aegis operator crd`, written to
-//! `deploy/crds/` by `cargo xtask codegen`, and required before the operator starts.
+//! `deploy/crds/` and the Helm chart by `cargo xtask codegen`, and required before the operator starts.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{Api, Client};
@@ -8,6 +8,9 @@ use crate::{Error, Result};
 
 /// The CRD's name.
 pub const NAME: &str = "incidents.aegis.io";
+/// Where `cargo xtask codegen` writes the CRD, relative to the workspace: the plain manifests
+/// and the Helm chart (which installs it before anything else).
+pub const GENERATED_IN: [&str; 2] = ["deploy/crds", "deploy/helm/aegis/crds"];
 /// The name of K8sGPT's `Result` CRD.
 pub const K8SGPT_RESULTS: &str = "results.core.k8sgpt.ai";
 

@@ -60,6 +60,9 @@ pub(crate) async fn run(context: Arc<Context>) -> Result<()> {
                 }
             } => Marked::new(),
         };
+        // When the cluster first showed what this round analyzes: the start of its incidents'
+        // time to diagnosis.
+        let woke = Instant::now();
         tokio::time::sleep(debounce).await;
         absorb(&mut marked, context.caches.dirty.take_now());
         absorb(&mut marked, context.caches.dirty.take_due());
@@ -67,7 +70,7 @@ pub(crate) async fn run(context: Arc<Context>) -> Result<()> {
         let mut failed = BTreeSet::new();
         for (namespace, changed) in marked {
             let started = Instant::now();
-            if let Err(error) = pass(&context, &namespace, &changed).await {
+            if let Err(error) = pass(&context, &namespace, &changed, woke).await {
                 ::metrics::counter!(metrics::RECONCILE_ERRORS, "during" => "detect").increment(1);
                 // Retried with the next round (the next change anywhere, or the resync within
                 // a minute), not at once, which would hammer an API server in trouble.
@@ -235,7 +238,13 @@ fn watched(incident: &Incident, state: &ClusterState, selector: Option<&LabelSel
 /// One pass over one namespace ([`CLUSTER`]: cluster-scoped workloads): all of it, or only the
 /// workloads what changed concerns ([`aegis_agent::change_scope`]), whose incidents alone are
 /// then recorded and resolved. The analysis reads the whole namespace either way.
-pub(crate) async fn pass(context: &Context, namespace: &str, changed: &Changed) -> Result<()> {
+/// Analyzes `namespace` after `changed`, which the detector first heard of at `woke`.
+pub(crate) async fn pass(
+    context: &Context,
+    namespace: &str,
+    changed: &Changed,
+    woke: Instant,
+) -> Result<()> {
     let cluster = namespace == CLUSTER;
     if is_shadow(context, namespace) {
         // Shadows are AEGIS's own experiments: their failures are the evidence of a
@@ -327,7 +336,11 @@ pub(crate) async fn pass(context: &Context, namespace: &str, changed: &Changed) 
             due.insert(incident.id.clone(), (about(incident), all.clone()));
         }
         let incident = with_opinion(incident, status);
+        let new = cached.is_none();
         record(context, &incident, cached, all, None).await?;
+        if new {
+            ::metrics::histogram!(metrics::TIME_TO_DIAGNOSIS).record(woke.elapsed().as_secs_f64());
+        }
     }
     if let Some(consultant) = context.consultant.as_ref().filter(|_| !due.is_empty()) {
         consult(context, consultant, &state, &request, &due).await?;

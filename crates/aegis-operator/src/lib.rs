@@ -267,10 +267,19 @@ async fn collect_shadows(context: Arc<Context>) -> Result<()> {
     let every = Duration::from_secs(context.settings.operator.shadow_gc_interval_seconds.max(1));
     loop {
         match aegis_shadow::collect_garbage(&context.live).await {
-            Ok(deleted) => {
-                for name in deleted {
+            Ok(collection) => {
+                for name in collection.deleted {
                     ::metrics::counter!(metrics::SHADOWS_COLLECTED).increment(1);
                     tracing::info!(shadow = %name, "expired shadow deleted");
+                }
+                ::metrics::gauge!(metrics::SHADOW_NAMESPACES).set(collection.left as f64);
+                ::metrics::gauge!(metrics::SHADOW_NAMESPACES_EXPIRED)
+                    .set(collection.expired_left as f64);
+                if collection.expired_left > 0 {
+                    tracing::warn!(
+                        count = collection.expired_left,
+                        "shadows past their TTL are still being deleted"
+                    );
                 }
             }
             Err(error) => tracing::warn!(%error, "expired shadows could not be collected"),

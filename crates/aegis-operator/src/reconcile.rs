@@ -453,6 +453,7 @@ async fn verify_unguarded(
         return Ok(Action::await_change());
     };
     let verified_hash = status.fix_hash.clone();
+    let first_seen = status.first_seen.clone();
     // Shadows beyond the cap wait here instead of failing to start.
     let Ok(_slot) = context.shadow_slots.acquire().await else {
         return Ok(Action::await_change());
@@ -500,7 +501,7 @@ async fn verify_unguarded(
     )
     .increment(1);
     let now = incidents::now();
-    incidents::update_status(api, name, |_, status| {
+    let written = incidents::update_status(api, name, |_, status| {
         let Some(mut stored) = incidents::stored(status) else {
             return;
         };
@@ -537,6 +538,15 @@ async fn verify_unguarded(
     })
     .await
     .map_err(failed("verify"))?;
+    let reached = written
+        .as_ref()
+        .and_then(|w| w.status.as_ref())
+        .is_some_and(|s| s.verdict == Some(result.verdict) && s.phase != Some(Phase::Verifying));
+    if let (true, Ok(first_seen)) = (reached, first_seen.parse::<k8s_openapi::jiff::Timestamp>()) {
+        let since = k8s_openapi::jiff::Timestamp::now().duration_since(first_seen);
+        ::metrics::histogram!(metrics::TIME_TO_VERDICT, "verdict" => result.verdict.as_str())
+            .record(since.as_secs_f64().max(0.0));
+    }
     Ok(Action::await_change())
 }
 

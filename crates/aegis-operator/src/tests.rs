@@ -572,6 +572,8 @@ fn the_status_keeps_what_only_the_operator_tracks_when_a_record_is_written_back(
 
 #[tokio::test]
 async fn custom_kinds_with_status_conditions_are_found_from_their_definitions_and_watched() {
+    // Replicas have conditions too, but the operator may not watch them: asked first, and
+    // left out (a refused kind would never fill its cache and the operator never be ready).
     let (live, handle) = mock_api::source();
     let definition = |plural: &str, kind: &str, conditions: bool| {
         let status = if conditions {
@@ -595,8 +597,18 @@ async fn custom_kinds_with_status_conditions_are_found_from_their_definitions_an
                 200,
                 json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinitionList",
                     "metadata": {"resourceVersion": "1"},
-                    "items": [definition("databases", "Database", true), definition("backups", "Backup", false)]}),
+                    "items": [definition("databases", "Database", true), definition("backups", "Backup", false),
+                        definition("replicas", "Replica", true)]}),
             ),
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" => {
+                let review: Value = serde_json::from_str(&sent.body).unwrap_or_default();
+                let attributes = &review["spec"]["resourceAttributes"];
+                let allowed = attributes["group"] == "db.example.com"
+                    && attributes["resource"] == "databases";
+                let mut answered = review.clone();
+                answered["status"] = json!({"allowed": allowed});
+                Answer::Json(201, answered)
+            }
             "/apis/db.example.com/v1/databases" => Answer::Json(
                 200,
                 json!({"apiVersion": "db.example.com/v1", "kind": "DatabaseList",
@@ -629,6 +641,23 @@ async fn custom_kinds_with_status_conditions_are_found_from_their_definitions_an
             .iter()
             .any(|s| s.path.contains("backups")),
         "a kind without conditions is never listed"
+    );
+    let reviews: Vec<Value> = mock_api::recorded(&requests)
+        .iter()
+        .filter(|s| s.path.ends_with("/selfsubjectaccessreviews"))
+        .map(|s| serde_json::from_str(&s.body).expect("a review"))
+        .collect();
+    assert!(
+        reviews
+            .iter()
+            .any(|r| r["spec"]["resourceAttributes"]["resource"] == "replicas"),
+        "the refused kind was asked about: {reviews:?}"
+    );
+    assert!(
+        !mock_api::recorded(&requests)
+            .iter()
+            .any(|s| s.path.ends_with("/replicas")),
+        "a kind the operator may not watch is never listed"
     );
     assert!(
         dirty.take_now().contains_key("shop"),

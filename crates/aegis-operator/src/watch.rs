@@ -447,6 +447,19 @@ pub(crate) async fn custom_caches(
         .iter()
         .filter_map(aegis_cluster::live::analysed_custom_kind)
     {
+        // A kind the operator may not watch would never fill its cache, and the operator
+        // would never be ready: it is asked first, and left out when refused.
+        match may_watch(client, &resource).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(kind = %resource.kind, group = %resource.group, "not allowed to list and watch this custom kind; it is not watched (grant list and watch on it to the operator's ServiceAccount)");
+                continue;
+            }
+            Err(error) => {
+                tracing::warn!(kind = %resource.kind, %error, "cannot ask whether this custom kind may be watched; it is not watched");
+                continue;
+            }
+        }
         let reader = reflect(
             Api::all_with(client.clone(), &resource),
             reflector::store::Writer::new(resource.clone()),
@@ -462,6 +475,36 @@ pub(crate) async fn custom_caches(
     }
     tracing::info!(kinds = caches.len(), "custom resource kinds watched");
     caches
+}
+
+/// Whether the operator's credentials may list and watch `resource` in every namespace, from
+/// SelfSubjectAccessReviews (which every authenticated user may create).
+async fn may_watch(client: &Client, resource: &ApiResource) -> kube::Result<bool> {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    for verb in ["list", "watch"] {
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    group: Some(resource.group.clone()),
+                    resource: Some(resource.plural.clone()),
+                    verb: Some(verb.to_owned()),
+                    ..ResourceAttributes::default()
+                }),
+                ..SelfSubjectAccessReviewSpec::default()
+            },
+            ..SelfSubjectAccessReview::default()
+        };
+        let answered = reviews
+            .create(&kube::api::PostParams::default(), &review)
+            .await?;
+        if !answered.status.is_some_and(|s| s.allowed) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// [`cache`] of `K`, marking each object's own namespace (for tests).

@@ -321,6 +321,30 @@ pub fn shadow_namespace(name: &str, annotations: &[(&str, String)]) -> Value {
     })
 }
 
+/// The RoleBinding that lets the operator write into the shadow `namespace` (and nowhere
+/// else): its ClusterRole, bound to its ServiceAccount in this namespace only.
+pub fn grant_binding(namespace: &str, grant: &aegis_core::settings::ShadowGrant) -> Value {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {
+            "name": "aegis-shadow",
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "aegis"},
+        },
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": grant.cluster_role,
+        },
+        "subjects": [{
+            "kind": "ServiceAccount",
+            "name": grant.service_account,
+            "namespace": grant.namespace,
+        }],
+    })
+}
+
 /// The isolation applied before any workload: default-deny traffic (DNS allowed), a quota on
 /// pods and on node ports and load balancers, a LimitRange giving unrequested containers a
 /// small request so the quota's accounting never rejects them, and the namespace's `default`

@@ -145,16 +145,32 @@ pub async fn delete(cluster: &dyn ClusterWrite, name: &str) -> Result<()> {
 
 /// Deletes every shadow past its expiry; returns their names. Run by every shadow command, so
 /// shadows left by a crash go away with the next one.
-pub async fn collect_garbage(cluster: &dyn ClusterWrite) -> Result<Vec<String>> {
+pub async fn collect_garbage(cluster: &dyn ClusterWrite) -> Result<Collection> {
     let now = cluster.now();
-    let mut deleted = Vec::new();
+    let mut collection = Collection::default();
     for shadow in list(cluster).await? {
         if shadow.expired(now) && !shadow.terminating {
             delete(cluster, &shadow.name).await?;
-            deleted.push(shadow.name);
+            collection.deleted.push(shadow.name);
+        } else {
+            if shadow.expired(now) {
+                collection.expired_left += 1;
+            }
+            collection.left += 1;
         }
     }
-    Ok(deleted)
+    Ok(collection)
+}
+
+/// What a collection of expired shadows did and left.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Collection {
+    /// The shadows deleted now.
+    pub deleted: Vec<String>,
+    /// The shadows still in the cluster (those being deleted included).
+    pub left: usize,
+    /// Of those, the ones past their TTL: their deletion is under way or stuck.
+    pub expired_left: usize,
 }
 
 /// The settings a shadow run takes from `shadow.*`.
@@ -165,6 +181,8 @@ pub struct Limits {
     pub max_candidates: usize,
     /// Keep the shadow after the verdict (until its TTL), for `aegis shadow create`.
     pub keep: bool,
+    /// The RoleBinding each shadow grants the operator (`shadow.grant`).
+    pub grant: Option<aegis_core::settings::ShadowGrant>,
 }
 
 /// Whether another shadow may start now (counting live, unexpired shadows).

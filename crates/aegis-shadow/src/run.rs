@@ -4,8 +4,9 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use aegis_cluster::{Cluster, ClusterWrite, DryRun, ObjectRef};
+use aegis_cluster::{Cluster, ClusterWrite, DryRun, ObjectRef, WriteError};
 use aegis_core::change::Basis;
 use aegis_core::verification::{Baseline, CandidateOutcome, EvidenceBundle};
 use aegis_core::{
@@ -23,6 +24,11 @@ use crate::clone::{
 };
 use crate::verdict::{Decision, Engine, Observation};
 use crate::{Error, Limits, NAMESPACE_PREFIX, Result};
+
+/// How long a shadow's first write may be refused while its RoleBinding reaches the API
+/// server's authorizer, and how often it is tried meanwhile.
+const GRANT_PATIENCE: Duration = Duration::from_secs(5);
+const GRANT_RETRY: Duration = Duration::from_millis(100);
 
 /// What to verify: an incident's workload, its category, the fixes to try in order.
 #[derive(Debug, Clone)]
@@ -410,8 +416,32 @@ pub async fn create(
     let (objects, placeholders) = shadow_objects(request, &prepared, &namespace)?;
     shadow_cluster.apply(&namespace_object, DryRun::No).await?;
     tracker.add(&namespace);
-    for object in &objects {
-        if let Err(e) = shadow_cluster.apply(object, DryRun::No).await {
+    let granted = match &request.limits.grant {
+        Some(grant) => {
+            let binding = clone::grant_binding(&namespace, grant);
+            if let Err(e) = shadow_cluster.apply(&binding, DryRun::No).await {
+                remove(shadow_cluster, &namespace, tracker).await;
+                return Err(e.into());
+            }
+            true
+        }
+        None => false,
+    };
+    for (position, object) in objects.iter().enumerate() {
+        // The API server's authorizer learns of the shadow's RoleBinding from its own watch:
+        // the first write may still be refused for a moment.
+        let mut result = shadow_cluster.apply(object, DryRun::No).await;
+        let mut waited = Duration::ZERO;
+        while granted
+            && position == 0
+            && matches!(result, Err(WriteError::Refused { .. }))
+            && waited < GRANT_PATIENCE
+        {
+            tokio::time::sleep(GRANT_RETRY).await;
+            waited += GRANT_RETRY;
+            result = shadow_cluster.apply(object, DryRun::No).await;
+        }
+        if let Err(e) = result {
             remove(shadow_cluster, &namespace, tracker).await;
             return Err(e.into());
         }
@@ -534,7 +564,7 @@ async fn watch(
         cluster.wait(namespace, wait).await?;
         looked = cluster.now();
         let state = cluster
-            .load(&aegis_cluster::Scope::namespace_only(namespace))
+            .load(&aegis_cluster::Scope::shadow(namespace))
             .await
             .map_err(|source| Error::Read {
                 namespace: namespace.to_owned(),

@@ -309,6 +309,7 @@ impl Incident {
                 max_concurrent: 3,
                 max_candidates: 1,
                 keep: false,
+                grant: None,
             },
         }
     }

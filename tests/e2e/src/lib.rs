@@ -7,6 +7,7 @@
 //! test binaries do not collide, and stops them (process groups and all) when dropped.
 
 pub mod binaries;
+pub mod chart;
 pub mod cluster;
 pub mod demo;
 pub mod k8sgpt;

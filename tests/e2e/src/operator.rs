@@ -30,10 +30,33 @@ impl Replica {
         identity: &str,
         env: &[(&str, &str)],
     ) -> Self {
+        Self::start_as(
+            binary,
+            &cluster.operator_kubeconfig(),
+            None,
+            dir,
+            identity,
+            env,
+        )
+    }
+
+    /// [`Replica::start`] with the credentials of `kubeconfig` and, when given, the
+    /// configuration file `config` beneath the test's settings (the chart's `aegis.toml`).
+    pub fn start_as(
+        binary: &Path,
+        kubeconfig: &Path,
+        config: Option<&Path>,
+        dir: &Path,
+        identity: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let port = crate::process::free_port().expect("a free port");
         let log = dir.join(format!("{identity}.log"));
         let stderr = std::fs::File::create(&log).expect("log file");
         let mut command = crate::aegis_command(binary);
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
         let child = command
             .args([
                 "operator",
@@ -47,7 +70,7 @@ impl Replica {
                 NAMESPACE,
                 "-v",
             ])
-            .env("KUBECONFIG", cluster.operator_kubeconfig())
+            .env("KUBECONFIG", kubeconfig)
             .env(
                 "AEGIS_AGENT__STATE_DIR",
                 dir.join(format!("state-{identity}")),

@@ -17,7 +17,10 @@
 //! - idle, the operator's requests are its Lease, its watches and the shadow collection, counted
 //!   from the API server's audit log;
 //! - the leader killed, the standby takes over within the lease;
-//! - /metrics, /healthz, /readyz answer, and `aegis operator status` names the leader.
+//! - /metrics, /healthz, /readyz answer, and `aegis operator status` names the leader;
+//! - all of it as the Helm chart's ServiceAccount (a token from the TokenRequest API), with
+//!   exactly the chart's RBAC: no request refused, no Secret read outside a shadow namespace,
+//!   and a Secret read in a production namespace refused.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -26,7 +29,8 @@ use std::time::{Duration, Instant};
 use aegis_core::crd::IncidentResource;
 use aegis_core::lifecycle::Phase;
 use aegis_e2e::binaries::Binaries;
-use aegis_e2e::cluster::{Cluster, OPERATOR_USER, audited_writes, requests_by};
+use aegis_e2e::chart::{ChartAccount, OPERATOR_ACCOUNT};
+use aegis_e2e::cluster::{Cluster, audit_events_of, audited_writes, requests_by};
 use aegis_e2e::demo::{EXPECTED, kubectl};
 use aegis_e2e::operator::{NAMESPACE, Replica, install_crds, warning_events};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -129,9 +133,24 @@ async fn the_operator_records_verifies_and_resolves_incidents_with_one_leader() 
         kubectl(&binaries, &cluster, &["create", "namespace", namespace]);
     }
 
+    // The operator's ServiceAccount, RBAC and configuration as the Helm chart installs them;
+    // the replicas run with that account's token and the chart's aegis.toml.
+    let account =
+        ChartAccount::install(&binaries, &cluster, dir.path()).expect("the chart installs");
+    let start = |identity: &str| {
+        Replica::start_as(
+            &binary,
+            &account.kubeconfig,
+            Some(&account.config),
+            dir.path(),
+            identity,
+            &[],
+        )
+    };
+
     // Two replicas; one leads.
-    let replica_a = Replica::start(&binary, &cluster, dir.path(), "replica-a", &[]);
-    let replica_b = Replica::start(&binary, &cluster, dir.path(), "replica-b", &[]);
+    let replica_a = start("replica-a");
+    let replica_b = start("replica-b");
     let mut replicas = vec![replica_a, replica_b];
     wait_for("both replicas ready", Duration::from_secs(60), || {
         let ready = replicas.iter().all(|r| r.get("/readyz").0 == 200);
@@ -161,7 +180,7 @@ async fn the_operator_records_verifies_and_resolves_incidents_with_one_leader() 
     let idle_from = k8s_openapi::jiff::Timestamp::now();
     tokio::time::sleep(IDLE_WINDOW).await;
     let idle_to = k8s_openapi::jiff::Timestamp::now();
-    let idle = requests_by(&cluster.audit_log(), OPERATOR_USER, idle_from, idle_to);
+    let idle = requests_by(&cluster.audit_log(), OPERATOR_ACCOUNT, idle_from, idle_to);
     let total: usize = idle.values().sum();
     let per_hour = total as f64 * 3600.0 / IDLE_WINDOW.as_secs_f64();
     eprintln!(
@@ -586,9 +605,31 @@ async fn the_operator_records_verifies_and_resolves_incidents_with_one_leader() 
         "aegis_production_changes_total{",
         "aegis_production_rollbacks_total 1",
         "aegis_cached_objects{",
+        "aegis_time_to_diagnosis_seconds_bucket",
+        "aegis_time_to_verdict_seconds_bucket{verdict=\"successful\"",
     ] {
         assert!(metrics.contains(name), "{name} in /metrics:\n{metrics}");
     }
+    // The scrape passes Prometheus's own linter.
+    let promtool = aegis_e2e::binaries::PROMTOOL
+        .ensure()
+        .expect("promtool builds");
+    let mut check = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    std::io::Write::write_all(&mut check.stdin.take().expect("stdin"), metrics.as_bytes())
+        .expect("scrape written");
+    let checked = check.wait_with_output().expect("promtool ends");
+    assert!(
+        checked.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
 
     // The API server restarted: the operator recovers with every Incident, none duplicated.
     // (Resolved ones are left out: the retention may delete one meanwhile.)
@@ -624,7 +665,7 @@ async fn the_operator_records_verifies_and_resolves_incidents_with_one_leader() 
                 replica.log()
             );
             let identity = format!("{}-again", replica.identity);
-            *replica = Replica::start(&binary, &cluster, dir.path(), &identity, &[]);
+            *replica = start(&identity);
         }
     }
     let leader = wait_for(
@@ -783,4 +824,54 @@ async fn the_operator_records_verifies_and_resolves_incidents_with_one_leader() 
         "leader log:\n{}",
         gone.log().lines().take(40).collect::<Vec<_>>().join("\n")
     );
+
+    // Least privilege, proved by use: the whole run above, as the chart's ServiceAccount,
+    // was never refused, and read no Secret outside a shadow namespace.
+    let requests = audit_events_of(&cluster.audit_log(), OPERATOR_ACCOUNT);
+    assert!(requests.len() > 100, "the account's requests are audited");
+    let refused: Vec<String> = requests
+        .iter()
+        .filter(|e| e["responseStatus"]["code"] == 403)
+        .map(|e| format!("{} {}", e["verb"], e["requestURI"]))
+        .collect();
+    assert!(refused.is_empty(), "refused requests: {refused:?}");
+    let secrets: Vec<String> = requests
+        .iter()
+        .filter(|e| e["objectRef"]["resource"] == "secrets")
+        .filter(|e| {
+            !e["objectRef"]["namespace"]
+                .as_str()
+                .is_some_and(|ns| ns.starts_with("aegis-shadow-"))
+        })
+        .map(|e| format!("{} {}", e["verb"], e["requestURI"]))
+        .collect();
+    assert!(
+        secrets.is_empty(),
+        "Secrets read outside shadows: {secrets:?}"
+    );
+    let shadow_writes = requests
+        .iter()
+        .filter(|e| e["verb"] == "patch" || e["verb"] == "create")
+        .filter(|e| {
+            e["objectRef"]["namespace"]
+                .as_str()
+                .is_some_and(|ns| ns.starts_with("aegis-shadow-"))
+        })
+        .count();
+    assert!(
+        shadow_writes > 0,
+        "the shadows were written with the per-shadow grant"
+    );
+    // And a Secret in a production namespace is refused to it.
+    let config = kube::config::Kubeconfig::read_from(&account.kubeconfig).expect("kubeconfig");
+    let config =
+        kube::Config::from_custom_kubeconfig(config, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("config");
+    let as_operator = kube::Client::try_from(config).expect("a client");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(as_operator, "demo");
+    match secrets.list(&ListParams::default()).await {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
+        other => panic!("a Secret list in demo was not refused: {other:?}"),
+    }
 }

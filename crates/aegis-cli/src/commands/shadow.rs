@@ -54,6 +54,7 @@ pub async fn run(
     for name in aegis_shadow::collect_garbage(shadow_cluster.as_ref())
         .await
         .map_err(CliError::failure)?
+        .deleted
     {
         eprintln!("deleted expired shadow {name}");
     }
@@ -214,6 +215,7 @@ async fn create(
             max_concurrent: settings.shadow.max_concurrent as usize,
             max_candidates: 1,
             keep: true,
+            grant: settings.shadow.grant.clone(),
         },
     };
     let tracker = Tracker::default();

@@ -43,6 +43,11 @@ const KINDS: &[(&str, &str, &str)] = &[
     ("networking.k8s.io/v1", "Ingress", "ingresses"),
     ("discovery.k8s.io/v1", "EndpointSlice", "endpointslices"),
     ("coordination.k8s.io/v1", "Lease", "leases"),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        "rolebindings",
+    ),
 ];
 
 /// The HTTP code of an expired watch: its resource version is too old, and the next wait lists
