@@ -25,8 +25,8 @@ use crate::clone::{
 use crate::verdict::{Decision, Engine, Observation};
 use crate::{Error, Limits, NAMESPACE_PREFIX, Result};
 
-/// How long a shadow's first write may be refused while its RoleBinding reaches the API
-/// server's authorizer, and how often it is tried meanwhile.
+/// How long a shadow's RoleBinding may take to reach the API server's authorizer, and how
+/// often it is asked meanwhile.
 const GRANT_PATIENCE: Duration = Duration::from_secs(5);
 const GRANT_RETRY: Duration = Duration::from_millis(100);
 
@@ -416,32 +416,14 @@ pub async fn create(
     let (objects, placeholders) = shadow_objects(request, &prepared, &namespace)?;
     shadow_cluster.apply(&namespace_object, DryRun::No).await?;
     tracker.add(&namespace);
-    let granted = match &request.limits.grant {
-        Some(grant) => {
-            let binding = clone::grant_binding(&namespace, grant);
-            if let Err(e) = shadow_cluster.apply(&binding, DryRun::No).await {
-                remove(shadow_cluster, &namespace, tracker).await;
-                return Err(e.into());
-            }
-            true
-        }
-        None => false,
-    };
-    for (position, object) in objects.iter().enumerate() {
-        // The API server's authorizer learns of the shadow's RoleBinding from its own watch:
-        // the first write may still be refused for a moment.
-        let mut result = shadow_cluster.apply(object, DryRun::No).await;
-        let mut waited = Duration::ZERO;
-        while granted
-            && position == 0
-            && matches!(result, Err(WriteError::Refused { .. }))
-            && waited < GRANT_PATIENCE
-        {
-            tokio::time::sleep(GRANT_RETRY).await;
-            waited += GRANT_RETRY;
-            result = shadow_cluster.apply(object, DryRun::No).await;
-        }
-        if let Err(e) = result {
+    if let Some(grant) = &request.limits.grant
+        && let Err(e) = granted(shadow_cluster, &namespace, grant, objects.first()).await
+    {
+        remove(shadow_cluster, &namespace, tracker).await;
+        return Err(e.into());
+    }
+    for object in &objects {
+        if let Err(e) = shadow_cluster.apply(object, DryRun::No).await {
             remove(shadow_cluster, &namespace, tracker).await;
             return Err(e.into());
         }
@@ -454,6 +436,43 @@ pub async fn create(
         objects,
         prepared,
     })))
+}
+
+/// Writes the shadow's RoleBinding, then waits until the API server's authorizer has learnt of
+/// it (it follows RoleBindings by its own watch) before the shadow's first write: asked with
+/// access reviews, so no write is tried and refused meanwhile.
+async fn granted(
+    cluster: &dyn ClusterWrite,
+    namespace: &str,
+    grant: &aegis_core::settings::ShadowGrant,
+    first: Option<&Value>,
+) -> std::result::Result<(), WriteError> {
+    cluster
+        .apply(&clone::grant_binding(namespace, grant), DryRun::No)
+        .await?;
+    let Some(first) = first else {
+        return Ok(());
+    };
+    let mut target = ObjectRef::of(first)?;
+    // A create is what a server-side apply of a new object is authorized as.
+    target.name = String::new();
+    let mut waited = Duration::ZERO;
+    while !cluster.may("create", &target).await? {
+        if waited >= GRANT_PATIENCE {
+            return Err(WriteError::Refused {
+                action: "create",
+                object: target.to_string(),
+                reason: format!(
+                    "the shadow's RoleBinding to ClusterRole {} did not take effect within {} s; check that the ClusterRole exists and grants what a shadow holds",
+                    grant.cluster_role,
+                    GRANT_PATIENCE.as_secs()
+                ),
+            });
+        }
+        tokio::time::sleep(GRANT_RETRY).await;
+        waited += GRANT_RETRY;
+    }
+    Ok(())
 }
 
 /// Deletes a shadow namespace; a failure is logged, the TTL collects it later.

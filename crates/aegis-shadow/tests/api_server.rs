@@ -369,6 +369,75 @@ fn is_delete_of(sent: &Sent, namespace: &str) -> bool {
     sent.method == "DELETE" && sent.path == format!("/api/v1/namespaces/{namespace}")
 }
 
+/// With `shadow.grant`, the shadow's RoleBinding is written right after the namespace, and the
+/// first object only once an access review says the binding took effect: no write is tried
+/// before (the authorizer learns of RoleBindings a moment later).
+#[tokio::test]
+async fn a_granted_shadow_binds_its_role_and_waits_for_it_before_any_write() {
+    let incident = incident();
+    let mut request = incident.request();
+    request.limits.grant = Some(aegis_core::settings::ShadowGrant {
+        cluster_role: "aegis-shadow".to_owned(),
+        service_account: "aegis".to_owned(),
+        namespace: "aegis-system".to_owned(),
+    });
+    let (source, handle) = source();
+    let (task, requests) = serve(handle, |sent, history| {
+        if sent.path.ends_with("/selfsubjectaccessreviews") {
+            // Refused twice, as while the authorizer has not seen the binding yet.
+            let asked = history
+                .iter()
+                .filter(|s| s.path.ends_with("/selfsubjectaccessreviews"))
+                .count();
+            let mut review = sent.json();
+            review["status"] = json!({"allowed": asked > 2});
+            return Answer::Json(201, review);
+        }
+        api_server(sent, history)
+    });
+    let tracker = Tracker::default();
+    let creation = aegis_shadow::create(&source, &source, &request, &incident.fix, &tracker)
+        .await
+        .expect("the shadow is created");
+    let Creation::Created(created) = creation else {
+        panic!("the dry run passed, so a shadow is created");
+    };
+    let namespace = created.namespace.clone();
+    let sent = recorded(&requests);
+    let paths: Vec<&str> = sent.iter().map(|s| s.path.as_str()).collect();
+    let binding = format!(
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings/aegis-shadow"
+    );
+    let reviews = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+    assert_eq!(paths[2], format!("/api/v1/namespaces/{namespace}"), "{paths:#?}");
+    assert_eq!(paths[3], binding, "{paths:#?}");
+    assert_eq!(&paths[4..7], [reviews; 3], "{paths:#?}");
+    assert_eq!(
+        paths[7],
+        format!("/api/v1/namespaces/{namespace}/serviceaccounts/default"),
+        "{paths:#?}"
+    );
+    let bound = sent[3].json();
+    assert_eq!(bound["roleRef"]["name"], "aegis-shadow");
+    assert_eq!(
+        bound["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "aegis", "namespace": "aegis-system"}])
+    );
+    let review = sent[4].json();
+    assert_eq!(
+        review["spec"]["resourceAttributes"],
+        json!({"group": "", "namespace": namespace, "resource": "serviceaccounts", "verb": "create"})
+    );
+    // Everything after the dry run and the capacity list stays inside the shadow.
+    for other in &sent[2..] {
+        assert!(
+            other.path == reviews || other.shadow() == Some(namespace.as_str()),
+            "{other:?}"
+        );
+    }
+    task.abort();
+}
+
 #[tokio::test]
 async fn creating_a_shadow_sends_the_isolation_before_any_workload() {
     let incident = incident();

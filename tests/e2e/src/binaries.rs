@@ -138,6 +138,15 @@ pub const PROMTOOL: GoTool = GoTool {
     env: &[("CGO_ENABLED", "0")],
 };
 
+/// Trivy, whose embedded checks scan the chart's rendered manifests for misconfigurations.
+pub const TRIVY: GoTool = GoTool {
+    name: "trivy",
+    package: "github.com/aquasecurity/trivy/cmd/trivy",
+    version: "v0.74.0",
+    // Trivy v0.74 builds with Go's JSON v2 experiment, as its releases are.
+    env: &[("CGO_ENABLED", "0"), ("GOEXPERIMENT", "jsonv2")],
+};
+
 impl GoTool {
     /// The cached program, built first when missing (into a scratch directory moved into
     /// place, so an interrupted build leaves nothing half-written).

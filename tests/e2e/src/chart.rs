@@ -102,8 +102,38 @@ impl ChartAccount {
         eprintln!(
             "the chart rendered in {:.2} s and applied in {:.2} s",
             rendered_in.as_secs_f64(),
-            (started.elapsed() - rendered_in).as_secs_f64()
+            started.elapsed().saturating_sub(rendered_in).as_secs_f64()
         );
+        // The API server's authorizer follows RBAC objects by its own watch: the operator
+        // starts once it knows the account's roles (as a Deployment's pods start only after
+        // the chart's objects exist), so none of its first requests is refused.
+        let waiting = std::time::Instant::now();
+        for (verb, resource) in [("get", "leases/aegis-operator"), ("list", "pods")] {
+            loop {
+                let allowed = kubectl(
+                    binaries,
+                    cluster,
+                    &[
+                        "auth",
+                        "can-i",
+                        verb,
+                        resource,
+                        "-n",
+                        NAMESPACE,
+                        "--as",
+                        OPERATOR_ACCOUNT,
+                    ],
+                    None,
+                );
+                if allowed.is_ok_and(|answer| answer.trim() == "yes") {
+                    break;
+                }
+                if waiting.elapsed() > std::time::Duration::from_secs(30) {
+                    bail!("the chart's RBAC does not let the operator {verb} {resource}");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
         let config = documents(&rendered)?
             .into_iter()
             .find(|o| o["kind"] == "ConfigMap" && o["data"]["aegis.toml"].is_string())

@@ -310,3 +310,85 @@ fn the_dockerfile_parses_and_lints_clean() {
         .expect("hadolint runs");
     assert!(!output.status.success(), "a broken Dockerfile is refused");
 }
+
+/// Trivy's embedded Kubernetes checks over everything the chart renders: no HIGH or CRITICAL
+/// misconfiguration. (Offline: the checks compiled into Trivy, no bundle download.)
+#[test]
+fn trivy_finds_no_high_or_critical_misconfiguration_in_the_chart() {
+    let trivy = aegis_e2e::binaries::TRIVY.ensure().expect("trivy builds");
+    let home = tempfile::tempdir().expect("tempdir");
+    let rendered = aegis_e2e::chart::render(home.path(), &[EVERYTHING]).expect("helm template");
+    let manifests = home.path().join("manifests");
+    std::fs::create_dir_all(&manifests).expect("dir");
+    // One file per object, as Trivy reads Kubernetes manifests.
+    for (index, object) in documents(&rendered).expect("YAML").iter().enumerate() {
+        let name = format!(
+            "{index:02}-{}-{}.yaml",
+            object["kind"].as_str().unwrap_or("object").to_lowercase(),
+            object["metadata"]["name"].as_str().unwrap_or("unnamed")
+        );
+        std::fs::write(
+            manifests.join(name),
+            serde_yaml::to_string(object).expect("YAML"),
+        )
+        .expect("written");
+    }
+    let scan = |dir: &Path| -> Vec<String> {
+        let output = Command::new(&trivy)
+            .args([
+                "config",
+                "--quiet",
+                "--skip-check-update",
+                "--disable-telemetry",
+                "--severity",
+                "HIGH,CRITICAL",
+                "--format",
+                "json",
+                "--cache-dir",
+            ])
+            .arg(home.path().join("cache"))
+            .arg(dir)
+            .output()
+            .expect("trivy runs");
+        let report: Value =
+            serde_json::from_str(&succeeded(&output, "trivy config")).expect("JSON");
+        report["Results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|r| {
+                let target = r["Target"].as_str().unwrap_or_default().to_owned();
+                r["Misconfigurations"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|m| m["Status"] == "FAIL")
+                    .map(move |m| format!("{target}: {} {} {}", m["ID"], m["Severity"], m["Title"]))
+            })
+            .collect()
+    };
+    // The checks run: a privileged container is a HIGH finding.
+    let control = home.path().join("control");
+    std::fs::create_dir_all(&control).expect("dir");
+    std::fs::write(
+        control.join("privileged.yaml"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: loose}\nspec:\n  selector: {matchLabels: {app: loose}}\n  template:\n    metadata: {labels: {app: loose}}\n    spec:\n      containers:\n      - name: app\n        image: nginx:1.27.2\n        securityContext: {privileged: true}\n",
+    )
+    .expect("written");
+    let control_findings = scan(&control);
+    assert!(
+        control_findings
+            .iter()
+            .any(|f| f.contains("HIGH") || f.contains("CRITICAL")),
+        "Trivy's checks flag a privileged container: {control_findings:?}"
+    );
+    let started = Instant::now();
+    let failures = scan(&manifests);
+    eprintln!(
+        "trivy config over the chart's {} objects: {:.1} s",
+        std::fs::read_dir(&manifests).map_or(0, Iterator::count),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(failures.is_empty(), "Trivy findings: {failures:#?}");
+}

@@ -187,6 +187,33 @@ impl LiveSource {
         }
     }
 
+    async fn may_async(&self, verb: &str, target: &ObjectRef) -> WriteResult<bool> {
+        use k8s_openapi::api::authorization::v1::{
+            ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+        };
+        let resource = api_resource(&target.api_version, &target.kind)?;
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    group: Some(resource.group.clone()),
+                    resource: Some(resource.plural.clone()),
+                    namespace: target.namespace.clone(),
+                    name: Some(target.name.clone()).filter(|n| !n.is_empty()),
+                    verb: Some(verb.to_owned()),
+                    ..ResourceAttributes::default()
+                }),
+                ..SelfSubjectAccessReviewSpec::default()
+            },
+            ..SelfSubjectAccessReview::default()
+        };
+        let reviews: Api<SelfSubjectAccessReview> = Api::all(self.client.clone());
+        let answered = reviews
+            .create(&kube::api::PostParams::default(), &review)
+            .await
+            .map_err(|e| write_error("review access to", target.to_string(), &e))?;
+        Ok(answered.status.is_some_and(|s| s.allowed))
+    }
+
     async fn apply_async(&self, object: &Value, dry_run: DryRun) -> WriteResult<Value> {
         let target = ObjectRef::of(object)?;
         let (api, resource) = self.api_for(&target)?;
@@ -364,6 +391,10 @@ impl LiveSource {
 impl ClusterWrite for LiveSource {
     fn now(&self) -> Timestamp {
         Timestamp::now()
+    }
+
+    fn may<'a>(&'a self, verb: &'a str, target: &'a ObjectRef) -> BoxFuture<'a, WriteResult<bool>> {
+        self.may_async(verb, target).boxed()
     }
 
     fn apply<'a>(
