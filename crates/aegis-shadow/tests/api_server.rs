@@ -409,7 +409,11 @@ async fn a_granted_shadow_binds_its_role_and_waits_for_it_before_any_write() {
         "/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings/aegis-shadow"
     );
     let reviews = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
-    assert_eq!(paths[2], format!("/api/v1/namespaces/{namespace}"), "{paths:#?}");
+    assert_eq!(
+        paths[2],
+        format!("/api/v1/namespaces/{namespace}"),
+        "{paths:#?}"
+    );
     assert_eq!(paths[3], binding, "{paths:#?}");
     assert_eq!(&paths[4..7], [reviews; 3], "{paths:#?}");
     assert_eq!(
