@@ -324,9 +324,9 @@ fn any_fix_proposed_after_a_rollback_is_escalated_until_one_is_confirmed() {
     );
 }
 
-#[test]
-fn an_analysis_without_verification_keeps_the_verdict_of_the_same_fix() {
-    let (_dir, store) = store();
+/// An incident with a fix, verified `successful` and recorded at T1; then the same incident
+/// recorded at T2 as `rework` leaves it, unverified.
+fn verified_then_seen_unverified(store: &Store, rework: impl FnOnce(&mut Incident)) -> Incident {
     let incident = verified(
         incidents()
             .into_iter()
@@ -337,11 +337,19 @@ fn an_analysis_without_verification_keeps_the_verdict_of_the_same_fix() {
     store
         .record(std::slice::from_ref(&incident), SourceKind::Mock, T1)
         .expect("records");
-    let mut unverified = incident.clone();
-    unverified.verification.result = aegis_core::VerificationResult::skipped("--no-verify");
+    let mut again = incident.clone();
+    again.verification.result = aegis_core::VerificationResult::skipped("not verified");
+    rework(&mut again);
     store
-        .record(&[unverified], SourceKind::Mock, T2)
+        .record(std::slice::from_ref(&again), SourceKind::Mock, T2)
         .expect("records");
+    again
+}
+
+#[test]
+fn an_analysis_without_verification_keeps_the_verdict_of_the_same_fix() {
+    let (_dir, store) = store();
+    let incident = verified_then_seen_unverified(&store, |_| {});
     let stored = store.find(&incident.id).expect("found");
     assert_eq!(
         stored.incident.verification.result.verdict,
@@ -353,26 +361,13 @@ fn an_analysis_without_verification_keeps_the_verdict_of_the_same_fix() {
 #[test]
 fn the_verdict_stays_with_the_same_patch_whatever_its_summary_says() {
     let (_dir, store) = store();
-    let incident = verified(
-        incidents()
-            .into_iter()
-            .find(|i| i.fix.is_some())
-            .expect("a fix"),
-        Verdict::Successful,
-    );
-    store
-        .record(std::slice::from_ref(&incident), SourceKind::Mock, T1)
-        .expect("records");
     // The next analysis words the same patch differently (a revision number moved).
-    let mut reworded = incident.clone();
-    reworded.verification.result = aegis_core::VerificationResult::skipped("not verified");
-    let fix = reworded.fix.as_mut().expect("a fix");
-    fix.summary.push_str(" (reworded)");
-    fix.requires_approval = !fix.requires_approval;
-    store
-        .record(std::slice::from_ref(&reworded), SourceKind::Mock, T2)
-        .expect("records");
-    let stored = store.find(&incident.id).expect("found");
+    let reworded = verified_then_seen_unverified(&store, |incident| {
+        let fix = incident.fix.as_mut().expect("a fix");
+        fix.summary.push_str(" (reworded)");
+        fix.requires_approval = !fix.requires_approval;
+    });
+    let stored = store.find(&reworded.id).expect("found");
     assert_eq!(
         stored.incident.verification.result.verdict,
         Verdict::Successful
@@ -392,7 +387,7 @@ fn the_verdict_stays_with_the_same_patch_whatever_its_summary_says() {
     store
         .record(&[other], SourceKind::Mock, "2026-12-02T20:10:00Z")
         .expect("records");
-    let stored = store.find(&incident.id).expect("found");
+    let stored = store.find(&reworded.id).expect("found");
     assert_eq!(
         stored.incident.verification.result.verdict,
         Verdict::Skipped
