@@ -237,8 +237,9 @@ fn watched(incident: &Incident, state: &ClusterState, selector: Option<&LabelSel
 
 /// One pass over one namespace ([`CLUSTER`]: cluster-scoped workloads): all of it, or only the
 /// workloads what changed concerns ([`aegis_agent::change_scope`]), whose incidents alone are
-/// then recorded and resolved. The analysis reads the whole namespace either way.
-/// Analyzes `namespace` after `changed`, which the detector first heard of at `woke`.
+/// then recorded and resolved. The analysis reads the whole namespace either way. `woke` is
+/// when the detector first heard of what this round analyzes: a new incident's time to
+/// diagnosis counts from it.
 pub(crate) async fn pass(
     context: &Context,
     namespace: &str,

@@ -869,9 +869,64 @@ async fn the_operator_records_verifies_and_resolves_incidents_with_one_leader() 
             .await
             .expect("config");
     let as_operator = kube::Client::try_from(config).expect("a client");
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(as_operator, "demo");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(as_operator.clone(), "demo");
     match secrets.list(&ListParams::default()).await {
         Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
         other => panic!("a Secret list in demo was not refused: {other:?}"),
     }
+    // What RBAC alone would allow it, the chart's admission policy refuses: a namespace that is
+    // not a shadow created or deleted, the shadow role bound in a production namespace.
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(as_operator.clone());
+    let plain: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(json!({"metadata": {"name": "not-a-shadow"}})).expect("namespace");
+    let refused = |what: &str, result: Result<(), kube::Error>| match result {
+        Err(kube::Error::Api(status)) => {
+            assert!(
+                status.message.contains("ValidatingAdmissionPolicy")
+                    && (status.message.contains("only shadow namespaces")
+                        || status.message.contains("only its shadow role")),
+                "{what}: refused by the admission policy: {status:?}"
+            );
+        }
+        other => panic!("{what} was not refused: {other:?}"),
+    };
+    refused(
+        "creating a namespace that is not a shadow",
+        namespaces
+            .create(&PostParams::default(), &plain)
+            .await
+            .map(|_| ()),
+    );
+    refused(
+        "deleting namespace demo",
+        namespaces
+            .delete("demo", &kube::api::DeleteParams::default())
+            .await
+            .map(|_| ()),
+    );
+    let bindings: Api<k8s_openapi::api::rbac::v1::RoleBinding> =
+        Api::namespaced(as_operator, "demo");
+    let binding: k8s_openapi::api::rbac::v1::RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "aegis-shadow", "namespace": "demo"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "aegis-shadow"},
+        "subjects": [{"kind": "ServiceAccount", "name": "aegis", "namespace": NAMESPACE}],
+    }))
+    .expect("binding");
+    refused(
+        "binding the shadow role in demo",
+        bindings
+            .create(&PostParams::default(), &binding)
+            .await
+            .map(|_| ()),
+    );
+    let admin: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    assert!(
+        admin
+            .get_opt("demo")
+            .await
+            .expect("read")
+            .is_some_and(|n| { n.metadata.deletion_timestamp.is_none() })
+    );
+    assert!(admin.get_opt("not-a-shadow").await.expect("read").is_none());
 }
